@@ -1,1 +1,162 @@
-//! TODO
+//! `voxd serve`: start-up (private socket directory, single-instance lock,
+//! stale socket clean-up), signal handling and graceful shutdown. Owns the
+//! daemon's lifetime; the work itself is done by [`crate::control`] and the
+//! subsystems it reaches through its [`Context`].
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Loaded;
+use crate::control::{paths, Context, Server};
+use crate::events::{Event, Events};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("voxd is already running (pid {pid}) with its socket at {socket}; stop it with `voxd shutdown` first")]
+    AlreadyRunning { pid: String, socket: PathBuf },
+    #[error("cannot prepare the socket directory {path}: {source}")]
+    SocketDir { path: PathBuf, source: io::Error },
+    #[error("cannot take the instance lock {path}: {source}")]
+    Lock { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(io::Error),
+}
+
+/// Events kept for subscribers that fall behind.
+const EVENT_BACKLOG: usize = 1024;
+
+/// Runs the daemon until SIGTERM, SIGINT or the `shutdown` command, then
+/// shuts down gracefully: stop accepting, let in-flight requests finish
+/// (up to `daemon.shutdown_grace_secs`), remove the socket.
+pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let socket = paths::socket_path(&config.config.daemon);
+    let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
+    prepare_dir(&socket, custom_socket)?;
+    let _lock = InstanceLock::acquire(&socket)?;
+    let listener = bind(&socket)?;
+
+    let ctx = Arc::new(Context {
+        config,
+        events: Events::new(EVENT_BACKLOG),
+        started,
+        socket: socket.clone(),
+        shutdown: CancellationToken::new(),
+        in_flight: Default::default(),
+        connections: Default::default(),
+    });
+    spawn_signal_handler(ctx.clone())?;
+
+    let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
+    tracing::info!(
+        socket = %socket.display(),
+        profile = %ctx.config.config.profile,
+        pid = std::process::id(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "voxd ready"
+    );
+    ctx.events.publish(Event::new(
+        "daemon.ready",
+        serde_json::json!({ "pid": std::process::id() }),
+    ));
+    Server::new(listener, ctx.clone()).run(grace).await;
+
+    if let Err(e) = fs::remove_file(&socket) {
+        tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");
+    }
+    tracing::info!("voxd stopped");
+    Ok(())
+}
+
+fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {
+    let dir = socket.parent().unwrap_or(Path::new("."));
+    let result = if custom_socket && dir.exists() {
+        Ok(()) // the user's own choice of directory; the socket itself is 0600
+    } else {
+        paths::prepare_private_dir(dir)
+    };
+    result.map_err(|source| DaemonError::SocketDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn bind(socket: &Path) -> Result<UnixListener, DaemonError> {
+    // We hold the instance lock, so a socket file here was left by a voxd
+    // that died without cleaning up.
+    if fs::symlink_metadata(socket).is_ok() {
+        tracing::info!(socket = %socket.display(), "removing a stale socket left by a previous voxd");
+        let _ = fs::remove_file(socket);
+    }
+    let bind_err = |source| DaemonError::Bind {
+        path: socket.to_path_buf(),
+        source,
+    };
+    let listener = UnixListener::bind(socket).map_err(bind_err)?;
+    fs::set_permissions(socket, fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+fn spawn_signal_handler(ctx: Arc<Context>) -> Result<(), DaemonError> {
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => ctx.begin_shutdown("SIGTERM"),
+            _ = int.recv() => ctx.begin_shutdown("SIGINT"),
+            _ = ctx.shutdown.cancelled() => {}
+        }
+    });
+    Ok(())
+}
+
+/// An exclusive `flock` on `<socket>.lock`, held for the daemon's life; the
+/// kernel releases it when the process dies, however it dies.
+struct InstanceLock {
+    _file: File,
+}
+
+impl InstanceLock {
+    fn acquire(socket: &Path) -> Result<InstanceLock, DaemonError> {
+        let path = paths::lock_path(socket);
+        let lock_err = |source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(lock_err)?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(DaemonError::AlreadyRunning {
+                    pid: pid.trim().to_string(),
+                    socket: socket.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(lock_err(e.into())),
+        }
+        file.set_len(0).map_err(lock_err)?;
+        file.rewind().map_err(lock_err)?;
+        writeln!(file, "{}", std::process::id()).map_err(lock_err)?;
+        Ok(InstanceLock { _file: file })
+    }
+}

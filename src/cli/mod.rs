@@ -1,1 +1,97 @@
-//! TODO
+//! The `voxd` command line: `voxd serve` runs the daemon, every other
+//! subcommand is a client of its control socket (or, for `config` and
+//! `models`, works locally without a daemon). One file per command; this
+//! module owns argument parsing and the process's exit code.
+
+mod client;
+mod config;
+mod ping;
+mod serve;
+mod shutdown;
+mod status;
+mod subscribe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LoadOptions, Loaded};
+
+/// voxd: a private, offline voice assistant.
+#[derive(Debug, Parser)]
+#[command(name = "voxd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config file to use instead of $XDG_CONFIG_HOME/voxd/voxd.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Control socket path (overrides daemon.socket).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon in the foreground.
+    Serve(serve::Args),
+    /// Check that the daemon answers.
+    Ping,
+    /// Show the daemon's version, uptime, profile, engines and queues.
+    Status(status::Args),
+    /// Show the effective configuration and where each value came from.
+    #[command(subcommand)]
+    Config(config::Command),
+    /// Print daemon events as JSON lines until interrupted.
+    Subscribe(subscribe::Args),
+    /// Stop the daemon gracefully.
+    Shutdown,
+}
+
+/// Runs the command line and maps errors to a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `voxd config show | head` is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut flags = Vec::new();
+    if let Some(socket) = &cli.socket {
+        flags.push((
+            "daemon.socket".to_string(),
+            toml::Value::String(socket.display().to_string()),
+        ));
+    }
+    if let Command::Serve(args) = &cli.command {
+        flags.extend(args.flags());
+    }
+    let load = || -> anyhow::Result<Loaded> {
+        Ok(crate::config::load(&LoadOptions {
+            config_file: cli.config.clone(),
+            env: LoadOptions::env_from_process(),
+            flags: flags.clone(),
+        })?)
+    };
+    match cli.command {
+        Command::Serve(args) => serve::run(args, load()?),
+        Command::Ping => ping::run(&load()?),
+        Command::Status(args) => status::run(args, &load()?),
+        Command::Config(cmd) => config::run(cmd, load),
+        Command::Subscribe(args) => subscribe::run(args, &load()?),
+        Command::Shutdown => shutdown::run(&load()?),
+    }
+}

@@ -1,0 +1,58 @@
+//! `voxd serve`: runs the daemon in the foreground.
+
+use std::io::IsTerminal;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::Loaded;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Hardware profile: tiny, 2gb, 8gb or workstation (overrides `profile`).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Log format on stderr: text (human), json, or auto (text, coloured on a TTY).
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+impl Args {
+    /// The configuration keys these flags set.
+    pub fn flags(&self) -> Vec<(String, toml::Value)> {
+        self.profile
+            .iter()
+            .map(|p| ("profile".to_string(), toml::Value::String(p.clone())))
+            .collect()
+    }
+}
+
+pub fn run(args: Args, config: Loaded) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.config.daemon.log_level).with_context(|| {
+        format!(
+            "daemon.log_level {:?} is not a log filter (try info, debug or voxd=trace)",
+            config.config.daemon.log_level
+        )
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::daemon::serve(config))?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! `status`: version, uptime, profile, process and queue figures.
+
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::control::protocol::{ControlError, PROTOCOL_VERSION};
+use crate::control::Context;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {}
+
+impl Status {
+    pub fn apply(self, ctx: &Context) -> Result<Value, ControlError> {
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "protocol": PROTOCOL_VERSION,
+            "pid": std::process::id(),
+            "uptime_secs": ctx.started.elapsed().as_secs_f64(),
+            "profile": ctx.config.config.profile,
+            "socket": ctx.socket,
+            "queue_depth": ctx.in_flight.load(Ordering::Relaxed).saturating_sub(1),
+            "connections": ctx.connections.load(Ordering::Relaxed),
+        }))
+    }
+}

@@ -1,0 +1,107 @@
+//! One client connection: read request lines, dispatch each as its own task,
+//! write replies and events back through one writer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::cmd::{self, Session};
+use super::protocol::{ControlError, ErrorCode, Message, MAX_LINE_BYTES};
+use super::Context;
+
+/// Lines queued for a client before its subscriptions start dropping events.
+const OUTBOX: usize = 1024;
+
+pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
+    ctx.connections.fetch_add(1, Ordering::Relaxed);
+    let (read, mut write) = stream.into_split();
+    let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = outbox.recv().await {
+            let mut line = msg.to_line();
+            line.push('\n');
+            if write.write_all(line.as_bytes()).await.is_err() {
+                break; // the client went away
+            }
+        }
+    });
+
+    let closed = CancellationToken::new();
+    let requests = TaskTracker::new();
+    let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    loop {
+        let next = tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            next = lines.next() => next,
+        };
+        match next {
+            None => break,
+            Some(Ok(line)) if line.trim().is_empty() => {}
+            Some(Ok(line)) => {
+                let session = Session {
+                    out: out.clone(),
+                    closed: closed.clone(),
+                };
+                let ctx = ctx.clone();
+                requests.spawn(async move { dispatch(&line, &ctx, session).await });
+            }
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                let error = ControlError::new(
+                    ErrorCode::LineTooLong,
+                    format!("request line longer than {MAX_LINE_BYTES} bytes; closing the connection"),
+                );
+                let _ = out.send(Message::err(Value::Null, error)).await;
+                break;
+            }
+            Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let error = ControlError::new(ErrorCode::ParseError, "request line is not UTF-8");
+                let _ = out.send(Message::err(Value::Null, error)).await;
+            }
+            Some(Err(LinesCodecError::Io(e))) => {
+                tracing::debug!(error = %e, "connection read failed");
+                break;
+            }
+        }
+    }
+    // Requests already read still get their replies; then subscriptions end.
+    requests.close();
+    requests.wait().await;
+    closed.cancel();
+    drop(out);
+    let _ = writer.await;
+    ctx.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Parses one request line, runs its command and sends the reply.
+async fn dispatch(line: &str, ctx: &Context, session: Session) {
+    let (id, command) = match cmd::parse(line) {
+        Ok(parsed) => parsed,
+        Err((id, error)) => {
+            let _ = session.out.send(Message::err(id, error)).await;
+            return;
+        }
+    };
+    if ctx.shutdown.is_cancelled() {
+        let error = ControlError::new(ErrorCode::ShuttingDown, "voxd is shutting down");
+        let _ = session.out.send(Message::err(id, error)).await;
+        return;
+    }
+    ctx.in_flight.fetch_add(1, Ordering::Relaxed);
+    let reply = match command.apply(ctx, &session, &id).await {
+        Ok(Some(result)) => Some(Message::ok(id, result)),
+        Ok(None) => None, // the handler replied itself
+        Err(error) => Some(Message::err(id, error)),
+    };
+    ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if let Some(reply) = reply {
+        let _ = session.out.send(reply).await;
+    }
+}
