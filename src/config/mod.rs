@@ -27,9 +27,18 @@ pub const DEFAULTS_TOML: &str = include_str!("../../config/voxd.toml");
 
 /// The shipped profiles, compiled in: (name, file contents).
 const PROFILES: [(Profile, &str); 4] = [
-    (Profile::Tiny, include_str!("../../config/profiles/tiny.toml")),
-    (Profile::TwoGb, include_str!("../../config/profiles/2gb.toml")),
-    (Profile::EightGb, include_str!("../../config/profiles/8gb.toml")),
+    (
+        Profile::Tiny,
+        include_str!("../../config/profiles/tiny.toml"),
+    ),
+    (
+        Profile::TwoGb,
+        include_str!("../../config/profiles/2gb.toml"),
+    ),
+    (
+        Profile::EightGb,
+        include_str!("../../config/profiles/8gb.toml"),
+    ),
     (
         Profile::Workstation,
         include_str!("../../config/profiles/workstation.toml"),
@@ -57,7 +66,9 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// The `VOXD_*` variables of this process.
     pub fn env_from_process() -> Vec<(String, String)> {
-        std::env::vars().filter(|(k, _)| k.starts_with("VOXD_")).collect()
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with("VOXD_"))
+            .collect()
     }
 }
 
@@ -129,14 +140,20 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         .into_iter()
         .map(|(k, _)| (k, Origin::Default))
         .collect();
-    for layer in [Some(&profile_layer), file.as_ref(), Some(&env), Some(&flags)]
-        .into_iter()
-        .flatten()
+    for layer in [
+        Some(&profile_layer),
+        file.as_ref(),
+        Some(&env),
+        Some(&flags),
+    ]
+    .into_iter()
+    .flatten()
     {
         layer.check_keys(&defaults)?;
         layer.check_types(&defaults.table)?;
         for (key, _) in layer::leaves(&layer.table) {
-            origins.insert(key, layer.origin.clone());
+            let origin = layer.origin_of(&key);
+            origins.insert(key, origin);
         }
         layer::merge(&mut merged, &layer.table);
     }
@@ -160,16 +177,13 @@ fn read_file_layer(path: &Path) -> Result<Layer, ConfigError> {
 }
 
 fn profile_from_value(layer: &Layer, value: &toml::Value) -> Result<Profile, ConfigError> {
-    value
-        .as_str()
-        .and_then(Profile::from_name)
-        .ok_or_else(|| {
-            let allowed: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
-            layer.error_at(
-                "profile",
-                format!("unknown profile {value}; allowed: {}", allowed.join(", ")),
-            )
-        })
+    value.as_str().and_then(Profile::from_name).ok_or_else(|| {
+        let allowed: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+        layer.error_at(
+            "profile",
+            format!("unknown profile {value}; allowed: {}", allowed.join(", ")),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -194,7 +208,10 @@ mod tests {
         for profile in Profile::ALL {
             let loaded = load(&opts_env(&[("VOXD_PROFILE", profile.name())])).unwrap();
             assert_eq!(loaded.config.profile, profile);
-            assert!(matches!(loaded.origins["profile"], Origin::Env(_)));
+            assert_eq!(
+                loaded.origins["profile"],
+                Origin::Env("VOXD_PROFILE".into())
+            );
         }
     }
 
@@ -233,10 +250,16 @@ mod tests {
         assert!(msg.contains("engines.llm.threads"), "{msg}");
 
         let err = load(&opts_env(&[("VOXD_ENGINES_LLM_THREAD", "2")])).unwrap_err();
-        assert!(err.to_string().contains("VOXD_ENGINES_LLM_THREADS"), "{err}");
+        assert!(
+            err.to_string().contains("VOXD_ENGINES_LLM_THREADS"),
+            "{err}"
+        );
 
         let err = load(&opts_env(&[("VOXD_PROFILE", "huge")])).unwrap_err();
-        assert!(err.to_string().contains("tiny, 2gb, 8gb, workstation"), "{err}");
+        assert!(
+            err.to_string().contains("tiny, 2gb, 8gb, workstation"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -294,8 +317,14 @@ mod tests {
         assert_eq!(c.engines.memory_budget_mb, 6);
         assert_eq!(c.engines.llm.context, 4096);
         assert_eq!(c.daemon.log_level, "debug");
-        assert_eq!(loaded.origins["engines.idle_unload_secs"], Origin::File(path));
-        assert!(matches!(loaded.origins["daemon.log_level"], Origin::Flag(_)));
+        assert_eq!(
+            loaded.origins["engines.idle_unload_secs"],
+            Origin::File(path)
+        );
+        assert!(matches!(
+            loaded.origins["daemon.log_level"],
+            Origin::Flag(_)
+        ));
         assert_eq!(loaded.entries().len(), loaded.origins.len());
     }
 

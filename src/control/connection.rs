@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,7 +36,8 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
 
     let closed = CancellationToken::new();
     let requests = TaskTracker::new();
-    let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), vec![], MAX_LINE_BYTES);
+    let mut lines = FramedRead::new(read, codec);
     loop {
         let next = tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
@@ -44,8 +45,16 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
         };
         match next {
             None => break,
-            Some(Ok(line)) if line.trim().is_empty() => {}
-            Some(Ok(line)) => {
+            Some(Ok(bytes)) => {
+                let Ok(line) = String::from_utf8(bytes.to_vec()) else {
+                    let error =
+                        ControlError::new(ErrorCode::ParseError, "request line is not UTF-8");
+                    let _ = out.send(Message::err(Value::Null, error)).await;
+                    continue;
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
                 let session = Session {
                     out: out.clone(),
                     closed: closed.clone(),
@@ -53,19 +62,17 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                 let ctx = ctx.clone();
                 requests.spawn(async move { dispatch(&line, &ctx, session).await });
             }
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                 let error = ControlError::new(
                     ErrorCode::LineTooLong,
-                    format!("request line longer than {MAX_LINE_BYTES} bytes; closing the connection"),
+                    format!(
+                        "request line longer than {MAX_LINE_BYTES} bytes; closing the connection"
+                    ),
                 );
                 let _ = out.send(Message::err(Value::Null, error)).await;
                 break;
             }
-            Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-                let error = ControlError::new(ErrorCode::ParseError, "request line is not UTF-8");
-                let _ = out.send(Message::err(Value::Null, error)).await;
-            }
-            Some(Err(LinesCodecError::Io(e))) => {
+            Some(Err(AnyDelimiterCodecError::Io(e))) => {
                 tracing::debug!(error = %e, "connection read failed");
                 break;
             }

@@ -31,7 +31,11 @@ pub fn lock_path(socket: &Path) -> PathBuf {
 /// Creates the socket's directory as 0700, or checks an existing one: it
 /// must be a real directory owned by this user, and is tightened to 0700.
 pub fn prepare_private_dir(dir: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).recursive(true).create(dir) {
+    match fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(dir)
+    {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e),

@@ -50,10 +50,7 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!(
-                "connections still busy after {:?}; closing them",
-                grace
-            );
+            tracing::warn!("connections still busy after {:?}; closing them", grace);
         }
     }
 }

@@ -155,10 +155,22 @@ mod tests {
     fn bad_requests_get_precise_codes() {
         assert_eq!(code("{nope"), (Value::Null, ErrorCode::ParseError));
         assert_eq!(code("[1,2]"), (Value::Null, ErrorCode::InvalidRequest));
-        assert_eq!(code(r#"{"cmd":"ping"}"#), (Value::Null, ErrorCode::InvalidRequest));
-        assert_eq!(code(r#"{"id":{},"cmd":"ping"}"#), (Value::Null, ErrorCode::InvalidRequest));
-        assert_eq!(code(r#"{"id":1}"#), (Value::from(1), ErrorCode::InvalidRequest));
-        assert_eq!(code(r#"{"id":1,"cmd":5}"#), (Value::from(1), ErrorCode::InvalidRequest));
+        assert_eq!(
+            code(r#"{"cmd":"ping"}"#),
+            (Value::Null, ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            code(r#"{"id":{},"cmd":"ping"}"#),
+            (Value::Null, ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            code(r#"{"id":1}"#),
+            (Value::from(1), ErrorCode::InvalidRequest)
+        );
+        assert_eq!(
+            code(r#"{"id":1,"cmd":5}"#),
+            (Value::from(1), ErrorCode::InvalidRequest)
+        );
         assert_eq!(
             code(r#"{"id":1,"cmd":"fly"}"#),
             (Value::from(1), ErrorCode::UnknownCommand)

@@ -1,0 +1,320 @@
+//! The daemon and its control socket, end to end: the real `voxd` binary on
+//! a real Unix socket in a temporary runtime directory.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+
+use serde_json::{json, Value};
+use support::{Conn, Daemon, Home};
+
+#[test]
+fn every_command_answers_with_its_id() {
+    let daemon = Daemon::start("");
+    let mut conn = daemon.connect();
+
+    let pong = conn.ok("ping", json!({}));
+    assert_eq!(pong, json!({ "pong": true, "protocol": 1 }));
+
+    let status = conn.ok("status", json!({}));
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["profile"], "tiny");
+    assert_eq!(status["pid"], json!(daemon.child.id()));
+    assert!(status["uptime_secs"].as_f64().unwrap() >= 0.0);
+    assert_eq!(status["queue_depth"], 0);
+    assert_eq!(status["socket"], json!(daemon.home.socket()));
+
+    let config = conn.ok("config", json!({}));
+    assert_eq!(config["config"]["profile"], "tiny");
+    assert_eq!(config["config"]["engines"]["memory_budget_mb"], 800);
+    assert_eq!(
+        config["origins"]["engines.memory_budget_mb"],
+        "profile tiny (config/profiles/tiny.toml)"
+    );
+
+    // Ids may be strings or numbers and come back unchanged.
+    conn.send_raw(b"{\"id\":\"abc\",\"cmd\":\"ping\"}\n");
+    assert_eq!(conn.read().unwrap()["id"], "abc");
+}
+
+#[test]
+fn config_layers_reach_the_daemon_with_their_origins() {
+    let home = Home::new("[engines]\nidle_unload_secs = 42\n");
+    let daemon = Daemon::start_with_env(home, &[("VOXD_PROFILE", "2gb")]);
+    let config = daemon.connect().ok("config", json!({}));
+    assert_eq!(config["config"]["profile"], "2gb");
+    assert_eq!(config["config"]["engines"]["idle_unload_secs"], 42);
+    assert_eq!(config["config"]["engines"]["memory_budget_mb"], 1600);
+    assert_eq!(
+        config["origins"]["profile"],
+        "environment variable VOXD_PROFILE"
+    );
+    let file = daemon.home.path().join("voxd.toml");
+    assert_eq!(
+        config["origins"]["engines.idle_unload_secs"],
+        json!(file.display().to_string())
+    );
+}
+
+#[test]
+fn bad_requests_get_error_replies_and_the_connection_stays_usable() {
+    let daemon = Daemon::start("");
+    let mut conn = daemon.connect();
+    let cases: &[(&str, Value, &str)] = &[
+        ("{not json", Value::Null, "parse_error"),
+        ("[1, 2, 3]", Value::Null, "invalid_request"),
+        (r#"{"cmd":"ping"}"#, Value::Null, "invalid_request"),
+        (r#"{"id":[1],"cmd":"ping"}"#, Value::Null, "invalid_request"),
+        (r#"{"id":5}"#, json!(5), "invalid_request"),
+        (r#"{"id":6,"cmd":"fly"}"#, json!(6), "unknown_command"),
+        (r#"{"id":7,"cmd":42}"#, json!(7), "invalid_request"),
+        (
+            r#"{"id":8,"cmd":"subscribe","events":"all"}"#,
+            json!(8),
+            "invalid_params",
+        ),
+        (
+            r#"{"id":9,"cmd":"status","verbose":1}"#,
+            json!(9),
+            "invalid_params",
+        ),
+    ];
+    for (line, id, code) in cases {
+        conn.send_raw(format!("{line}\n").as_bytes());
+        let reply = conn.read().expect("connection stays open");
+        assert_eq!(reply["ok"], json!(false), "{line}: {reply}");
+        assert_eq!(reply["id"], *id, "{line}: {reply}");
+        assert_eq!(reply["error"]["code"], *code, "{line}: {reply}");
+        assert!(!reply["error"]["message"].as_str().unwrap().is_empty());
+        // Still usable after every bad line.
+        assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+    }
+    // Invalid UTF-8 and blank lines.
+    conn.send_raw(b"\xff\xfe\n\n   \n");
+    assert_eq!(conn.read().unwrap()["error"]["code"], "parse_error");
+    assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+    assert!(daemon.log().contains("voxd ready"));
+}
+
+#[test]
+fn an_oversized_line_is_refused_and_only_that_connection_closed() {
+    let daemon = Daemon::start("");
+    let mut other = daemon.connect();
+    let mut conn = daemon.connect();
+    let mut big = vec![b'x'; 1024 * 1024 + 10];
+    big.push(b'\n');
+    // The daemon may close before reading it all; that is the point.
+    let _ = conn.try_send_raw(&big);
+    let reply = conn.read().expect("an error reply before closing");
+    assert_eq!(reply["error"]["code"], "line_too_long");
+    assert_eq!(conn.read(), None, "the connection is closed");
+    assert_eq!(other.ok("ping", json!({}))["pong"], true);
+    // A line just under the limit is read and answered normally.
+    let mut conn = daemon.connect();
+    let padding = "x".repeat(1024 * 1024 - 100);
+    conn.send_raw(format!("{{\"id\":1,\"cmd\":\"ping\",\"pad\":\"{padding}\"}}\n").as_bytes());
+    assert_eq!(conn.read().unwrap()["error"]["code"], "invalid_params");
+}
+
+#[test]
+fn sixty_four_clients_at_once_do_not_block_each_other() {
+    let daemon = Daemon::start("");
+    // A client that sends half a line and stalls must not hold anyone up.
+    let mut stalled = daemon.connect();
+    stalled.send_raw(b"{\"id\":1,\"cmd\":\"pi");
+    let socket = daemon.home.socket();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(64));
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let socket = socket.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut conn = Conn::connect(&socket);
+                barrier.wait(); // all 64 connected at the same time
+                for _ in 0..10 {
+                    assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+                }
+                let status = conn.ok("status", json!({}));
+                assert!(
+                    status["connections"].as_u64().unwrap() >= 2,
+                    "{i}: {status}"
+                );
+                status["connections"].as_u64().unwrap()
+            })
+        })
+        .collect();
+    let most = clients
+        .into_iter()
+        .map(|c| c.join().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        most >= 64,
+        "64 clients were connected at once, status saw {most}"
+    );
+    stalled.send_raw(b"ng\"}\n");
+    assert_eq!(stalled.read().unwrap()["result"]["pong"], true);
+}
+
+#[test]
+fn socket_is_private() {
+    let daemon = Daemon::start("");
+    let socket = daemon.home.socket();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+}
+
+#[test]
+fn an_existing_too_open_socket_dir_is_tightened() {
+    let home = Home::new("");
+    let dir = home.path().join("run/voxd");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let _daemon = Daemon::start_in(home);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn subscribers_receive_events_tagged_with_their_id() {
+    let mut daemon = Daemon::start("");
+    let mut sub = daemon.connect();
+    sub.send_raw(b"{\"id\":\"s1\",\"cmd\":\"subscribe\",\"events\":[\"daemon.\"]}\n");
+    let reply = sub.read().unwrap();
+    assert_eq!(
+        reply,
+        json!({"id":"s1","ok":true,"result":{"subscribed":["daemon."]}})
+    );
+    let status = daemon.terminate();
+    assert!(status.success(), "{status}: {}", daemon.log());
+    let event = sub.read().expect("the shutdown event");
+    assert_eq!(event["id"], "s1");
+    assert_eq!(event["event"], "daemon.shutdown");
+    assert_eq!(event["data"]["reason"], "SIGTERM");
+    assert_eq!(sub.read(), None, "closed after shutdown");
+}
+
+#[test]
+fn shutdown_command_stops_the_daemon_and_removes_the_socket() {
+    let mut daemon = Daemon::start("");
+    let socket = daemon.home.socket();
+    let (ok, out, err) = daemon.home.run(&["shutdown"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "voxd stopped");
+    assert!(daemon.wait_exit().success());
+    assert!(!socket.exists(), "socket removed");
+    assert!(daemon.log().contains("voxd stopped"));
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_removes_the_socket() {
+    let mut daemon = Daemon::start("");
+    let socket = daemon.home.socket();
+    let mut conn = daemon.connect();
+    assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+    assert!(!socket.exists());
+    assert!(UnixStream::connect(&socket).is_err());
+}
+
+#[test]
+fn a_second_instance_is_refused_and_the_first_keeps_serving() {
+    let daemon = Daemon::start("");
+    let out = daemon.home.voxd(&["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains(&daemon.child.id().to_string()), "{err}");
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+}
+
+#[test]
+fn a_stale_socket_from_a_killed_daemon_is_recovered() {
+    let home = Home::new("");
+    let socket = home.socket();
+    let mut first = Daemon::start_in(home);
+    first.child.kill().unwrap(); // SIGKILL: no clean-up at all
+    first.child.wait().unwrap();
+    assert!(socket.exists(), "a dead daemon leaves its socket behind");
+    let home = std::mem::replace(&mut first.home, Home::new(""));
+    let second = Daemon::start_in(home);
+    assert_eq!(second.connect().ok("ping", json!({}))["pong"], true);
+    assert!(second.log().contains("stale socket"), "{}", second.log());
+}
+
+#[test]
+fn a_bad_config_stops_the_daemon_before_it_starts() {
+    let home = Home::new("[engines]\nmemory_budget_mb = \"lots\"\n");
+    let out = home.voxd(&["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = home.path().join("voxd.toml");
+    assert!(err.contains(&format!("{}:2:", file.display())), "{err}");
+    assert!(err.contains("engines.memory_budget_mb"), "{err}");
+    assert!(!home.socket().exists(), "nothing half-started");
+
+    let out = home
+        .voxd(&["serve"])
+        .env("VOXD_ENGINES_STT_THREADS", "-1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn client_commands_print_readable_output() {
+    let daemon = Daemon::start("");
+    let (ok, out, err) = daemon.home.run(&["ping"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "pong (protocol 1)");
+    let (ok, out, _) = daemon.home.run(&["status"]);
+    assert!(ok);
+    assert!(out.contains("profile: tiny"), "{out}");
+    let (ok, out, _) = daemon.home.run(&["status", "--json"]);
+    assert!(ok);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["profile"], "tiny");
+}
+
+#[test]
+fn clients_explain_when_no_daemon_runs() {
+    let home = Home::new("");
+    let (ok, _, err) = home.run(&["status"]);
+    assert!(!ok);
+    assert!(err.contains("is it running?"), "{err}");
+    assert!(err.contains(home.socket().to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn config_show_prints_every_key_with_its_origin() {
+    let home = Home::new("profile = \"8gb\"\n");
+    let (ok, out, err) = home.run(&["config", "show"]);
+    assert!(ok, "{err}");
+    let file = home.path().join("voxd.toml");
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} missing in\n{out}"))
+            .to_string()
+    };
+    assert!(line("profile").ends_with(&format!("# {}", file.display())));
+    assert!(line("engines.llm.context").contains("4096"));
+    assert!(line("engines.llm.context").ends_with("# profile 8gb (config/profiles/8gb.toml)"));
+    assert!(line("daemon.log_level").ends_with("# built-in default (config/voxd.toml)"));
+
+    let out = home
+        .voxd(&["config", "show", "--json"])
+        .env("VOXD_ENGINES_LLM_THREADS", "3")
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["config"]["engines"]["llm"]["threads"], 3);
+    assert_eq!(
+        shown["origins"]["engines.llm.threads"],
+        "environment variable VOXD_ENGINES_LLM_THREADS"
+    );
+}

@@ -1,0 +1,222 @@
+//! Test support: a real `voxd serve` in a private temporary home, and a
+//! line-oriented client of its real control socket.
+
+#![allow(dead_code)] // each test file uses its own part of this module
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The `voxd` binary under test.
+pub fn voxd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_voxd"))
+}
+
+/// A worker binary built by `cargo build --workspace` beside `voxd`.
+pub fn worker_bin(name: &str) -> PathBuf {
+    let path = voxd_bin().with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// A private home for one daemon: runtime, config, data and cache dirs.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new(config_toml: &str) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["run", "config", "data", "cache"] {
+            fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        fs::write(dir.path().join("voxd.toml"), config_toml).unwrap();
+        Home { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/voxd/voxd.sock")
+    }
+
+    /// `voxd <args>` in this home, with no VOXD_* leaking in from outside.
+    pub fn voxd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(voxd_bin());
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("VOXD_")) {
+            cmd.env_remove(key);
+        }
+        cmd.env("HOME", self.path())
+            .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
+            .env("XDG_CACHE_HOME", self.path().join("cache"))
+            .arg("--config")
+            .arg(self.path().join("voxd.toml"))
+            .args(args);
+        cmd
+    }
+
+    /// Runs a client command to completion: (success, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.voxd(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A running `voxd serve`, killed on drop.
+pub struct Daemon {
+    pub home: Home,
+    pub child: Child,
+}
+
+impl Daemon {
+    pub fn start(config_toml: &str) -> Daemon {
+        Daemon::start_in(Home::new(config_toml))
+    }
+
+    pub fn start_in(home: Home) -> Daemon {
+        Daemon::start_with_env(home, &[])
+    }
+
+    pub fn start_with_env(home: Home, env: &[(&str, &str)]) -> Daemon {
+        let log = fs::File::create(home.path().join("voxd.log")).unwrap();
+        let child = home
+            .voxd(&["serve", "--log-format", "text"])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut daemon = Daemon { home, child };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("voxd serve exited with {status}:\n{}", self.log());
+            }
+            if UnixStream::connect(self.home.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("voxd serve did not become ready:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.home.path().join("voxd.log")).unwrap_or_default()
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::connect(&self.home.socket())
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        self.wait_exit()
+    }
+
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("voxd did not exit:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One connection to the control socket.
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+impl Conn {
+    pub fn connect(socket: &Path) -> Conn {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Conn {
+            writer: stream.try_clone().unwrap(),
+            reader: BufReader::new(stream),
+            next_id: 1000,
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// The next line from voxd as JSON, or `None` on EOF.
+    pub fn read(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("voxd sends JSON lines")),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read from voxd failed: {e}"),
+        }
+    }
+
+    /// Sends `{"id": <fresh>, "cmd": cmd, ...args}` and returns voxd's reply.
+    pub fn request(&mut self, cmd: &str, args: Value) -> Value {
+        self.next_id += 1;
+        let id = json!(self.next_id);
+        let mut req = json!({ "id": id, "cmd": cmd });
+        req.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().cloned().unwrap_or_default());
+        self.send_raw(format!("{req}\n").as_bytes());
+        loop {
+            let msg = self.read().expect("voxd closed the connection");
+            if msg["id"] == id && msg.get("event").is_none() {
+                return msg;
+            }
+        }
+    }
+
+    /// The result of a successful request.
+    pub fn ok(&mut self, cmd: &str, args: Value) -> Value {
+        let reply = self.request(cmd, args);
+        assert_eq!(reply["ok"], json!(true), "{cmd} failed: {reply}");
+        reply["result"].clone()
+    }
+}
