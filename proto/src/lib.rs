@@ -120,8 +120,7 @@ impl Frame {
 
     /// An `error{text, code}` frame.
     pub fn error(code: &str, text: impl Into<String>) -> Frame {
-        Frame::new(kind::ERROR)
-            .with_data(serde_json::json!({ "text": text.into(), "code": code }))
+        Frame::new(kind::ERROR).with_data(serde_json::json!({ "text": text.into(), "code": code }))
     }
 
     /// Whether this frame ends a reply (`done` or `error`).
@@ -192,7 +191,10 @@ where
 {
     let mut line = Vec::new();
     let limit = MAX_HEADER_LEN as u64;
-    let n = (&mut *reader).take(limit).read_until(b'\n', &mut line).await?;
+    let n = (&mut *reader)
+        .take(limit)
+        .read_until(b'\n', &mut line)
+        .await?;
     if n == 0 {
         return Ok(None);
     }
@@ -267,7 +269,10 @@ where
     R: AsyncBufRead + Unpin,
 {
     let mut buf = Vec::with_capacity(len.min(1 << 20));
-    let got = (&mut *reader).take(len as u64).read_to_end(&mut buf).await?;
+    let got = (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await?;
     if got < len {
         return Err(ProtoError::Truncated {
             part,
@@ -286,12 +291,12 @@ where
     let data = match &frame.data {
         Value::Null => Vec::new(),
         Value::Object(map) if map.is_empty() => Vec::new(),
-        Value::Object(_) => serde_json::to_vec(&frame.data).map_err(|source| {
-            ProtoError::BadData {
+        Value::Object(_) => {
+            serde_json::to_vec(&frame.data).map_err(|source| ProtoError::BadData {
                 kind: frame.kind.clone(),
                 source,
-            }
-        })?,
+            })?
+        }
         _ => {
             return Err(ProtoError::DataNotObject {
                 kind: frame.kind.clone(),
@@ -410,17 +415,42 @@ mod tests {
         let nl = full.iter().position(|&b| b == b'\n').expect("newline");
         // Inside the header line.
         let err = decode_all(&full[..nl]).await.expect_err("truncated");
-        assert!(matches!(err, ProtoError::Truncated { part: "header line", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ProtoError::Truncated {
+                    part: "header line",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // Inside the data.
         let err = decode_all(&full[..nl + 3]).await.expect_err("truncated");
         assert!(
-            matches!(err, ProtoError::Truncated { part: "data", expected: 7, got: 2 }),
+            matches!(
+                err,
+                ProtoError::Truncated {
+                    part: "data",
+                    expected: 7,
+                    got: 2
+                }
+            ),
             "{err}"
         );
         // Inside the payload.
-        let err = decode_all(&full[..full.len() - 1]).await.expect_err("truncated");
+        let err = decode_all(&full[..full.len() - 1])
+            .await
+            .expect_err("truncated");
         assert!(
-            matches!(err, ProtoError::Truncated { part: "payload", expected: 10, got: 9 }),
+            matches!(
+                err,
+                ProtoError::Truncated {
+                    part: "payload",
+                    expected: 10,
+                    got: 9
+                }
+            ),
             "{err}"
         );
     }
@@ -432,17 +462,25 @@ mod tests {
         assert!(matches!(err, ProtoError::HeaderTooLong { .. }), "{err}");
 
         let big_data = format!("{{\"type\":\"x\",\"data_length\":{}}}\n", MAX_DATA_LEN + 1);
-        let err = decode_all(big_data.as_bytes()).await.expect_err("data limit");
+        let err = decode_all(big_data.as_bytes())
+            .await
+            .expect_err("data limit");
         assert!(matches!(err, ProtoError::DataTooLong { .. }), "{err}");
 
-        let big_payload =
-            format!("{{\"type\":\"x\",\"payload_length\":{}}}\n", MAX_PAYLOAD_LEN + 1);
-        let err = decode_all(big_payload.as_bytes()).await.expect_err("payload limit");
+        let big_payload = format!(
+            "{{\"type\":\"x\",\"payload_length\":{}}}\n",
+            MAX_PAYLOAD_LEN + 1
+        );
+        let err = decode_all(big_payload.as_bytes())
+            .await
+            .expect_err("payload limit");
         assert!(matches!(err, ProtoError::PayloadTooLong { .. }), "{err}");
 
         let mut out = Vec::new();
         let frame = Frame::new("x").with_payload(vec![0; MAX_PAYLOAD_LEN + 1]);
-        let err = write_frame(&mut out, &frame).await.expect_err("write limit");
+        let err = write_frame(&mut out, &frame)
+            .await
+            .expect_err("write limit");
         assert!(matches!(err, ProtoError::PayloadTooLong { .. }), "{err}");
         assert!(out.is_empty());
     }
@@ -451,7 +489,9 @@ mod tests {
     async fn garbage() {
         let err = decode_all(b"hello there\n").await.expect_err("garbage");
         assert!(matches!(err, ProtoError::BadHeader { .. }), "{err}");
-        let err = decode_all(b"{\"version\":\"1\"}\n").await.expect_err("no type");
+        let err = decode_all(b"{\"version\":\"1\"}\n")
+            .await
+            .expect_err("no type");
         assert!(matches!(err, ProtoError::BadHeader { .. }), "{err}");
         let err = decode_all(b"\xff\xfe\n").await.expect_err("not utf8");
         assert!(matches!(err, ProtoError::HeaderNotUtf8), "{err}");
