@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tokio::sync::watch;
 use voxd_proto::kind;
 
 use super::rss::RssProbe;
@@ -103,6 +104,8 @@ pub(crate) struct Supervisor {
     pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
     queued: AtomicUsize,
     slot: Mutex<Slot>,
+    /// Wakes the health/idle monitor on every state change.
+    state_tx: watch::Sender<EngineState>,
 }
 
 /// Counts a request waiting for the turn while it lives.
@@ -128,6 +131,7 @@ impl Supervisor {
             events,
             turn: Arc::new(tokio::sync::Mutex::new(())),
             queued: AtomicUsize::new(0),
+            state_tx: watch::Sender::new(EngineState::Stopped),
             slot: Mutex::new(Slot {
                 state: EngineState::Stopped,
                 worker: None,
@@ -158,6 +162,7 @@ impl Supervisor {
             return;
         }
         slot.state = state;
+        self.state_tx.send_replace(state);
         let pid = slot.worker.as_ref().map(|w| w.pid());
         tracing::info!(engine = %self.name, ?state, ?pid, error, "engine state");
         let mut data = json!({ "engine": self.name, "state": state, "pid": pid });
@@ -433,6 +438,7 @@ impl Supervisor {
     fn spawn_monitor(self: &Arc<Self>, worker: Arc<Worker>) {
         let weak = Arc::downgrade(self);
         let settings = self.settings.clone();
+        let mut state_rx = self.state_tx.subscribe();
         tokio::spawn(async move {
             let mut next_ping = settings.health_interval.map(|i| Instant::now() + i);
             loop {
@@ -450,6 +456,13 @@ impl Supervisor {
                 };
                 tokio::select! {
                     _ = worker.wait_exit() => return,
+                    changed = state_rx.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        // Recompute the deadlines (e.g. the idle one after a request).
+                        continue;
+                    }
                     () = sleep => {}
                 }
                 let Some(sup) = weak.upgrade() else { return };
