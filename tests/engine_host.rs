@@ -289,6 +289,24 @@ async fn crash_mid_request_gives_a_precise_error_then_restarts() {
     host.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_worker_breaking_the_protocol_is_killed() {
+    let host = host(&config(&[], &[]));
+    let reply = within(host.request("stt", Frame::new("garbage")))
+        .await
+        .expect("request");
+    let pid = reply.pid();
+    let err = within(reply.collect()).await.expect_err("protocol error");
+    assert!(matches!(err, EngineError::Faulty { .. }), "{err}");
+    assert!(err.to_string().contains("protocol error"), "{err}");
+    assert!(!alive(pid));
+    assert_eq!(status_of(&host, "stt").state, EngineState::Backoff);
+    within(async { host.request("stt", echo(json!({}))).await?.collect().await })
+        .await
+        .expect("request after the fault");
+    host.shutdown().await;
+}
+
 fn with_health(mut cfg: EnginesConfig) -> EnginesConfig {
     cfg.health_interval_secs = 1;
     cfg.health_timeout_secs = 1;

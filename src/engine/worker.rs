@@ -277,6 +277,7 @@ impl Worker {
     /// then killed. Returns the exit status text.
     pub(crate) async fn stop(&self, grace: Duration) -> String {
         lock(&self.reason).get_or_insert(EndReason::Stopped);
+        let deadline = tokio::time::Instant::now() + grace;
         let polite = async {
             let mut stdin = self.stdin.lock().await;
             if let Some(w) = stdin.as_mut() {
@@ -285,8 +286,8 @@ impl Worker {
             *stdin = None;
         };
         // A hung worker with a full pipe must not block the stop.
-        let _ = tokio::time::timeout(grace, polite).await;
-        if let Ok(status) = tokio::time::timeout(grace, self.wait_exit()).await {
+        let _ = tokio::time::timeout_at(deadline, polite).await;
+        if let Ok(status) = tokio::time::timeout_at(deadline, self.wait_exit()).await {
             return status;
         }
         tracing::warn!(

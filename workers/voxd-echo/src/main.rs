@@ -16,6 +16,7 @@
 //! - `fail{text?}`: replies `error{code:"failed", text}`;
 //! - `crash`: aborts the process at once;
 //! - `hang`: stops reading and answering anything, pings included;
+//! - `garbage`: writes a line that is not a frame header to stdout;
 //! - `describe` → `info`, `ping` → `pong`, `stop` or end of stdin → exit 0.
 
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{BufReader, Stdout};
+use tokio::io::{AsyncWriteExt, BufReader, Stdout};
 use tokio::sync::{mpsc, Mutex};
 use voxd_proto::{kind, read_frame, write_frame, Frame};
 
@@ -128,6 +129,11 @@ async fn main() -> ExitCode {
             kind::CANCEL => cancelled.store(true, Ordering::SeqCst),
             kind::STOP => break,
             "crash" => std::process::abort(),
+            "garbage" => {
+                let mut out = out.lock().await;
+                let _ = out.write_all(b"this is not a frame\n").await;
+                let _ = out.flush().await;
+            }
             "hang" => {
                 eprintln!("voxd-echo: hanging as asked");
                 // Stop everything, pings included, holding stdout so the
