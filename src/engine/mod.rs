@@ -85,7 +85,9 @@ pub enum EngineState {
 /// One engine in [`Host::status`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineStatus {
+    /// Engine name, as in the config (`stt`, `llm`).
     pub name: String,
+    /// Where it is in its life.
     pub state: EngineState,
     /// Pid of the worker process, while there is one.
     pub pid: Option<u32>,
