@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
+use crate::engine;
 use crate::events::{Event, Events};
 
 /// Why the daemon could not start.
@@ -38,7 +39,8 @@ const EVENT_BACKLOG: usize = 1024;
 
 /// Runs the daemon until SIGTERM, SIGINT or the `shutdown` command, then
 /// shuts down gracefully: stop accepting, let in-flight requests finish
-/// (up to `daemon.shutdown_grace_secs`), remove the socket.
+/// (up to `daemon.shutdown_grace_secs`), stop the engine workers, remove the
+/// socket.
 pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let started = Instant::now();
     let socket = paths::socket_path(&config.config.daemon);
@@ -47,9 +49,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let _lock = InstanceLock::acquire(&socket)?;
     let listener = bind(&socket)?;
 
+    let events = Events::new(EVENT_BACKLOG);
+    let engines = engine::Host::new(&config.config.engines, events.clone());
     let ctx = Arc::new(Context {
         config,
-        events: Events::new(EVENT_BACKLOG),
+        events,
+        engines,
         started,
         socket: socket.clone(),
         shutdown: CancellationToken::new(),
@@ -71,6 +76,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         serde_json::json!({ "pid": std::process::id() }),
     ));
     Server::new(listener, ctx.clone()).run(grace).await;
+    ctx.engines.shutdown().await;
 
     if let Err(e) = fs::remove_file(&socket) {
         tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");

@@ -5,6 +5,7 @@
 
 mod client;
 mod config;
+mod engine;
 mod ping;
 mod serve;
 mod shutdown;
@@ -43,6 +44,8 @@ enum Command {
     /// Show the effective configuration and where each value came from.
     #[command(subcommand)]
     Config(config::Command),
+    /// Start (preload) or stop an engine worker.
+    Engine(engine::Args),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
@@ -91,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ping => ping::run(&load()?),
         Command::Status(args) => status::run(args, &load()?),
         Command::Config(cmd) => config::run(cmd, load),
+        Command::Engine(args) => engine::run(args, &load()?),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
     }

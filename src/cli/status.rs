@@ -24,17 +24,50 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
 
 fn render(s: &Value) -> String {
     let uptime = s["uptime_secs"].as_f64().unwrap_or(0.0) as u64;
-    format!(
-        "voxd {} (protocol {}), pid {}, up {}h{:02}m{:02}s\nprofile: {}\nsocket: {}\nrequests in flight: {}, connections: {}\n",
+    let mib = |v: &Value| {
+        v.as_u64()
+            .map_or("?".to_string(), |b| format!("{} MiB", b.div_ceil(1 << 20)))
+    };
+    let mut out = format!(
+        "voxd {} (protocol {}), pid {}, up {}h{:02}m{:02}s, {} resident\n\
+         profile: {}\nsocket: {}\nrequests in flight: {}, connections: {}\n",
         s["version"].as_str().unwrap_or("?"),
         s["protocol"],
         s["pid"],
         uptime / 3600,
         uptime / 60 % 60,
         uptime % 60,
+        mib(&s["rss_bytes"]),
         s["profile"].as_str().unwrap_or("?"),
         s["socket"].as_str().unwrap_or("?"),
         s["queue_depth"],
         s["connections"],
-    )
+    );
+    let budget = &s["budget"];
+    let limit = match budget["budget_mb"].as_u64() {
+        Some(0) | None => "no budget".to_string(),
+        Some(mb) => format!("budget {mb} MiB"),
+    };
+    out += &format!("memory: {} MiB in use, {limit}\n", budget["used_mb"]);
+    out += "engines:\n";
+    for e in s["engines"].as_array().into_iter().flatten() {
+        out += &format!(
+            "  {:<4} {:<8} pid {:<8} rss {:<9} needs {} MiB, {} restarts, {} queued\n",
+            e["name"].as_str().unwrap_or("?"),
+            e["state"].as_str().unwrap_or("?"),
+            e["pid"],
+            if e["rss_bytes"].is_null() {
+                "-".to_string()
+            } else {
+                mib(&e["rss_bytes"])
+            },
+            e["memory_mb"],
+            e["restarts"],
+            e["queued"],
+        );
+        if let Some(err) = e["last_error"].as_str() {
+            out += &format!("       last error: {err}\n");
+        }
+    }
+    out
 }

@@ -59,7 +59,7 @@ impl std::fmt::Display for Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
-    /// Empty: the per-user default (see [`crate::control::paths`]).
+    /// Empty: the per-user default (see `control::paths::socket_path`).
     pub socket: PathBuf,
     pub log_level: String,
     pub shutdown_grace_secs: u64,

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use server::Server;
 
 use crate::config::Loaded;
+use crate::engine;
 use crate::events::Events;
 
 /// What command handlers may use: the daemon's shared state and handles.
@@ -25,6 +26,8 @@ pub struct Context {
     /// The effective configuration and its origins.
     pub config: Loaded,
     pub events: Events,
+    /// The engine worker supervisor.
+    pub engines: engine::Host,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

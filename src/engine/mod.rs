@@ -421,6 +421,11 @@ impl Host {
         inner.engines.iter().map(|e| e.status(&inner.rss)).collect()
     }
 
+    /// The daemon's own resident memory, in bytes (0 if unknown).
+    pub fn daemon_rss_bytes(&self) -> u64 {
+        self.inner.rss.own_rss_bytes()
+    }
+
     /// The memory budget and what counts against it now.
     pub fn budget(&self) -> BudgetStatus {
         let inner = &self.inner;

@@ -2,6 +2,7 @@
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
 mod config;
+mod engine;
 mod ping;
 mod shutdown;
 mod status;
@@ -16,6 +17,7 @@ use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
 pub use config::ConfigCmd;
+pub use engine::EngineCmd;
 pub use ping::Ping;
 pub use shutdown::Shutdown;
 pub use status::Status;
@@ -28,12 +30,20 @@ pub enum Command {
     Ping(Ping),
     Status(Status),
     Config(ConfigCmd),
+    Engine(EngineCmd),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
 }
 
 /// The names of all commands, for `unknown_command` errors.
-pub const NAMES: &[&str] = &["ping", "status", "config", "subscribe", "shutdown"];
+pub const NAMES: &[&str] = &[
+    "ping",
+    "status",
+    "config",
+    "engine",
+    "subscribe",
+    "shutdown",
+];
 
 /// The connection a request arrived on.
 pub struct Session {
@@ -53,6 +63,7 @@ impl Command {
             Command::Ping(cmd) => cmd.apply().map(Some),
             Command::Status(cmd) => cmd.apply(ctx).map(Some),
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
+            Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
         }
@@ -142,13 +153,15 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES {
+        for name in NAMES.iter().filter(|n| **n != "engine") {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
         let (id, cmd) = parse(r#"{"id":7,"cmd":"subscribe","events":["engine."]}"#).unwrap();
         assert_eq!(id, Value::from(7));
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
+        let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
+        assert!(matches!(cmd, Command::Engine(_)));
     }
 
     #[test]
@@ -177,6 +190,10 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"id":1,"cmd":"subscribe","events":"all"}"#),
+            (Value::from(1), ErrorCode::InvalidParams)
+        );
+        assert_eq!(
+            code(r#"{"id":1,"cmd":"engine","name":"stt","action":"explode"}"#),
             (Value::from(1), ErrorCode::InvalidParams)
         );
         assert_eq!(

@@ -1,4 +1,5 @@
-//! `status`: version, uptime, profile, process and queue figures.
+//! `status`: version, uptime, profile, the daemon's and each engine's
+//! memory, the budget, and queues.
 
 use std::sync::atomic::Ordering;
 
@@ -23,6 +24,9 @@ impl Status {
             "socket": ctx.socket,
             "queue_depth": ctx.in_flight.load(Ordering::Relaxed).saturating_sub(1),
             "connections": ctx.connections.load(Ordering::Relaxed),
+            "rss_bytes": ctx.engines.daemon_rss_bytes(),
+            "budget": ctx.engines.budget(),
+            "engines": ctx.engines.status(),
         }))
     }
 }
