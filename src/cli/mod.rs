@@ -1,1 +1,3 @@
-//! TODO
+//! The client side of the `voxd` binary, one file per command.
+
+pub mod models;

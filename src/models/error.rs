@@ -107,8 +107,26 @@ impl fmt::Display for Attempts<'_> {
 /// Why one source failed to provide one file.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The hub could not be reached or refused the request.
-    #[error("cannot download {file} from {endpoint} (offline?): {message}")]
+    /// The hub cannot be reached at all (DNS or connection failure).
+    #[error("{reason} (offline?)")]
+    HubUnreachable {
+        /// e.g. "cannot resolve huggingface.co".
+        reason: String,
+    },
+    /// The hub answered with an error that retrying will not fix (404, 401, …).
+    #[error("{endpoint} refused {file}: HTTP {status}{hint}")]
+    HubRejected {
+        /// The hub endpoint.
+        endpoint: String,
+        /// `repo/path`.
+        file: String,
+        /// HTTP status.
+        status: u16,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// A download from the hub failed part-way or with a server error.
+    #[error("cannot download {file} from {endpoint}: {message}")]
     Hub {
         /// The hub endpoint.
         endpoint: String,

@@ -70,12 +70,14 @@ pub fn pull(
     progress: &mut dyn PullProgress,
 ) -> Result<PullReport, ModelsError> {
     let spec = manifest.get(id)?;
-    pull_spec(spec, store, options, progress)
+    let hub = Hub::from_env(2);
+    pull_spec(spec, store, &hub, options, progress)
 }
 
 fn pull_spec(
     spec: &ModelSpec,
     store: &Store,
+    hub: &Hub,
     options: &PullOptions,
     progress: &mut dyn PullProgress,
 ) -> Result<PullReport, ModelsError> {
@@ -90,16 +92,16 @@ fn pull_spec(
     if spec.files.iter().all(|f| store.is_file_installed(spec, f)) {
         return Ok(report(None, Vec::new()));
     }
-    let hub = Hub::from_env(2);
     let pypi = Pypi::new(options.pypi_cache.clone());
     let mut failures = Vec::new();
     let mut installed = Vec::new();
-    for source in spec.sources_in_order(&options.sources) {
+    let sources = spec.sources_in_order(&options.sources);
+    for (i, source) in sources.iter().enumerate() {
         let label = source.label();
         let mut delay = options.retry_delay;
         let mut attempt = 1;
         let result = loop {
-            match try_source(spec, source, store, &hub, &pypi, progress, &mut installed) {
+            match try_source(spec, source, store, hub, &pypi, progress, &mut installed) {
                 Err(e) if e.is_transient() && attempt < options.attempts.max(1) => {
                     progress.note(&format!(
                         "{}: {label} failed (try {attempt}/{}): {e}; retrying in {}s",
@@ -117,7 +119,12 @@ fn pull_spec(
         match result {
             Ok(()) => return Ok(report(Some(label), installed)),
             Err(error) => {
-                progress.note(&format!("{}: {label}: {error}", spec.id));
+                if i + 1 < sources.len() {
+                    progress.note(&format!(
+                        "{}: {label}: {error}; trying the next source",
+                        spec.id
+                    ));
+                }
                 failures.push(SourceFailure {
                     source: label,
                     error,
@@ -225,6 +232,7 @@ pub fn pull_roles(
     options: &PullOptions,
     progress: &mut dyn PullProgress,
 ) -> Result<Vec<RoleOutcome>, ModelsError> {
+    let hub = Hub::from_env(2);
     let mut outcomes = Vec::new();
     for role in Role::ALL {
         let candidates = role.candidates(models);
@@ -239,7 +247,7 @@ pub fn pull_roles(
         };
         for id in candidates {
             let spec = manifest.get(id)?;
-            match pull_spec(spec, store, options, progress) {
+            match pull_spec(spec, store, &hub, options, progress) {
                 Ok(report) => {
                     outcome.note = spec.note.clone();
                     outcome.chosen = Some(report);
