@@ -152,8 +152,10 @@ pub enum FetchError {
         command: String,
         /// The exit status.
         status: String,
-        /// The last lines pip wrote to stderr.
+        /// The last lines pip wrote to stderr, or why the index is unreachable.
         stderr: String,
+        /// pip could not connect to the index at all: retrying will not help.
+        offline: bool,
     },
     /// pip succeeded but left no wheel.
     #[error("pip left no wheel for {requirement} in {}", dir.display())]
@@ -218,7 +220,7 @@ impl FetchError {
         matches!(
             self,
             FetchError::Hub { .. }
-                | FetchError::PipFailed { .. }
+                | FetchError::PipFailed { offline: false, .. }
                 | FetchError::NoWheel { .. }
                 | FetchError::Wheel { .. }
         )

@@ -136,10 +136,15 @@ impl Pypi {
                     message: "No module named pip".to_string(),
                 });
             }
+            let offline = connection_failure(&stderr);
             return Err(FetchError::PipFailed {
                 command,
                 status: output.status.to_string(),
-                stderr: tail(&stderr, 3),
+                stderr: match &offline {
+                    Some(reason) => format!("cannot reach the package index: {reason} (offline?)"),
+                    None => tail(&stderr, 3),
+                },
+                offline: offline.is_some(),
             });
         }
         let path = find_wheel(&dir).ok_or_else(|| FetchError::NoWheel {
@@ -217,6 +222,17 @@ fn discard(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!(wheel = %path.display(), error = %e, "cannot remove a bad wheel");
     }
+}
+
+/// The reason pip gives when it cannot connect at all (DNS or refused), if so.
+fn connection_failure(stderr: &str) -> Option<String> {
+    const MARK: &str = "Failed to establish a new connection: ";
+    let start = stderr.rfind(MARK)? + MARK.len();
+    let reason = stderr[start..]
+        .split(['\'', '\n'])
+        .next()
+        .unwrap_or_default();
+    Some(reason.trim().to_string())
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -315,3 +315,135 @@ impl<W: Write> Write for HashingWriter<'_, W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::manifest::{ModelKind, Source};
+    use crate::models::progress::NoProgress;
+    use crate::models::status::ModelState;
+
+    fn spec(content: &[u8]) -> ModelSpec {
+        ModelSpec {
+            id: "m".into(),
+            kind: ModelKind::Vad,
+            format: "onnx".into(),
+            description: "test".into(),
+            license: None,
+            note: None,
+            files: vec![FileSpec {
+                name: "sub/w.bin".into(),
+                size: Some(content.len() as u64),
+                sha256: Some(hex::encode(Sha256::digest(content))),
+            }],
+            sources: Vec::<Source>::new(),
+        }
+    }
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[test]
+    fn a_verified_file_is_installed_and_a_bad_one_leaves_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path());
+        let spec = spec(b"weights");
+        let file = &spec.files[0];
+
+        let err = store
+            .install_file(&spec, file, None, &mut NoProgress, |w| {
+                w.write_all(b"weightz").map_err(|e| FetchError::Io {
+                    action: "write",
+                    path: PathBuf::new(),
+                    source: e,
+                })
+            })
+            .expect_err("wrong bytes");
+        assert!(matches!(err, FetchError::Checksum { .. }), "{err}");
+        assert_eq!(entries(tmp.path()), 0, "nothing left behind");
+        assert_eq!(store.status(&spec).state, ModelState::Missing);
+
+        let err = store
+            .install_file(&spec, file, None, &mut NoProgress, |w| {
+                w.write_all(b"weight").map_err(|e| FetchError::Io {
+                    action: "write",
+                    path: PathBuf::new(),
+                    source: e,
+                })
+            })
+            .expect_err("short");
+        assert!(
+            matches!(
+                err,
+                FetchError::Size {
+                    expected: 7,
+                    actual: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(entries(tmp.path()), 0);
+
+        let done = store
+            .install_file(&spec, file, None, &mut NoProgress, |w| {
+                w.write_all(b"weights").map_err(|e| FetchError::Io {
+                    action: "write",
+                    path: PathBuf::new(),
+                    source: e,
+                })
+            })
+            .expect("installs");
+        assert_eq!(done.verified, Verified::Pinned);
+        assert_eq!(store.status(&spec).state, ModelState::Installed);
+        assert_eq!(entries(&tmp.path().join("m/sub")), 1, "no temp files");
+        assert_eq!(
+            store.verify(&spec, &mut NoProgress).state,
+            ModelState::Installed
+        );
+
+        std::fs::write(&done.path, b"weighty").expect("overwrite");
+        assert_eq!(
+            store.status(&spec).state,
+            ModelState::Installed,
+            "same size: cheap status cannot tell"
+        );
+        assert_eq!(
+            store.verify(&spec, &mut NoProgress).state,
+            ModelState::Corrupt
+        );
+        std::fs::write(&done.path, b"w").expect("truncate");
+        assert_eq!(store.status(&spec).state, ModelState::Corrupt);
+    }
+
+    #[test]
+    fn an_unpinned_file_is_checked_against_the_hub_sha256() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(tmp.path());
+        let mut spec = spec(b"x");
+        spec.files[0].size = None;
+        spec.files[0].sha256 = None;
+        let file = spec.files[0].clone();
+        let good = hex::encode(Sha256::digest(b"x"));
+        let bad = "0".repeat(64);
+        let write_x = |w: &mut dyn Write| {
+            w.write_all(b"x").map_err(|e| FetchError::Io {
+                action: "write",
+                path: PathBuf::new(),
+                source: e,
+            })
+        };
+        let err = store
+            .install_file(&spec, &file, Some(&bad), &mut NoProgress, write_x)
+            .expect_err("mismatch");
+        assert!(
+            err.to_string().contains(&bad) && err.to_string().contains(&good),
+            "{err}"
+        );
+        let done = store
+            .install_file(&spec, &file, Some(&good), &mut NoProgress, write_x)
+            .expect("ok");
+        assert_eq!(done.verified, Verified::HubSha256);
+    }
+}
