@@ -252,7 +252,15 @@ fn describe_pull(report: &models::PullReport) -> String {
 fn describe_role(outcome: &RoleOutcome) -> String {
     let mut line = format!("{}: ", outcome.role);
     for (id, error) in &outcome.skipped {
-        line.push_str(&format!("{id} unreachable ({error}) → "));
+        let why = match error {
+            ModelsError::Unreachable { failures, .. } if !failures.is_empty() => failures
+                .iter()
+                .map(|f| format!("{}: {}", f.source, f.error))
+                .collect::<Vec<_>>()
+                .join(" · "),
+            other => other.to_string(),
+        };
+        line.push_str(&format!("{id} unreachable ({why}) → "));
     }
     match &outcome.chosen {
         None => line.push_str("nothing installed"),

@@ -149,3 +149,35 @@ pub fn resolve(
         (store.status(spec).state == ModelState::Installed).then(|| id.clone())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_profile_overrides_only_the_roles_it_names() {
+        let base = Config::builtin().models;
+        let tiny = profile_models(Profile::Tiny, &base).expect("parses");
+        assert_eq!(tiny.llm, ["qwen2.5-0.5b-instruct-q4km", "gemma3-270m-base"]);
+        assert_eq!(tiny.tts, base.tts);
+        assert_eq!(tiny.dir, base.dir);
+    }
+
+    #[test]
+    fn resolve_picks_the_first_installed_candidate() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let manifest = Manifest::builtin().expect("valid");
+        let store = Store::new(tmp.path());
+        let tiny = profile_models(Profile::Tiny, &Config::builtin().models).expect("parses");
+        assert_eq!(resolve(Role::Llm, &tiny, &manifest, &store), None);
+        // An unpinned hub-only file counts as installed once present.
+        let dir = store.model_dir("qwen2.5-0.5b-instruct-q4km");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("qwen2.5-0.5b-instruct-q4_k_m.gguf"), b"gguf").expect("write");
+        assert_eq!(
+            resolve(Role::Llm, &tiny, &manifest, &store).as_deref(),
+            Some("qwen2.5-0.5b-instruct-q4km")
+        );
+    }
+}
