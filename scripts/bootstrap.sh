@@ -85,7 +85,7 @@ if [[ "$mode" == run ]]; then
   cargo build --workspace --release --locked
   voxd="$CARGO_TARGET_DIR/release/voxd"
   say "pulling the profile's models"
-  "$voxd" models pull --profile "${VOXD_PROFILE:-$("$voxd" config show --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["profile"])')}"
+  "$voxd" models pull
   say "starting voxd (Ctrl-C stops it)"
   exec "$voxd" serve
 fi

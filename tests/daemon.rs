@@ -318,3 +318,26 @@ fn config_show_prints_every_key_with_its_origin() {
         "environment variable VOXD_ENGINES_LLM_THREADS"
     );
 }
+
+#[test]
+fn models_command_lists_the_manifest_with_install_state() {
+    let daemon = Daemon::start("");
+    let result = daemon.connect().ok("models", json!({}));
+    let models = result["models"].as_array().unwrap();
+    let silero = models.iter().find(|m| m["id"] == "silero-vad").unwrap();
+    assert_eq!(silero["state"], "missing");
+    assert_eq!(silero["kind"], "vad");
+    let store = daemon.home.path().join("data/voxd/models");
+    assert!(
+        silero["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(store.to_str().unwrap()),
+        "{silero}"
+    );
+    let gemma = models
+        .iter()
+        .find(|m| m["id"] == "gemma3-270m-base")
+        .unwrap();
+    assert!(gemma["used_by"].to_string().contains("llm"), "{gemma}");
+}

@@ -6,6 +6,7 @@
 mod client;
 mod config;
 mod engine;
+pub mod models;
 mod ping;
 mod serve;
 mod shutdown;
@@ -46,6 +47,8 @@ enum Command {
     Config(config::Command),
     /// Start (preload) or stop an engine worker.
     Engine(engine::Args),
+    /// Install, list and verify models.
+    Models(models::ModelsArgs),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
@@ -81,6 +84,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Serve(args) = &cli.command {
         flags.extend(args.flags());
+    } else {
+        // Client commands log warnings only; `voxd serve` sets up its own.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
     let load = || -> anyhow::Result<Loaded> {
         Ok(crate::config::load(&LoadOptions {
@@ -95,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args, &load()?),
         Command::Config(cmd) => config::run(cmd, load),
         Command::Engine(args) => engine::run(args, &load()?),
+        Command::Models(args) => models::run(&args, &load()?.config),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
     }

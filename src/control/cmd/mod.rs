@@ -3,6 +3,7 @@
 
 mod config;
 mod engine;
+mod models;
 mod ping;
 mod shutdown;
 mod status;
@@ -18,6 +19,7 @@ use super::Context;
 
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use models::Models;
 pub use ping::Ping;
 pub use shutdown::Shutdown;
 pub use status::Status;
@@ -31,6 +33,7 @@ pub enum Command {
     Status(Status),
     Config(ConfigCmd),
     Engine(EngineCmd),
+    Models(Models),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
 }
@@ -41,6 +44,7 @@ pub const NAMES: &[&str] = &[
     "status",
     "config",
     "engine",
+    "models",
     "subscribe",
     "shutdown",
 ];
@@ -64,6 +68,7 @@ impl Command {
             Command::Status(cmd) => cmd.apply(ctx).map(Some),
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
         }
