@@ -12,6 +12,8 @@
 //!   backoff, idle stop, memory budget.
 //! - [`models`]: the model manifest and the on-disk model store; `pull`
 //!   downloads, verifies and installs model files atomically.
+//! - [`llm`]: the language-model contract: prompts, generation requests and
+//!   streamed results behind the [`llm::Llm`] trait.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
@@ -26,4 +28,5 @@ pub mod control;
 pub mod daemon;
 pub mod engine;
 pub mod events;
+pub mod llm;
 pub mod models;
