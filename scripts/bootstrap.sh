@@ -10,6 +10,7 @@
 #   CARGO_TARGET_DIR  build directory (default: ~/.cache/voxd/target, outside
 #                     the clone so fresh clones reuse earlier builds)
 #   VOXD_PROFILE      profile for `run` (default: the config's, i.e. tiny)
+#   VOXD_TEST_MODELS  model store for the tests (default: ~/.cache/voxd/test-models)
 set -euo pipefail
 
 mode="${1:-}"
@@ -32,6 +33,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 # Build tools for the crates voxd links, Python's pip for offline model
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
+# Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
+TEST_MODELS=(silero-vad)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -96,6 +99,10 @@ say "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 say "building the workspace (tests start the worker binaries)"
 cargo build --workspace --locked
+test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
+say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
+env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
+export VOXD_TEST_MODELS="$test_models"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"

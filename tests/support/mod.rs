@@ -28,6 +28,26 @@ pub fn worker_bin(name: &str) -> PathBuf {
     path
 }
 
+/// An installed model from the test model store (`$VOXD_TEST_MODELS`,
+/// filled by `scripts/bootstrap.sh test`).
+pub fn test_model(id: &str) -> PathBuf {
+    let store = std::env::var_os("VOXD_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/voxd/test-models")
+        });
+    let dir = store.join(id);
+    assert!(
+        dir.is_dir(),
+        "test model {id} is not installed in {}: run `bash scripts/bootstrap.sh test` \
+         (or `VOXD_MODELS_DIR={} voxd models pull {id}`)",
+        store.display(),
+        store.display()
+    );
+    dir
+}
+
 /// A private home for one daemon: runtime, config, data and cache dirs.
 pub struct Home {
     pub dir: tempfile::TempDir,
