@@ -345,7 +345,7 @@ fn models_command_lists_the_manifest_with_install_state() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let home = Home::new("");
-    let mut child = home
+    let child = home
         .voxd(&["serve", "--log-format", "json"])
         .stderr(std::process::Stdio::piped())
         .spawn()
