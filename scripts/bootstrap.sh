@@ -37,6 +37,8 @@ APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pi
 # bindgen; libsonic-dev so its configure does not git-clone sonic); cpal
 # needs ALSA's headers; alsa-utils for the test ALSA file device.
 APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils)
+# The tests' Python environment (faster-whisper) is a venv.
+APT_PACKAGES+=(python3-venv)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad)
 TEST_MODELS+=(piper-en_US-joe-medium)
@@ -44,6 +46,9 @@ TEST_MODELS+=(piper-en_US-joe-medium)
 # the PyPI wheel: Debian packages none, and ort's own download needs network
 # at build time.
 ORT_VERSION=1.32.0
+# Python packages the tests run (pinned), in a venv; tests get its python
+# as $VOXD_TEST_PYTHON. faster-whisper transcribes voxd's speech (TTS round trip).
+TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -162,6 +167,14 @@ test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
 say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
 env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
 export VOXD_TEST_MODELS="$test_models"
+test_venv="${XDG_CACHE_HOME:-$HOME/.cache}/voxd/test-venv"
+if [[ ! -x "$test_venv/bin/python" ]]; then
+  say "creating the test Python environment in $test_venv"
+  python3 -m venv "$test_venv"
+fi
+say "test Python packages: ${TEST_PYTHON_PACKAGES[*]}"
+"$test_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"
+export VOXD_TEST_PYTHON="$test_venv/bin/python"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"
