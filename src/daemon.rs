@@ -51,10 +51,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
 
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    let speaker = crate::speak::Speaker::new(&config.config, events.clone());
     let ctx = Arc::new(Context {
         config,
         events,
         engines,
+        speaker,
         started,
         socket: socket.clone(),
         shutdown: CancellationToken::new(),

@@ -14,6 +14,12 @@
 //!   downloads, verifies and installs model files atomically.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
+//! - [`speak`]: spoken replies: the sentence splitter, Piper voices on ONNX
+//!   Runtime with espeak-ng phonemes, and the playback queue with its
+//!   cancel API (`stop`).
+//! - [`audio`]: audio out: the `Sink` trait and its sinks (sound device via
+//!   cpal, WAV file, socket events), resampling.
+//! - [`onnx`]: ONNX Runtime, found and loaded once for every ONNX model.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
@@ -22,6 +28,7 @@
 //! Engine workers are separate binaries in `workers/` that speak the framed
 //! protocol of the `voxd-proto` crate; `voxd` itself links no ggml engine.
 
+pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -30,3 +37,5 @@ pub mod engine;
 pub mod events;
 pub mod llm;
 pub mod models;
+pub mod onnx;
+pub mod speak;

@@ -3,14 +3,17 @@
 //! `models`, works locally without a daemon). One file per command; this
 //! module owns argument parsing and the process's exit code.
 
+mod audio;
 mod client;
 mod config;
 mod engine;
 pub mod models;
 mod ping;
+mod say;
 mod serve;
 mod shutdown;
 mod status;
+mod stop;
 mod subscribe;
 
 use std::path::PathBuf;
@@ -53,6 +56,13 @@ enum Command {
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Speak text (through the daemon's audio output, or into a WAV file).
+    Say(say::Args),
+    /// Stop speaking now and clear the speech queue.
+    Stop,
+    /// Sound devices.
+    #[command(subcommand)]
+    Audio(audio::Command),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -108,5 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
+        Command::Say(args) => say::run(args, &load()?),
+        Command::Stop => stop::run(&load()?),
+        Command::Audio(cmd) => audio::run(cmd),
     }
 }

@@ -15,6 +15,10 @@ pub struct Args {
     /// Log format on stderr: text (human), json, or auto (text, coloured on a TTY).
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
+    /// Write spoken replies to this WAV file instead of a sound device
+    /// (sets audio.output = "wav" and audio.file).
+    #[arg(long, value_name = "FILE.wav")]
+    audio_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -27,10 +31,20 @@ enum LogFormat {
 impl Args {
     /// The configuration keys these flags set.
     pub fn flags(&self) -> Vec<(String, toml::Value)> {
-        self.profile
+        let mut flags: Vec<(String, toml::Value)> = self
+            .profile
             .iter()
             .map(|p| ("profile".to_string(), toml::Value::String(p.clone())))
-            .collect()
+            .collect();
+        if let Some(file) = &self.audio_out {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            flags.push(("audio.output".into(), toml::Value::String("wav".into())));
+            flags.push((
+                "audio.file".into(),
+                toml::Value::String(file.display().to_string()),
+            ));
+        }
+        flags
     }
 }
 

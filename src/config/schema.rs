@@ -13,6 +13,9 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub models: ModelsConfig,
     pub engines: EnginesConfig,
+    pub onnx: OnnxConfig,
+    pub tts: TtsConfig,
+    pub audio: AudioConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -157,4 +160,36 @@ impl EnginesConfig {
             ),
         ]
     }
+}
+
+/// ONNX Runtime, shared by every ONNX model voxd runs (TTS, VAD, wake word).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxConfig {
+    /// Empty: `ORT_DYLIB_PATH`, beside the voxd binary, then the bootstrap cache.
+    pub library: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Empty: the first installed model of `models.tts`.
+    pub voice: String,
+    pub speaker: i64,
+    pub speed: f32,
+    pub volume: f32,
+    pub sentence_silence_ms: u32,
+    pub threads: u32,
+    /// Empty: see `speak::espeak::data_dir`.
+    pub espeak_data: PathBuf,
+    pub max_text_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// A sink name from `audio::SINKS`.
+    pub output: String,
+    pub device: String,
+    pub file: PathBuf,
 }

@@ -28,6 +28,8 @@ pub struct Context {
     pub events: Events,
     /// The engine worker supervisor.
     pub engines: engine::Host,
+    /// Spoken replies: the speech queue and its cancel API.
+    pub speaker: crate::speak::Speaker,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -5,8 +5,10 @@ mod config;
 mod engine;
 mod models;
 mod ping;
+mod say;
 mod shutdown;
 mod status;
+mod stop;
 mod subscribe;
 
 use serde::Deserialize;
@@ -21,8 +23,10 @@ pub use config::ConfigCmd;
 pub use engine::EngineCmd;
 pub use models::Models;
 pub use ping::Ping;
+pub use say::Say;
 pub use shutdown::Shutdown;
 pub use status::Status;
+pub use stop::Stop;
 pub use subscribe::Subscribe;
 
 /// Every command a client can send, tagged by `cmd`.
@@ -36,6 +40,8 @@ pub enum Command {
     Models(Models),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
+    Say(Say),
+    Stop(Stop),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -47,6 +53,8 @@ pub const NAMES: &[&str] = &[
     "models",
     "subscribe",
     "shutdown",
+    "say",
+    "stop",
 ];
 
 /// The connection a request arrived on.
@@ -71,6 +79,8 @@ impl Command {
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
+            Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
+            Command::Stop(cmd) => cmd.apply(ctx).map(Some),
         }
     }
 }
