@@ -33,8 +33,13 @@ say() { printf '==> %s\n' "$*" >&2; }
 # Build tools for the crates voxd links, Python's pip for offline model
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
+# whisper.cpp (whisper-rs builds it with cmake and bindgen); speech synthesis
+# and mixing for the STT tests; a venv for the pinned Piper TTS.
+APT_PACKAGES+=(cmake clang libclang-dev espeak-ng sox python3-venv)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
-TEST_MODELS=(silero-vad)
+TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium)
+# Python packages the tests use (pinned), installed into $VOXD_PY_VENV.
+PY_PACKAGES=(piper-tts==1.8.0 onnxruntime==1.32.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -103,6 +108,19 @@ test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
 say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
 env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
 export VOXD_TEST_MODELS="$test_models"
+venv="${VOXD_PY_VENV:-$HOME/.cache/voxd/py-venv}"
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  say "creating the Python venv for test tools in $venv"
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"; then
+  say "pip could not install ${PY_PACKAGES[*]} (offline?)"
+  exit 1
+fi
+stt_audio="${VOXD_TEST_AUDIO:-$HOME/.cache/voxd/test-audio/stt}"
+say "generating the STT test speech in $stt_audio"
+bash scripts/stt-test-audio.sh "$stt_audio" "$test_models/piper-en_US-joe-medium" "$venv/bin/python"
+export VOXD_TEST_AUDIO="$stt_audio"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"

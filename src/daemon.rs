@@ -52,8 +52,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
     let ctx = Arc::new(Context {
-        config,
         events,
+        stt: Arc::new(crate::stt::LocalStt::new(engines.clone(), config.config.clone())),
+        config,
         engines,
         started,
         socket: socket.clone(),

@@ -12,6 +12,9 @@
 //!   backoff, idle stop, memory budget.
 //! - [`models`]: the model manifest and the on-disk model store; `pull`
 //!   downloads, verifies and installs model files atomically.
+//! - [`stt`]: speech to text: the [`stt::Stt`] contract, WAV reading and
+//!   resampling to 16 kHz mono, and the local backend that runs whisper.cpp
+//!   in the `voxd-stt` worker.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
@@ -30,3 +33,4 @@ pub mod engine;
 pub mod events;
 pub mod llm;
 pub mod models;
+pub mod stt;

@@ -12,6 +12,7 @@ mod serve;
 mod shutdown;
 mod status;
 mod subscribe;
+mod transcribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,8 @@ enum Command {
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Print the transcript of a WAV file (the daemon reads the file).
+    Transcribe(transcribe::Args),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -108,5 +111,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
+        Command::Transcribe(args) => transcribe::run(args, &load()?),
     }
 }

@@ -28,6 +28,8 @@ pub struct Context {
     pub events: Events,
     /// The engine worker supervisor.
     pub engines: engine::Host,
+    /// Speech to text.
+    pub stt: std::sync::Arc<dyn crate::stt::Stt>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

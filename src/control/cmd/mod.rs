@@ -8,6 +8,7 @@ mod ping;
 mod shutdown;
 mod status;
 mod subscribe;
+mod transcribe;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -24,6 +25,7 @@ pub use ping::Ping;
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use subscribe::Subscribe;
+pub use transcribe::Transcribe;
 
 /// Every command a client can send, tagged by `cmd`.
 #[derive(Debug, Deserialize)]
@@ -36,6 +38,7 @@ pub enum Command {
     Models(Models),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
+    Transcribe(Transcribe),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -47,6 +50,7 @@ pub const NAMES: &[&str] = &[
     "models",
     "subscribe",
     "shutdown",
+    "transcribe",
 ];
 
 /// The connection a request arrived on.
@@ -71,6 +75,7 @@ impl Command {
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
+            Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
         }
     }
 }
@@ -158,7 +163,7 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| **n != "engine") {
+        for name in NAMES.iter().filter(|n| !["engine", "transcribe"].contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
