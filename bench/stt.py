@@ -49,13 +49,14 @@ def whisper_source():
     return found[0], version
 
 
-def build_cli():
+def build_cli(build_type):
     src, version = whisper_source()
-    build = os.path.join(CACHE, "bench", f"whisper.cpp-{version}")
+    build = os.path.join(CACHE, "bench", f"whisper.cpp-{version}-{build_type}")
     cli = os.path.join(build, "bin", "whisper-cli")
     if not os.path.exists(cli):
-        # The same options whisper-rs-sys passes (static, no OpenMP, Release).
-        subprocess.run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+        # The options whisper-rs-sys passes (static, no OpenMP; Release in
+        # release builds, RelWithDebInfo in dev builds).
+        subprocess.run(["cmake", "-S", src, "-B", build, f"-DCMAKE_BUILD_TYPE={build_type}",
                         "-DBUILD_SHARED_LIBS=OFF", "-DGGML_OPENMP=OFF", "-DWHISPER_BUILD_TESTS=OFF",
                         "-DWHISPER_BUILD_EXAMPLES=ON", "-DGGML_METAL=OFF"],
                        check=True, stdout=subprocess.DEVNULL)
@@ -138,13 +139,17 @@ def main():
         "VOXD_TEST_AUDIO", os.path.join(CACHE, "test-audio", "stt")))
     a = ap.parse_args()
 
-    cli, version = build_cli()
+    # whisper-rs-sys builds whisper.cpp as Release for release builds and
+    # RelWithDebInfo (-O2) for dev builds: build the CLI the same way.
+    build_type = "RelWithDebInfo" if f"{os.sep}debug{os.sep}" in a.voxd else "Release"
+    cli, version = build_cli(build_type)
     tmp = tempfile.mkdtemp(prefix="voxd-bench-wav-")
     clips = {
         "short (1 sentence)": os.path.join(a.audio, "piper", "00.wav"),
         "long (22 sentences)": os.path.join(a.audio, "long.wav"),
     }
-    print(f"whisper.cpp {version} (whisper-rs-sys), model {a.model}, {a.threads} threads, "
+    print(f"whisper.cpp {version} (whisper-rs-sys, {build_type}), voxd {a.voxd}")
+    print(f"model {a.model}, {a.threads} threads, "
           f"{a.runs} alternating runs, medians")
     print(f"{'clip':<22} {'audio s':>7} {'voxd s':>8} {'cli s':>8} {'ratio':>6} "
           f"{'voxd RTF':>8} {'cli RTF':>8}")

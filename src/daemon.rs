@@ -53,7 +53,10 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let engines = engine::Host::new(&config.config.engines, events.clone());
     let ctx = Arc::new(Context {
         events,
-        stt: Arc::new(crate::stt::LocalStt::new(engines.clone(), config.config.clone())),
+        stt: Arc::new(crate::stt::LocalStt::new(
+            engines.clone(),
+            config.config.clone(),
+        )),
         config,
         engines,
         started,

@@ -44,12 +44,18 @@ fn transcribe(conn: &mut support::Conn, path: &Path) -> Value {
 fn score(set: &str) -> f64 {
     let audio = test_audio();
     let daemon = Daemon::start(&config(""));
-    let mut conn = daemon.connect().with_timeout(120);
+    let mut conn = daemon.connect().with_timeout(600);
     let mut wer = Wer::default();
     for (i, reference) in sentences().iter().enumerate() {
         let clip = audio.join(set).join(format!("{i:02}.wav"));
         let reply = transcribe(&mut conn, &clip);
-        assert_eq!(reply["ok"], true, "{}: {reply}\n{}", clip.display(), daemon.log());
+        assert_eq!(
+            reply["ok"],
+            true,
+            "{}: {reply}\n{}",
+            clip.display(),
+            daemon.log()
+        );
         let text = reply["result"]["text"].as_str().unwrap();
         let e = wer.add(reference, text);
         if e > 0 {
@@ -74,7 +80,11 @@ fn wer_piper_voice() {
 #[test]
 fn wer_espeak_voices() {
     let rate = score("espeak");
-    assert!(rate <= 0.25, "WER {:.1} % on espeak-ng speech", rate * 100.0);
+    assert!(
+        rate <= 0.25,
+        "WER {:.1} % on espeak-ng speech",
+        rate * 100.0
+    );
 }
 
 #[test]
@@ -92,7 +102,10 @@ fn wer_noise_10db() {
 #[test]
 fn wer_normalisation() {
     let n = normalise;
-    assert_eq!(n("Set a timer, for 15 minutes!"), n("set a timer for fifteen minutes"));
+    assert_eq!(
+        n("Set a timer, for 15 minutes!"),
+        n("set a timer for fifteen minutes")
+    );
     assert_eq!(n("It's 21."), ["it's", "twenty", "one"]);
     assert_eq!(errors(&n("a b c d"), &n("a x c d e")), 2);
     assert_eq!(errors(&n("a b c"), &n("")), 3);
@@ -127,12 +140,21 @@ fn wav_formats_and_bad_files() {
     let reference = sentences[..3].join(" ");
 
     let daemon = Daemon::start(&config(""));
-    let mut conn = daemon.connect().with_timeout(120);
+    let mut conn = daemon.connect().with_timeout(600);
     let formats: [(&str, &[&str]); 5] = [
-        ("u8-16k", &["-b", "8", "-e", "unsigned-integer", "-r", "16000"]),
+        (
+            "u8-16k",
+            &["-b", "8", "-e", "unsigned-integer", "-r", "16000"],
+        ),
         ("s24-96k-6ch", &["-b", "24", "-r", "96000", "-c", "6"]),
-        ("f32-44k1-stereo", &["-b", "32", "-e", "floating-point", "-r", "44100", "-c", "2"]),
-        ("s32-48k", &["-b", "32", "-e", "signed-integer", "-r", "48000"]),
+        (
+            "f32-44k1-stereo",
+            &["-b", "32", "-e", "floating-point", "-r", "44100", "-c", "2"],
+        ),
+        (
+            "s32-48k",
+            &["-b", "32", "-e", "signed-integer", "-r", "48000"],
+        ),
         ("s16-8k", &["-b", "16", "-r", "8000"]),
     ];
     for (name, args) in formats {
@@ -143,7 +165,11 @@ fn wav_formats_and_bad_files() {
         let text = reply["result"]["text"].as_str().unwrap();
         let mut wer = Wer::default();
         wer.add(&reference, text);
-        assert!(wer.rate() <= 0.15, "{name}: WER {:.2}: {text:?}", wer.rate());
+        assert!(
+            wer.rate() <= 0.15,
+            "{name}: WER {:.2}: {text:?}",
+            wer.rate()
+        );
         let audio_secs = reply["result"]["audio_secs"].as_f64().unwrap();
         assert!(audio_secs > 4.0, "{name}: {audio_secs} s");
     }
@@ -155,7 +181,10 @@ fn wav_formats_and_bad_files() {
     let reply = transcribe(&mut conn, &truncated);
     assert_eq!(reply["error"]["code"], "bad_audio", "{reply}");
     let msg = reply["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("truncated") && msg.contains("truncated.wav"), "{msg}");
+    assert!(
+        msg.contains("truncated") && msg.contains("truncated.wav"),
+        "{msg}"
+    );
 
     // Not audio at all.
     let text_file = tmp.path().join("notes.wav");
@@ -163,7 +192,10 @@ fn wav_formats_and_bad_files() {
     let reply = transcribe(&mut conn, &text_file);
     assert_eq!(reply["error"]["code"], "bad_audio", "{reply}");
     assert!(
-        reply["error"]["message"].as_str().unwrap().contains("not a usable WAV"),
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a usable WAV"),
         "{reply}"
     );
 
@@ -175,10 +207,19 @@ fn wav_formats_and_bad_files() {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    hound::WavWriter::create(&empty, spec).unwrap().finalize().unwrap();
+    hound::WavWriter::create(&empty, spec)
+        .unwrap()
+        .finalize()
+        .unwrap();
     let reply = transcribe(&mut conn, &empty);
     assert_eq!(reply["error"]["code"], "bad_audio", "{reply}");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("no audio"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no audio"),
+        "{reply}"
+    );
 
     // Missing file, relative path.
     let reply = transcribe(&mut conn, &tmp.path().join("absent.wav"));
@@ -200,22 +241,41 @@ fn wav_formats_and_bad_files() {
 fn worker_killed_mid_request() {
     let audio = test_audio();
     let daemon = Daemon::start(&config(""));
-    let mut conn = daemon.connect().with_timeout(120);
+    let mut conn = daemon.connect().with_timeout(600);
     // Warm up: the worker is running and has its model loaded.
-    assert_eq!(transcribe(&mut conn, &audio.join("piper/00.wav"))["ok"], true);
-    let status = conn.ok("status", json!({}));
-    let pid = status["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "stt")
-        .and_then(|e| e["pid"].as_u64())
-        .unwrap_or_else(|| panic!("stt worker pid in {status}"));
-
-    // The long clip takes seconds to decode; kill the worker meanwhile.
+    assert_eq!(
+        transcribe(&mut conn, &audio.join("piper/00.wav"))["ok"],
+        true
+    );
+    // The long clip takes seconds to decode; kill the worker while it is
+    // busy with it (watched on a second connection).
     let long = audio.join("long.wav");
-    conn.send_raw(format!("{}\n", json!({"id": "long", "cmd": "transcribe", "path": long})).as_bytes());
-    std::thread::sleep(Duration::from_millis(1500));
+    conn.send_raw(
+        format!(
+            "{}\n",
+            json!({"id": "long", "cmd": "transcribe", "path": long})
+        )
+        .as_bytes(),
+    );
+    let mut watch = daemon.connect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let pid = loop {
+        let status = watch.ok("status", json!({}));
+        let stt = status["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "stt")
+            .cloned()
+            .unwrap_or_else(|| panic!("no stt engine in {status}"));
+        if stt["state"] == "busy" {
+            break stt["pid"].as_u64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "never busy: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Into the decode: all audio sent, whisper.cpp running.
+    std::thread::sleep(Duration::from_millis(500));
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let reply = loop {
@@ -230,7 +290,12 @@ fn worker_killed_mid_request() {
     assert!(msg.contains("crashed") && msg.contains("stt"), "{msg}");
 
     let reply = transcribe(&mut conn, &audio.join("piper/01.wav"));
-    assert_eq!(reply["ok"], true, "after the crash: {reply}\n{}", daemon.log());
+    assert_eq!(
+        reply["ok"],
+        true,
+        "after the crash: {reply}\n{}",
+        daemon.log()
+    );
     let mut wer = Wer::default();
     wer.add(&sentences()[1], reply["result"]["text"].as_str().unwrap());
     assert!(wer.rate() <= 0.2, "{reply}");
@@ -251,10 +316,13 @@ fn realtime_partials() {
         .unwrap();
     assert!(status.success());
     let daemon = Daemon::start(&config("partial_interval_ms = 1000"));
-    let mut conn = daemon.connect().with_timeout(120);
+    let mut conn = daemon.connect().with_timeout(600);
     conn.send_raw(
-        format!("{}\n", json!({"id": "rt", "cmd": "transcribe", "path": clip, "realtime": true}))
-            .as_bytes(),
+        format!(
+            "{}\n",
+            json!({"id": "rt", "cmd": "transcribe", "path": clip, "realtime": true})
+        )
+        .as_bytes(),
     );
     let mut partials = Vec::new();
     let reply = loop {
@@ -270,15 +338,27 @@ fn realtime_partials() {
     };
     assert_eq!(reply["ok"], true, "{reply}\n{}", daemon.log());
     assert!(!partials.is_empty(), "no partial transcripts: {reply}");
-    let secs: Vec<f64> = partials.iter().map(|p| p["audio_secs"].as_f64().unwrap()).collect();
-    assert!(secs.windows(2).all(|w| w[0] < w[1]), "partials grow: {secs:?}");
+    let secs: Vec<f64> = partials
+        .iter()
+        .map(|p| p["audio_secs"].as_f64().unwrap())
+        .collect();
+    assert!(
+        secs.windows(2).all(|w| w[0] < w[1]),
+        "partials grow: {secs:?}"
+    );
     let audio_secs = reply["result"]["audio_secs"].as_f64().unwrap();
-    assert!(secs.iter().all(|&s| s < audio_secs), "{secs:?} vs {audio_secs}");
+    assert!(
+        secs.iter().all(|&s| s < audio_secs),
+        "{secs:?} vs {audio_secs}"
+    );
     // Delivered in real time: it cannot end before the audio does.
     assert!(reply["result"]["elapsed_ms"].as_f64().unwrap() >= audio_secs * 1000.0 * 0.9);
     let s = sentences();
     let mut wer = Wer::default();
-    wer.add(&format!("{} {}", s[6], s[7]), reply["result"]["text"].as_str().unwrap());
+    wer.add(
+        &format!("{} {}", s[6], s[7]),
+        reply["result"]["text"].as_str().unwrap(),
+    );
     assert!(wer.rate() <= 0.15, "{reply}");
 }
 
@@ -286,7 +366,12 @@ fn realtime_partials() {
 fn copy_ct2(dir: &Path) -> PathBuf {
     let src = test_model("whisper-tiny.en");
     std::fs::create_dir_all(dir).unwrap();
-    for f in ["model.bin", "config.json", "tokenizer.json", "vocabulary.txt"] {
+    for f in [
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    ] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
     dir.to_path_buf()
@@ -305,7 +390,10 @@ fn import_cli_and_imported_model_transcribes() {
         "my-tiny",
     ]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("my-tiny: imported") && stdout.contains("English-only"), "{stdout}");
+    assert!(
+        stdout.contains("my-tiny: imported") && stdout.contains("English-only"),
+        "{stdout}"
+    );
     let imported = home.path().join("data/voxd/models/my-tiny/ggml-model.bin");
     let pulled = test_model("whisper-tiny.en").join("ggml-model.bin");
     assert!(
@@ -324,7 +412,7 @@ fn import_cli_and_imported_model_transcribes() {
     );
     std::fs::write(home.path().join("voxd.toml"), config).unwrap();
     let daemon = Daemon::start_in(home);
-    let mut conn = daemon.connect().with_timeout(120);
+    let mut conn = daemon.connect().with_timeout(600);
     let audio = test_audio();
     let mut wer = Wer::default();
     for (i, reference) in sentences().iter().enumerate().take(6) {
@@ -332,7 +420,11 @@ fn import_cli_and_imported_model_transcribes() {
         assert_eq!(reply["ok"], true, "{reply}\n{}", daemon.log());
         wer.add(reference, reply["result"]["text"].as_str().unwrap());
     }
-    assert!(wer.rate() <= 0.12, "imported model: WER {:.1} %", wer.rate() * 100.0);
+    assert!(
+        wer.rate() <= 0.12,
+        "imported model: WER {:.1} %",
+        wer.rate() * 100.0
+    );
 }
 
 /// A truncated or corrupt `model.bin` is rejected with the file, the offset
@@ -341,9 +433,8 @@ fn import_cli_and_imported_model_transcribes() {
 fn import_rejects_truncated_and_corrupt_models() {
     let tmp = tempfile::tempdir().unwrap();
     let home = Home::new("");
-    let import = |dir: &Path| {
-        home.run(&["models", "import", dir.to_str().unwrap(), "--id", "broken"])
-    };
+    let import =
+        |dir: &Path| home.run(&["models", "import", dir.to_str().unwrap(), "--id", "broken"]);
     let store_dir = home.path().join("data/voxd/models/broken");
 
     let cut = copy_ct2(&tmp.path().join("cut"));
@@ -364,12 +455,18 @@ fn import_rejects_truncated_and_corrupt_models() {
     // A cut inside the header of a variable.
     std::fs::write(&model, &full[..30]).unwrap();
     let (ok, _, stderr) = import(&cut);
-    assert!(!ok && stderr.contains("truncated"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("offset 22") && stderr.contains("truncated"),
+        "{stderr}"
+    );
 
     // Not a CTranslate2 file.
     std::fs::write(&model, b"GGUF this is something else entirely").unwrap();
     let (ok, _, stderr) = import(&cut);
-    assert!(!ok && stderr.contains("binary version") && stderr.contains("offset 0"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("binary version") && stderr.contains("offset 0"),
+        "{stderr}"
+    );
 
     // An impossible dtype in the first variable.
     let mut bad = full.clone();

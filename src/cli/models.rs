@@ -149,7 +149,9 @@ pub fn run(args: &ModelsArgs, config: &Config) -> anyhow::Result<()> {
                     .canonicalize()
                     .ok()
                     .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .with_context(|| format!("cannot name a model after {}; pass --id", path.display()))?,
+                    .with_context(|| {
+                        format!("cannot name a model after {}; pass --id", path.display())
+                    })?,
             };
             if id.is_empty() || id.contains('/') || id.starts_with('.') {
                 bail!("model id {id:?} must be a plain directory name");
@@ -164,7 +166,11 @@ pub fn run(args: &ModelsArgs, config: &Config) -> anyhow::Result<()> {
                 HumanBytes(report.bytes),
                 report.layers,
                 report.n_state,
-                if report.multilingual { "multilingual" } else { "English-only" },
+                if report.multilingual {
+                    "multilingual"
+                } else {
+                    "English-only"
+                },
                 report.elapsed_ms as f64 / 1000.0,
                 report.path.display()
             );

@@ -158,12 +158,13 @@ fn derive_files(
     if dest.is_file() {
         return Ok(());
     }
-    let report = import::import_ct2(&store.model_dir(&spec.id), &dest, progress).map_err(
-        |source| ModelsError::Import {
-            id: spec.id.clone(),
-            source,
-        },
-    )?;
+    let report =
+        import::import_ct2(&store.model_dir(&spec.id), &dest, progress).map_err(|source| {
+            ModelsError::Import {
+                id: spec.id.clone(),
+                source,
+            }
+        })?;
     progress.note(&format!(
         "{}: imported for whisper.cpp → {} ({} tensors, {:.1} s)",
         spec.id,

@@ -188,10 +188,22 @@ mod tests {
         };
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
         let out = resample(&tone(1000.0, 48_000), 48_000).unwrap();
-        assert!((out.len() as i64 - 16_000).abs() <= 2, "{} samples", out.len());
+        assert!(
+            (out.len() as i64 - 16_000).abs() <= 2,
+            "{} samples",
+            out.len()
+        );
         let mid = &out[2000..14_000];
-        assert!((rms(mid) - 0.5 / 2f32.sqrt()).abs() < 0.01, "rms {}", rms(mid));
+        assert!(
+            (rms(mid) - 0.5 / 2f32.sqrt()).abs() < 0.01,
+            "rms {}",
+            rms(mid)
+        );
         let aliased = resample(&tone(12_000.0, 48_000), 48_000).unwrap();
-        assert!(rms(&aliased[2000..14_000]) < 0.005, "rms {}", rms(&aliased[2000..14_000]));
+        assert!(
+            rms(&aliased[2000..14_000]) < 0.005,
+            "rms {}",
+            rms(&aliased[2000..14_000])
+        );
     }
 }

@@ -163,7 +163,10 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| !["engine", "transcribe"].contains(n)) {
+        for name in NAMES
+            .iter()
+            .filter(|n| !["engine", "transcribe"].contains(n))
+        {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }

@@ -126,11 +126,13 @@ impl Cursor<'_> {
             return Err(self.truncated(n, what));
         }
         let mut buf = vec![0; n as usize];
-        self.file.read_exact(&mut buf).map_err(|e| ImportError::Io {
-            action: "cannot read",
-            path: self.path.to_path_buf(),
-            source: e,
-        })?;
+        self.file
+            .read_exact(&mut buf)
+            .map_err(|e| ImportError::Io {
+                action: "cannot read",
+                path: self.path.to_path_buf(),
+                source: e,
+            })?;
         self.pos += n;
         Ok(buf)
     }
@@ -177,8 +179,7 @@ impl Cursor<'_> {
         if bytes.pop() != Some(0) {
             return Err(self.corrupt(at, format!("{what} does not end with NUL")));
         }
-        String::from_utf8(bytes)
-            .map_err(|_| self.corrupt(at, format!("{what} is not valid UTF-8")))
+        String::from_utf8(bytes).map_err(|_| self.corrupt(at, format!("{what} is not valid UTF-8")))
     }
 }
 
@@ -216,7 +217,7 @@ impl Ct2Model {
         if u64::from(count) * 9 > len {
             return Err(c.corrupt(
                 count_at,
-                format!("variable count {count} cannot fit in a {len}-byte file"),
+                format!("variable count {count} cannot fit in a {len}-byte file: the file is truncated or corrupt"),
             ));
         }
         let mut variables = BTreeMap::new();
@@ -231,8 +232,12 @@ impl Ct2Model {
             }
             let dtype_at = c.pos;
             let id = c.u8(&what("dtype"))?;
-            let dtype = DType::from_id(id)
-                .ok_or_else(|| c.corrupt(dtype_at, format!("{} is {id}, not a CTranslate2 type (0..=5)", what("dtype"))))?;
+            let dtype = DType::from_id(id).ok_or_else(|| {
+                c.corrupt(
+                    dtype_at,
+                    format!("{} is {id}, not a CTranslate2 type (0..=5)", what("dtype")),
+                )
+            })?;
             let len_at = c.pos;
             let bytes = u64::from(c.u32(&what("byte count"))?);
             let elements: u64 = shape.iter().product();
@@ -249,10 +254,21 @@ impl Ct2Model {
             let offset = c.pos;
             c.skip(
                 bytes,
-                &format!("the {bytes}-byte data of variable `{name}` {shape:?} {}", dtype.name()),
+                &format!(
+                    "the {bytes}-byte data of variable `{name}` {shape:?} {}",
+                    dtype.name()
+                ),
             )?;
             if variables
-                .insert(name.clone(), Variable { shape, dtype, offset, len: bytes })
+                .insert(
+                    name.clone(),
+                    Variable {
+                        shape,
+                        dtype,
+                        offset,
+                        len: bytes,
+                    },
+                )
                 .is_some()
             {
                 return Err(c.corrupt(at, format!("variable `{name}` appears twice")));

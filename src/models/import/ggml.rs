@@ -61,7 +61,10 @@ fn dim(model: &Ct2Model, name: &str, axis: usize) -> Result<u32, ImportError> {
         .and_then(|&d| u32::try_from(d).ok())
         .ok_or_else(|| ImportError::Unsupported {
             path: model.path.clone(),
-            message: format!("`{name}` has shape {:?}; expected an axis {axis}", var.shape),
+            message: format!(
+                "`{name}` has shape {:?}; expected an axis {axis}",
+                var.shape
+            ),
         })
 }
 
@@ -127,55 +130,237 @@ fn plan(h: &Hparams) -> Vec<Tensor> {
         })
     };
     let mels = u64::from(h.n_mels);
-    add("encoder.positional_embedding".into(), "encoder/position_encodings/encodings".into(), None, vec![u64::from(h.n_audio_ctx), n], Out::F32);
-    add("encoder.conv1.weight".into(), "encoder/conv1/weight".into(), None, vec![n, mels, 3], Out::F16);
-    add("encoder.conv1.bias".into(), "encoder/conv1/bias".into(), None, vec![n, 1], Out::F32);
-    add("encoder.conv2.weight".into(), "encoder/conv2/weight".into(), None, vec![n, n, 3], Out::F16);
-    add("encoder.conv2.bias".into(), "encoder/conv2/bias".into(), None, vec![n, 1], Out::F32);
-    add("encoder.ln_post.weight".into(), "encoder/layer_norm/gamma".into(), None, vec![n], Out::F32);
-    add("encoder.ln_post.bias".into(), "encoder/layer_norm/beta".into(), None, vec![n], Out::F32);
-    add("decoder.positional_embedding".into(), "decoder/position_encodings/encodings".into(), None, vec![u64::from(h.n_text_ctx), n], Out::F32);
-    add("decoder.token_embedding.weight".into(), "decoder/embeddings/weight".into(), None, vec![u64::from(h.n_vocab), n], Out::F16);
-    add("decoder.ln.weight".into(), "decoder/layer_norm/gamma".into(), None, vec![n], Out::F32);
-    add("decoder.ln.bias".into(), "decoder/layer_norm/beta".into(), None, vec![n], Out::F32);
+    add(
+        "encoder.positional_embedding".into(),
+        "encoder/position_encodings/encodings".into(),
+        None,
+        vec![u64::from(h.n_audio_ctx), n],
+        Out::F32,
+    );
+    add(
+        "encoder.conv1.weight".into(),
+        "encoder/conv1/weight".into(),
+        None,
+        vec![n, mels, 3],
+        Out::F16,
+    );
+    add(
+        "encoder.conv1.bias".into(),
+        "encoder/conv1/bias".into(),
+        None,
+        vec![n, 1],
+        Out::F32,
+    );
+    add(
+        "encoder.conv2.weight".into(),
+        "encoder/conv2/weight".into(),
+        None,
+        vec![n, n, 3],
+        Out::F16,
+    );
+    add(
+        "encoder.conv2.bias".into(),
+        "encoder/conv2/bias".into(),
+        None,
+        vec![n, 1],
+        Out::F32,
+    );
+    add(
+        "encoder.ln_post.weight".into(),
+        "encoder/layer_norm/gamma".into(),
+        None,
+        vec![n],
+        Out::F32,
+    );
+    add(
+        "encoder.ln_post.bias".into(),
+        "encoder/layer_norm/beta".into(),
+        None,
+        vec![n],
+        Out::F32,
+    );
+    add(
+        "decoder.positional_embedding".into(),
+        "decoder/position_encodings/encodings".into(),
+        None,
+        vec![u64::from(h.n_text_ctx), n],
+        Out::F32,
+    );
+    add(
+        "decoder.token_embedding.weight".into(),
+        "decoder/embeddings/weight".into(),
+        None,
+        vec![u64::from(h.n_vocab), n],
+        Out::F16,
+    );
+    add(
+        "decoder.ln.weight".into(),
+        "decoder/layer_norm/gamma".into(),
+        None,
+        vec![n],
+        Out::F32,
+    );
+    add(
+        "decoder.ln.bias".into(),
+        "decoder/layer_norm/beta".into(),
+        None,
+        vec![n],
+        Out::F32,
+    );
 
     // A layer norm, an MLP, and attention blocks; `fused` rows are split
     // into query/key/value (self) or key/value (cross).
     let layer_norm = |t: &mut Vec<Tensor>, to: String, from: String| {
-        t.push(Tensor { name: format!("{to}.weight"), source: format!("{from}/gamma"), rows: None, shape: vec![n], out: Out::F32 });
-        t.push(Tensor { name: format!("{to}.bias"), source: format!("{from}/beta"), rows: None, shape: vec![n], out: Out::F32 });
+        t.push(Tensor {
+            name: format!("{to}.weight"),
+            source: format!("{from}/gamma"),
+            rows: None,
+            shape: vec![n],
+            out: Out::F32,
+        });
+        t.push(Tensor {
+            name: format!("{to}.bias"),
+            source: format!("{from}/beta"),
+            rows: None,
+            shape: vec![n],
+            out: Out::F32,
+        });
     };
-    let linear = |t: &mut Vec<Tensor>, to: String, from: &str, rows: Option<Range<u64>>, width: u64, bias: bool| {
+    let linear = |t: &mut Vec<Tensor>,
+                  to: String,
+                  from: &str,
+                  rows: Option<Range<u64>>,
+                  width: u64,
+                  bias: bool| {
         let out_rows = rows.as_ref().map_or(width, |r| r.end - r.start);
-        t.push(Tensor { name: format!("{to}.weight"), source: format!("{from}/weight"), rows: rows.clone(), shape: vec![out_rows, n], out: Out::F16 });
+        t.push(Tensor {
+            name: format!("{to}.weight"),
+            source: format!("{from}/weight"),
+            rows: rows.clone(),
+            shape: vec![out_rows, n],
+            out: Out::F16,
+        });
         if bias {
-            t.push(Tensor { name: format!("{to}.bias"), source: format!("{from}/bias"), rows, shape: vec![out_rows], out: Out::F32 });
+            t.push(Tensor {
+                name: format!("{to}.bias"),
+                source: format!("{from}/bias"),
+                rows,
+                shape: vec![out_rows],
+                out: Out::F32,
+            });
         }
     };
     for (stack, layers) in [("encoder", h.n_audio_layer), ("decoder", h.n_text_layer)] {
         for i in 0..layers {
             let to = format!("{stack}.blocks.{i}");
             let from = format!("{stack}/layer_{i}");
-            layer_norm(&mut t, format!("{to}.attn_ln"), format!("{from}/self_attention/layer_norm"));
+            layer_norm(
+                &mut t,
+                format!("{to}.attn_ln"),
+                format!("{from}/self_attention/layer_norm"),
+            );
             let qkv = format!("{from}/self_attention/linear_0");
-            linear(&mut t, format!("{to}.attn.query"), &qkv, Some(0..n), n, true);
+            linear(
+                &mut t,
+                format!("{to}.attn.query"),
+                &qkv,
+                Some(0..n),
+                n,
+                true,
+            );
             // The key projection has no bias (CTranslate2 stores zeros).
-            linear(&mut t, format!("{to}.attn.key"), &qkv, Some(n..2 * n), n, false);
-            linear(&mut t, format!("{to}.attn.value"), &qkv, Some(2 * n..3 * n), n, true);
-            linear(&mut t, format!("{to}.attn.out"), &format!("{from}/self_attention/linear_1"), None, n, true);
+            linear(
+                &mut t,
+                format!("{to}.attn.key"),
+                &qkv,
+                Some(n..2 * n),
+                n,
+                false,
+            );
+            linear(
+                &mut t,
+                format!("{to}.attn.value"),
+                &qkv,
+                Some(2 * n..3 * n),
+                n,
+                true,
+            );
+            linear(
+                &mut t,
+                format!("{to}.attn.out"),
+                &format!("{from}/self_attention/linear_1"),
+                None,
+                n,
+                true,
+            );
             if stack == "decoder" {
-                layer_norm(&mut t, format!("{to}.cross_attn_ln"), format!("{from}/attention/layer_norm"));
-                linear(&mut t, format!("{to}.cross_attn.query"), &format!("{from}/attention/linear_0"), None, n, true);
+                layer_norm(
+                    &mut t,
+                    format!("{to}.cross_attn_ln"),
+                    format!("{from}/attention/layer_norm"),
+                );
+                linear(
+                    &mut t,
+                    format!("{to}.cross_attn.query"),
+                    &format!("{from}/attention/linear_0"),
+                    None,
+                    n,
+                    true,
+                );
                 let kv = format!("{from}/attention/linear_1");
-                linear(&mut t, format!("{to}.cross_attn.key"), &kv, Some(0..n), n, false);
-                linear(&mut t, format!("{to}.cross_attn.value"), &kv, Some(n..2 * n), n, true);
-                linear(&mut t, format!("{to}.cross_attn.out"), &format!("{from}/attention/linear_2"), None, n, true);
+                linear(
+                    &mut t,
+                    format!("{to}.cross_attn.key"),
+                    &kv,
+                    Some(0..n),
+                    n,
+                    false,
+                );
+                linear(
+                    &mut t,
+                    format!("{to}.cross_attn.value"),
+                    &kv,
+                    Some(n..2 * n),
+                    n,
+                    true,
+                );
+                linear(
+                    &mut t,
+                    format!("{to}.cross_attn.out"),
+                    &format!("{from}/attention/linear_2"),
+                    None,
+                    n,
+                    true,
+                );
             }
-            layer_norm(&mut t, format!("{to}.mlp_ln"), format!("{from}/ffn/layer_norm"));
-            linear(&mut t, format!("{to}.mlp.0"), &format!("{from}/ffn/linear_0"), None, 4 * n, true);
+            layer_norm(
+                &mut t,
+                format!("{to}.mlp_ln"),
+                format!("{from}/ffn/layer_norm"),
+            );
+            linear(
+                &mut t,
+                format!("{to}.mlp.0"),
+                &format!("{from}/ffn/linear_0"),
+                None,
+                4 * n,
+                true,
+            );
             let out = format!("{to}.mlp.2");
-            t.push(Tensor { name: format!("{out}.weight"), source: format!("{from}/ffn/linear_1/weight"), rows: None, shape: vec![n, 4 * n], out: Out::F16 });
-            t.push(Tensor { name: format!("{out}.bias"), source: format!("{from}/ffn/linear_1/bias"), rows: None, shape: vec![n], out: Out::F32 });
+            t.push(Tensor {
+                name: format!("{out}.weight"),
+                source: format!("{from}/ffn/linear_1/weight"),
+                rows: None,
+                shape: vec![n, 4 * n],
+                out: Out::F16,
+            });
+            t.push(Tensor {
+                name: format!("{out}.bias"),
+                source: format!("{from}/ffn/linear_1/bias"),
+                rows: None,
+                shape: vec![n],
+                out: Out::F32,
+            });
         }
     }
     t
@@ -199,13 +384,17 @@ fn convert(
             if r.end > available {
                 return Err(ImportError::Unsupported {
                     path: path.to_path_buf(),
-                    message: format!("`{name}` has {available} rows; the fused projection needs {}", r.end),
+                    message: format!(
+                        "`{name}` has {available} rows; the fused projection needs {}",
+                        r.end
+                    ),
                 });
             }
             &bytes[r.start as usize * row_len..r.end as usize * row_len]
         }
     };
-    let values = |f: &dyn Fn(&[u8]) -> f32| -> Vec<f32> { slice.chunks_exact(size).map(f).collect() };
+    let values =
+        |f: &dyn Fn(&[u8]) -> f32| -> Vec<f32> { slice.chunks_exact(size).map(f).collect() };
     let as_f32: Vec<f32> = match (var.dtype, out) {
         (DType::F16, Out::F16) | (DType::F32, Out::F32) => return Ok(slice.to_vec()),
         (DType::F16, Out::F32) => values(&|b| f16::from_le_bytes([b[0], b[1]]).to_f32()),
@@ -223,12 +412,16 @@ fn convert(
     };
     Ok(match out {
         Out::F32 => as_f32.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Out::F16 => as_f32.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+        Out::F16 => as_f32
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
     })
 }
 
 fn put_i32(w: &mut impl Write, v: u64) -> std::io::Result<()> {
-    let v = i32::try_from(v).map_err(|_| std::io::Error::other(format!("{v} does not fit in an i32")))?;
+    let v = i32::try_from(v)
+        .map_err(|_| std::io::Error::other(format!("{v} does not fit in an i32")))?;
     w.write_all(&v.to_le_bytes())
 }
 
@@ -253,14 +446,21 @@ pub fn write(
         if want != have {
             return Err(ImportError::Unsupported {
                 path: model.path.clone(),
-                message: format!("`{}` has shape {:?}; `{}` needs {:?}", t.source, var.shape, t.name, t.shape),
+                message: format!(
+                    "`{}` has shape {:?}; `{}` needs {:?}",
+                    t.source, var.shape, t.name, t.shape
+                ),
             });
         }
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
     let io = |action, path: &Path| {
         let path = path.to_path_buf();
-        move |source| ImportError::Io { action, path, source }
+        move |source| ImportError::Io {
+            action,
+            path,
+            source,
+        }
     };
     std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
     let temp = tempfile::Builder::new()
@@ -279,8 +479,16 @@ pub fn write(
         };
         w.write_all(&GGML_MAGIC.to_le_bytes()).map_err(&e)?;
         for v in [
-            h.n_vocab, h.n_audio_ctx, h.n_audio_state, h.n_audio_head, h.n_audio_layer,
-            h.n_text_ctx, h.n_text_state, h.n_text_head, h.n_text_layer, h.n_mels,
+            h.n_vocab,
+            h.n_audio_ctx,
+            h.n_audio_state,
+            h.n_audio_head,
+            h.n_audio_layer,
+            h.n_text_ctx,
+            h.n_text_state,
+            h.n_text_head,
+            h.n_text_layer,
+            h.n_mels,
             1, // ftype: mostly f16
         ] {
             put_i32(&mut w, u64::from(v)).map_err(&e)?;
@@ -305,7 +513,9 @@ pub fn write(
                 cached = Some((var, bytes));
                 last_source.clone_from(&t.source);
             }
-            let Some((var, bytes)) = &cached else { unreachable!("read above") };
+            let Some((var, bytes)) = &cached else {
+                unreachable!("read above")
+            };
             let data = convert(&model.path, &t.source, var, bytes, t.rows.as_ref(), t.out)?;
             put_i32(&mut w, t.shape.len() as u64).map_err(&e)?;
             put_i32(&mut w, t.name.len() as u64).map_err(&e)?;
@@ -318,7 +528,9 @@ pub fn write(
         }
         w.flush().map_err(&e)?;
         drop(w);
-        temp.as_file().sync_all().map_err(io("cannot sync", temp.path()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(io("cannot sync", temp.path()))?;
         Ok(())
     })();
     progress.finish();

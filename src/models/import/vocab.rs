@@ -101,11 +101,12 @@ fn from_tokenizer_json(path: &Path) -> Result<Vec<String>, ImportError> {
     let entries = vocab
         .iter()
         .map(|(t, id)| (t.clone(), id.as_u64()))
-        .chain(
-            added
-                .iter()
-                .map(|a| (a["content"].as_str().unwrap_or("").to_owned(), a["id"].as_u64())),
-        );
+        .chain(added.iter().map(|a| {
+            (
+                a["content"].as_str().unwrap_or("").to_owned(),
+                a["id"].as_u64(),
+            )
+        }));
     for (token, id) in entries {
         let id = id.ok_or_else(|| bad(format!("token {token:?} has no integer id")))? as usize;
         if id >= by_id.len() {

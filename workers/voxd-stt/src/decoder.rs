@@ -10,7 +10,9 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use voxd_proto::{kind, Frame};
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
 
 const RATE: usize = 16_000;
 /// Encoder frames per second of audio (1500 frames = 30 s).
@@ -44,13 +46,17 @@ impl Params {
         let num = |k: &str, default: u64| -> Result<u64, String> {
             match data.get(k) {
                 None | Some(Value::Null) => Ok(default),
-                Some(v) => v.as_u64().ok_or(format!("`{k}` must be a non-negative integer, not {v}")),
+                Some(v) => v
+                    .as_u64()
+                    .ok_or(format!("`{k}` must be a non-negative integer, not {v}")),
             }
         };
         let threads = num("threads", 2)?.clamp(1, 256) as i32;
         let audio_ctx = num("audio_ctx", 0)? as usize;
         if audio_ctx > FULL_CTX {
-            return Err(format!("`audio_ctx` {audio_ctx} exceeds whisper's {FULL_CTX}"));
+            return Err(format!(
+                "`audio_ctx` {audio_ctx} exceeds whisper's {FULL_CTX}"
+            ));
         }
         Ok(Params {
             model: PathBuf::from(model),
@@ -58,7 +64,10 @@ impl Params {
             initial_prompt: str_field("initial_prompt"),
             threads,
             audio_ctx,
-            fit_audio_ctx: data.get("fit_audio_ctx").and_then(Value::as_bool).unwrap_or(false),
+            fit_audio_ctx: data
+                .get("fit_audio_ctx")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             audio_ctx_margin_ms: num("audio_ctx_margin_ms", 1000)? as usize,
             partial_interval_ms: num("partial_interval_ms", 0)? as usize,
         })
@@ -85,9 +94,20 @@ impl Params {
 
 /// Work for the decoding thread.
 pub enum Job {
-    Load { gen: u64, params: Params },
-    Partial { gen: u64, params: Params, samples: Vec<f32> },
-    Final { gen: u64, params: Params, samples: Vec<f32> },
+    Load {
+        gen: u64,
+        params: Params,
+    },
+    Partial {
+        gen: u64,
+        params: Params,
+        samples: Vec<f32>,
+    },
+    Final {
+        gen: u64,
+        params: Params,
+        samples: Vec<f32>,
+    },
 }
 
 struct Loaded {
@@ -134,7 +154,11 @@ pub fn spawn(
                         Ok(_) => send(Frame::error("cancelled", "request cancelled")),
                         Err(e) => send(Frame::error("load-failed", e)),
                     },
-                    Job::Partial { gen, params, samples } => {
+                    Job::Partial {
+                        gen,
+                        params,
+                        samples,
+                    } => {
                         if current.load(Ordering::SeqCst) == gen {
                             if let Ok(l) = load(&mut loaded, &params) {
                                 if let Ok((text, _)) = decode(l, &params, &samples, &current, gen) {
@@ -149,7 +173,11 @@ pub fn spawn(
                         }
                         idle_flag.store(true, Ordering::SeqCst);
                     }
-                    Job::Final { gen, params, samples } => {
+                    Job::Final {
+                        gen,
+                        params,
+                        samples,
+                    } => {
                         for frame in finish(&mut loaded, &params, &samples, &current, gen) {
                             send(frame);
                         }
@@ -174,7 +202,10 @@ fn finish(
         return cancelled();
     }
     if samples.is_empty() {
-        return vec![Frame::error("no-audio", "no audio arrived before audio-stop")];
+        return vec![Frame::error(
+            "no-audio",
+            "no audio arrived before audio-stop",
+        )];
     }
     let l = match load(loaded, params) {
         Ok(l) => l,
@@ -246,7 +277,11 @@ fn decode(
 ) -> Result<(String, Vec<Value>), String> {
     let mut fp = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     fp.set_n_threads(params.threads);
-    fp.set_language(Some(if params.language.is_empty() { "en" } else { &params.language }));
+    fp.set_language(Some(if params.language.is_empty() {
+        "en"
+    } else {
+        &params.language
+    }));
     if !params.initial_prompt.is_empty() {
         fp.set_initial_prompt(&params.initial_prompt);
     }
@@ -281,7 +316,9 @@ fn decode(
     } else {
         samples
     };
-    l.state.full(fp, audio).map_err(|e| format!("whisper.cpp failed to transcribe: {e}"))?;
+    l.state
+        .full(fp, audio)
+        .map_err(|e| format!("whisper.cpp failed to transcribe: {e}"))?;
     let mut text = String::new();
     let mut segments = Vec::new();
     for seg in l.state.as_iter() {
