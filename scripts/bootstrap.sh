@@ -36,19 +36,20 @@ APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pi
 # TTS: espeak-ng is built from source by espeak-rs-sys (cmake, clang for
 # bindgen; libsonic-dev so its configure does not git-clone sonic); cpal
 # needs ALSA's headers; alsa-utils for the test ALSA file device.
-APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils)
-# The tests' Python environment (faster-whisper) is a venv.
-APT_PACKAGES+=(python3-venv)
+# STT: whisper.cpp (whisper-rs builds it with cmake and bindgen); espeak-ng
+# and sox make and mix the test speech; the tests' Python tools live in a venv.
+APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils espeak-ng sox python3-venv)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
-TEST_MODELS=(silero-vad)
-TEST_MODELS+=(piper-en_US-joe-medium)
+TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from
 # the PyPI wheel: Debian packages none, and ort's own download needs network
 # at build time.
 ORT_VERSION=1.32.0
-# Python packages the tests run (pinned), in a venv; tests get its python
-# as $VOXD_TEST_PYTHON. faster-whisper transcribes voxd's speech (TTS round trip).
-TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1)
+# Python packages the tests run (pinned), in one venv whose python the tests
+# get as $VOXD_TEST_PYTHON: faster-whisper transcribes voxd's speech (TTS
+# round trip); piper-tts voices the STT test speech and is the TTS benchmark's
+# reference.
+TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1 piper-tts==1.8.0 onnxruntime==1.32.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -173,8 +174,15 @@ if [[ ! -x "$test_venv/bin/python" ]]; then
   python3 -m venv "$test_venv"
 fi
 say "test Python packages: ${TEST_PYTHON_PACKAGES[*]}"
-"$test_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"
+if ! "$test_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"; then
+  say "pip could not install ${TEST_PYTHON_PACKAGES[*]} (offline?)"
+  exit 1
+fi
 export VOXD_TEST_PYTHON="$test_venv/bin/python"
+stt_audio="${VOXD_TEST_AUDIO:-$HOME/.cache/voxd/test-audio/stt}"
+say "generating the STT test speech in $stt_audio"
+bash scripts/stt-test-audio.sh "$stt_audio" "$test_models/piper-en_US-joe-medium" "$VOXD_TEST_PYTHON"
+export VOXD_TEST_AUDIO="$stt_audio"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"

@@ -53,8 +53,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let engines = engine::Host::new(&config.config.engines, events.clone());
     let speaker = crate::speak::Speaker::new(&config.config, events.clone());
     let ctx = Arc::new(Context {
-        config,
         events,
+        stt: Arc::new(crate::stt::LocalStt::new(
+            engines.clone(),
+            config.config.clone(),
+        )),
+        config,
         engines,
         speaker,
         started,

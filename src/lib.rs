@@ -12,6 +12,9 @@
 //!   backoff, idle stop, memory budget.
 //! - [`models`]: the model manifest and the on-disk model store; `pull`
 //!   downloads, verifies and installs model files atomically.
+//! - [`stt`]: speech to text: the [`stt::Stt`] contract, WAV reading and
+//!   resampling to 16 kHz mono, and the local backend that runs whisper.cpp
+//!   in the `voxd-stt` worker.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
 //! - [`speak`]: spoken replies: the sentence splitter, Piper voices on ONNX
@@ -39,3 +42,4 @@ pub mod llm;
 pub mod models;
 pub mod onnx;
 pub mod speak;
+pub mod stt;

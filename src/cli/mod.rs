@@ -15,6 +15,7 @@ mod shutdown;
 mod status;
 mod stop;
 mod subscribe;
+mod transcribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,8 @@ enum Command {
     /// Sound devices.
     #[command(subcommand)]
     Audio(audio::Command),
+    /// Print the transcript of a WAV file (the daemon reads the file).
+    Transcribe(transcribe::Args),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -121,5 +124,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Say(args) => say::run(args, &load()?),
         Command::Stop => stop::run(&load()?),
         Command::Audio(cmd) => audio::run(cmd),
+        Command::Transcribe(args) => transcribe::run(args, &load()?),
     }
 }

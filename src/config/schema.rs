@@ -16,6 +16,7 @@ pub struct Config {
     pub onnx: OnnxConfig,
     pub tts: TtsConfig,
     pub audio: AudioConfig,
+    pub stt: SttConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -82,6 +83,20 @@ pub struct ModelsConfig {
     pub vad: Vec<String>,
     pub wake: Vec<String>,
     pub embed: Vec<String>,
+}
+
+/// Speech to text (`[stt]`); the worker's threads are `engines.stt.threads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SttConfig {
+    /// Empty: the installed model of `models.stt`. Else a store id or a path
+    /// to a whisper.cpp ggml file.
+    pub model: String,
+    pub language: String,
+    pub initial_prompt: String,
+    pub fit_audio_ctx: bool,
+    pub audio_ctx_margin_ms: u32,
+    pub partial_interval_ms: u32,
 }
 
 /// Where model files can come from.

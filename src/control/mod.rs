@@ -30,6 +30,8 @@ pub struct Context {
     pub engines: engine::Host,
     /// Spoken replies: the speech queue and its cancel API.
     pub speaker: crate::speak::Speaker,
+    /// Speech to text.
+    pub stt: std::sync::Arc<dyn crate::stt::Stt>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     LineTooLong,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
+    /// Audio input that cannot be used (unreadable, truncated, corrupt, empty).
+    BadAudio,
+    /// A model the request needs is not installed.
+    NoModel,
     /// An engine worker failed (crashed, hung, could not start).
     EngineFailed,
     /// Something voxd did not expect; the message says what.

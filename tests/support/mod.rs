@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod wer;
+
 /// The `voxd` binary under test.
 pub fn voxd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_voxd"))
@@ -44,6 +46,23 @@ pub fn test_model(id: &str) -> PathBuf {
          (or `VOXD_MODELS_DIR={} voxd models pull {id}`)",
         store.display(),
         store.display()
+    );
+    dir
+}
+
+/// The generated speech clips (`$VOXD_TEST_AUDIO`, made by
+/// `scripts/stt-test-audio.sh`, which `scripts/bootstrap.sh test` runs).
+pub fn test_audio() -> PathBuf {
+    let dir = std::env::var_os("VOXD_TEST_AUDIO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/voxd/test-audio/stt")
+        });
+    assert!(
+        dir.join(".complete").is_file(),
+        "the STT test speech is not in {}: run `bash scripts/bootstrap.sh test`",
+        dir.display()
     );
     dir
 }
@@ -195,6 +214,14 @@ impl Conn {
             reader: BufReader::new(stream),
             next_id: 1000,
         }
+    }
+
+    /// Waits up to `secs` for each line (default 30 s).
+    pub fn with_timeout(self, secs: u64) -> Conn {
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(secs)))
+            .unwrap();
+        self
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {

@@ -10,6 +10,7 @@ mod shutdown;
 mod status;
 mod stop;
 mod subscribe;
+mod transcribe;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -28,6 +29,7 @@ pub use shutdown::Shutdown;
 pub use status::Status;
 pub use stop::Stop;
 pub use subscribe::Subscribe;
+pub use transcribe::Transcribe;
 
 /// Every command a client can send, tagged by `cmd`.
 #[derive(Debug, Deserialize)]
@@ -42,6 +44,7 @@ pub enum Command {
     Shutdown(Shutdown),
     Say(Say),
     Stop(Stop),
+    Transcribe(Transcribe),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -55,6 +58,7 @@ pub const NAMES: &[&str] = &[
     "shutdown",
     "say",
     "stop",
+    "transcribe",
 ];
 
 /// The connection a request arrived on.
@@ -81,6 +85,7 @@ impl Command {
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Stop(cmd) => cmd.apply(ctx).map(Some),
+            Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
         }
     }
 }
@@ -168,7 +173,10 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| **n != "engine") {
+        for name in NAMES
+            .iter()
+            .filter(|n| !["engine", "transcribe"].contains(n))
+        {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
