@@ -18,13 +18,13 @@ fn main() {
 }
 
 fn link_sonic() {
-    println!("cargo:rerun-if-env-changed=VOXD_SONIC_LIB_DIR");
+    println!("cargo:rerun-if-env-changed=SONIC_LIB_DIR");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
         return;
     }
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let candidates = [
-        env::var_os("VOXD_SONIC_LIB_DIR").map(PathBuf::from),
+        env::var_os("SONIC_LIB_DIR").map(PathBuf::from),
         Some(PathBuf::from(format!("/usr/lib/{arch}-linux-gnu"))),
         Some(PathBuf::from("/usr/lib")),
         Some(PathBuf::from("/usr/local/lib")),
@@ -39,25 +39,21 @@ fn link_sonic() {
             println!("cargo:rustc-link-lib=static=sonic");
         }
         None => println!(
-            "cargo:warning=libsonic.a not found (apt install libsonic-dev, or set VOXD_SONIC_LIB_DIR): \
+            "cargo:warning=libsonic.a not found (apt install libsonic-dev, or set SONIC_LIB_DIR): \
              espeak-ng may fail to link"
         ),
     }
 }
 
 fn ort_cache_dir() {
-    println!("cargo:rerun-if-env-changed=VOXD_ORT_CACHE");
     println!("cargo:rerun-if-env-changed=XDG_CACHE_HOME");
     println!("cargo:rerun-if-env-changed=HOME");
-    let dir = env::var_os("VOXD_ORT_CACHE")
+    // Not VOXD_*: those are configuration keys at run time, and cargo
+    // passes rustc-env variables to `cargo test` processes too.
+    let dir = env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            env::var_os("XDG_CACHE_HOME")
-                .filter(|v| !v.is_empty())
-                .map(|c| Path::new(&c).join("voxd/onnxruntime"))
-        })
+        .map(|c| Path::new(&c).join("voxd/onnxruntime"))
         .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cache/voxd/onnxruntime")))
         .unwrap_or_default();
-    println!("cargo:rustc-env=VOXD_ORT_BUILD_CACHE={}", dir.display());
+    println!("cargo:rustc-env=ORT_BUILD_CACHE_DIR={}", dir.display());
 }

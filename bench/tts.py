@@ -137,10 +137,10 @@ class Conn:
     def call(self, cmd, **args):
         return self.reply(self.send(cmd, **args))
 
-    def event(self, name):
+    def event(self, name, **fields):
         while True:
             msg = json.loads(self.file.readline())
-            if msg.get("event") == name:
+            if msg.get("event") == name and all(msg["data"].get(k) == v for k, v in fields.items()):
                 return msg["data"]
 
 
@@ -180,7 +180,7 @@ def run_voxd(voxd, voice_dir, threads, runs, text):
             for _ in range(runs):
                 start = time.perf_counter()
                 opened = conn.call("say", text=sentence + ". ", more=True)
-                events.event("speech.chunk")
+                events.event("speech.chunk", utterance=opened["utterance"], index=0)
                 firsts.append(time.perf_counter() - start)
                 conn.call("say", utterance=opened["utterance"], text=rest)
             with open(f"/proc/{proc.pid}/status") as f:

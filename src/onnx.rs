@@ -78,7 +78,7 @@ pub fn candidates(config: &OnnxConfig) -> Vec<PathBuf> {
                 .join(LIB_NAME),
         );
     }
-    let built = env!("VOXD_ORT_BUILD_CACHE");
+    let built = env!("ORT_BUILD_CACHE_DIR");
     if !built.is_empty() {
         paths.push(Path::new(built).join(ORT_VERSION).join(LIB_NAME));
     }
