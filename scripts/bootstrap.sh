@@ -33,6 +33,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 # Build tools for the crates voxd links, Python's pip for offline model
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
+# D-Bus and service-manager tests: dbus-daemon (dbus), gdbus (libglib2.0-bin),
+# busctl and systemd-analyze (systemd).
+APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad)
 

@@ -15,6 +15,12 @@
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
+//! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
+//!   socket commands as methods and the events as signals.
+//! - [`metrics`]: the metric registry, Prometheus text output and the
+//!   optional loopback HTTP endpoint (`/metrics`, `/health`).
+//! - [`service`]: systemd/launchd user-service install, and the daemon's
+//!   side of systemd's notify protocol (READY, WATCHDOG, STOPPING).
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
 //! - [`cli`]: the client side of the `voxd` binary, one file per command.
@@ -26,7 +32,10 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dbus;
 pub mod engine;
 pub mod events;
 pub mod llm;
+pub mod metrics;
 pub mod models;
+pub mod service;

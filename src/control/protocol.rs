@@ -36,6 +36,22 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The code as the wire spells it (`engine_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ParseError => "parse_error",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::InvalidParams => "invalid_params",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
 /// An error reply's payload.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 #[error("{message}")]
