@@ -50,6 +50,8 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                 let Ok(line) = String::from_utf8(bytes.to_vec()) else {
                     let error =
                         ControlError::new(ErrorCode::ParseError, "request line is not UTF-8");
+                    ctx.metrics
+                        .count_request(crate::metrics::INVALID, error.code.as_str());
                     let _ = out.send(Message::err(Value::Null, error)).await;
                     continue;
                 };
@@ -70,6 +72,8 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                         "request line longer than {MAX_LINE_BYTES} bytes; closing the connection"
                     ),
                 );
+                ctx.metrics
+                    .count_request(crate::metrics::INVALID, error.code.as_str());
                 let _ = out.send(Message::err(Value::Null, error)).await;
                 break;
             }

@@ -111,3 +111,24 @@ impl Message {
         serde_json::to_string(self).expect("messages always serialise")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_spelling() {
+        for code in [
+            ErrorCode::ParseError,
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnknownCommand,
+            ErrorCode::InvalidParams,
+            ErrorCode::LineTooLong,
+            ErrorCode::ShuttingDown,
+            ErrorCode::EngineFailed,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+    }
+}
