@@ -39,6 +39,9 @@ APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pi
 # STT: whisper.cpp (whisper-rs builds it with cmake and bindgen); espeak-ng
 # and sox make and mix the test speech; the tests' Python tools live in a venv.
 APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils espeak-ng sox python3-venv)
+# D-Bus and service-manager tests: dbus-daemon (dbus), gdbus (libglib2.0-bin),
+# busctl and systemd-analyze (systemd).
+APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from

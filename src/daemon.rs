@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
-use crate::engine;
 use crate::events::{Event, Events};
+use crate::metrics::{self, Metrics};
+use crate::service::notify;
+use crate::{dbus, engine};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,8 @@ pub enum DaemonError {
     Bind { path: PathBuf, source: io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::HttpError),
 }
 
 /// Events kept for subscribers that fall behind.
@@ -39,14 +43,16 @@ const EVENT_BACKLOG: usize = 1024;
 
 /// Runs the daemon until SIGTERM, SIGINT or the `shutdown` command, then
 /// shuts down gracefully: stop accepting, let in-flight requests finish
-/// (up to `daemon.shutdown_grace_secs`), stop the engine workers, remove the
-/// socket.
+/// (up to `daemon.shutdown_grace_secs`), stop the engine workers, leave
+/// D-Bus, remove the socket. Under systemd (`Type=notify`) it reports
+/// READY, WATCHDOG, STATUS and STOPPING (see [`notify`]).
 pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let started = Instant::now();
     let socket = paths::socket_path(&config.config.daemon);
     let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
     prepare_dir(&socket, custom_socket)?;
     let _lock = InstanceLock::acquire(&socket)?;
+    let metrics_listener = metrics::http::bind(&config.config.metrics).await?;
     let listener = bind(&socket)?;
 
     let events = Events::new(EVENT_BACKLOG);
@@ -66,8 +72,15 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         shutdown: CancellationToken::new(),
         in_flight: Default::default(),
         connections: Default::default(),
+        metrics: Metrics::new(),
+        metrics_http: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
     });
     spawn_signal_handler(ctx.clone())?;
+    let dbus = dbus::start(ctx.clone()).await;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
+        tokio::spawn(metrics::http::serve(listener, ctx.clone()));
+    }
 
     let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
     tracing::info!(
@@ -81,8 +94,13 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         "daemon.ready",
         serde_json::json!({ "pid": std::process::id() }),
     ));
+    let manager = notify::ServiceManager::ready(&ctx, dbus.is_some());
     Server::new(listener, ctx.clone()).run(grace).await;
     ctx.engines.shutdown().await;
+    if let Some(dbus) = dbus {
+        dbus.close().await;
+    }
+    manager.stop();
 
     if let Err(e) = fs::remove_file(&socket) {
         tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");

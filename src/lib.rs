@@ -24,6 +24,12 @@
 //!   cpal, WAV file, socket events), resampling.
 //! - [`onnx`]: ONNX Runtime, found and loaded once for every ONNX model.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
+//! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
+//!   socket commands as methods and the events as signals.
+//! - [`metrics`]: the metric registry, Prometheus text output and the
+//!   optional loopback HTTP endpoint (`/metrics`, `/health`).
+//! - [`service`]: systemd/launchd user-service install, and the daemon's
+//!   side of systemd's notify protocol (READY, WATCHDOG, STOPPING).
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
 //! - [`cli`]: the client side of the `voxd` binary, one file per command.
@@ -36,10 +42,13 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod dbus;
 pub mod engine;
 pub mod events;
 pub mod llm;
+pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod service;
 pub mod speak;
 pub mod stt;

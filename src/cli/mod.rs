@@ -7,10 +7,12 @@ mod audio;
 mod client;
 mod config;
 mod engine;
+mod metrics;
 pub mod models;
 mod ping;
 mod say;
 mod serve;
+mod service;
 mod shutdown;
 mod status;
 mod stop;
@@ -53,6 +55,10 @@ enum Command {
     Engine(engine::Args),
     /// Install, list and verify models.
     Models(models::ModelsArgs),
+    /// Print every metric in the Prometheus text format.
+    Metrics,
+    /// Install, remove or inspect voxd as a systemd/launchd user service.
+    Service(service::Args),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
@@ -119,6 +125,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => config::run(cmd, load),
         Command::Engine(args) => engine::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
+        Command::Metrics => metrics::run(&load()?),
+        Command::Service(args) => service::run(args, &load()?, cli.config.clone()),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
         Command::Say(args) => say::run(args, &load()?),

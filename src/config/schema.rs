@@ -17,6 +17,8 @@ pub struct Config {
     pub tts: TtsConfig,
     pub audio: AudioConfig,
     pub stt: SttConfig,
+    pub dbus: DbusConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -207,4 +209,33 @@ pub struct AudioConfig {
     pub output: String,
     pub device: String,
     pub file: PathBuf,
+}
+
+/// The D-Bus interface (`[dbus]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbusConfig {
+    pub bus: DbusBus,
+}
+
+/// Which D-Bus bus voxd offers its interface on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbusBus {
+    /// The user's session bus (`$DBUS_SESSION_BUS_ADDRESS`).
+    Session,
+    /// The system bus (needs a bus policy that lets voxd own its name).
+    System,
+    /// No D-Bus interface.
+    Off,
+}
+
+/// The Prometheus endpoint (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` of the HTTP endpoint; empty: no endpoint.
+    pub listen: String,
+    /// Allow `listen` on a non-loopback address.
+    pub allow_remote: bool,
 }

@@ -40,6 +40,22 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The code as the wire spells it (`engine_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ParseError => "parse_error",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::InvalidParams => "invalid_params",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
 /// An error reply's payload.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 #[error("{message}")]
@@ -97,5 +113,26 @@ impl Message {
     /// One line of the wire format, without the newline.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("messages always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_spelling() {
+        for code in [
+            ErrorCode::ParseError,
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnknownCommand,
+            ErrorCode::InvalidParams,
+            ErrorCode::LineTooLong,
+            ErrorCode::ShuttingDown,
+            ErrorCode::EngineFailed,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 }

@@ -90,10 +90,21 @@ impl Home {
         self.path().join("run/voxd/voxd.sock")
     }
 
-    /// `voxd <args>` in this home, with no VOXD_* leaking in from outside.
+    /// `voxd <args>` in this home, with no VOXD_*, D-Bus or systemd
+    /// variables leaking in from outside.
     pub fn voxd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(voxd_bin());
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("VOXD_")) {
+            cmd.env_remove(key);
+        }
+        // Tests that want a bus or a service manager start their own.
+        for key in [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+        ] {
             cmd.env_remove(key);
         }
         cmd.env("HOME", self.path())
@@ -265,5 +276,40 @@ impl Conn {
         let reply = self.request(cmd, args);
         assert_eq!(reply["ok"], json!(true), "{cmd} failed: {reply}");
         reply["result"].clone()
+    }
+}
+
+/// The `voxd-echo` test worker as both engines, in TOML, with `extra`
+/// appended (e.g. more sections).
+pub fn echo_engines_config(extra: &str) -> String {
+    format!(
+        r#"
+[engines]
+memory_budget_mb = 0
+idle_unload_secs = 0
+health_interval_secs = 1
+health_timeout_secs = 1
+restart_backoff_initial_ms = 50
+restart_backoff_max_ms = 200
+
+[engines.stt]
+command = "{echo}"
+memory_mb = 10
+
+[engines.llm]
+command = "{echo}"
+memory_mb = 10
+{extra}
+"#,
+        echo = worker_bin("voxd-echo").display()
+    )
+}
+
+/// Waits up to 20 s for `cond`, polling; panics with `what` on timeout.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

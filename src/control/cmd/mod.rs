@@ -3,6 +3,7 @@
 
 mod config;
 mod engine;
+mod metrics;
 mod models;
 mod ping;
 mod say;
@@ -22,6 +23,7 @@ use super::Context;
 
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use metrics::MetricsCmd;
 pub use models::Models;
 pub use ping::Ping;
 pub use say::Say;
@@ -40,6 +42,7 @@ pub enum Command {
     Config(ConfigCmd),
     Engine(EngineCmd),
     Models(Models),
+    Metrics(MetricsCmd),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
     Say(Say),
@@ -54,6 +57,7 @@ pub const NAMES: &[&str] = &[
     "config",
     "engine",
     "models",
+    "metrics",
     "subscribe",
     "shutdown",
     "say",
@@ -74,6 +78,20 @@ pub struct Session {
 pub type Outcome = Result<Option<Value>, ControlError>;
 
 impl Command {
+    /// The command's name, as in `cmd` and [`NAMES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Ping(_) => "ping",
+            Command::Status(_) => "status",
+            Command::Config(_) => "config",
+            Command::Engine(_) => "engine",
+            Command::Models(_) => "models",
+            Command::Metrics(_) => "metrics",
+            Command::Subscribe(_) => "subscribe",
+            Command::Shutdown(_) => "shutdown",
+        }
+    }
+
     pub async fn apply(self, ctx: &Context, session: &Session, id: &Value) -> Outcome {
         match self {
             Command::Ping(cmd) => cmd.apply().map(Some),
@@ -81,6 +99,7 @@ impl Command {
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
@@ -185,6 +204,18 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+    }
+
+    #[test]
+    fn every_command_knows_its_name() {
+        let args = |name: &str| match name {
+            "engine" => r#","name":"stt","action":"stop""#,
+            _ => "",
+        };
+        for name in NAMES {
+            let (_, cmd) = parse(&format!(r#"{{"id":1,"cmd":"{name}"{}}}"#, args(name))).unwrap();
+            assert_eq!(cmd.name(), *name);
+        }
     }
 
     #[test]
