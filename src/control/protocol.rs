@@ -50,6 +50,8 @@ impl ErrorCode {
             ErrorCode::InvalidParams => "invalid_params",
             ErrorCode::LineTooLong => "line_too_long",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::BadAudio => "bad_audio",
+            ErrorCode::NoModel => "no_model",
             ErrorCode::EngineFailed => "engine_failed",
             ErrorCode::Internal => "internal",
         }

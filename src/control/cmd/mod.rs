@@ -89,6 +89,9 @@ impl Command {
             Command::Metrics(_) => "metrics",
             Command::Subscribe(_) => "subscribe",
             Command::Shutdown(_) => "shutdown",
+            Command::Say(_) => "say",
+            Command::Stop(_) => "stop",
+            Command::Transcribe(_) => "transcribe",
         }
     }
 
