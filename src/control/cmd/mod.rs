@@ -213,6 +213,7 @@ mod tests {
     fn every_command_knows_its_name() {
         let args = |name: &str| match name {
             "engine" => r#","name":"stt","action":"stop""#,
+            "transcribe" => r#","path":"/a.wav""#,
             _ => "",
         };
         for name in NAMES {
