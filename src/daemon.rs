@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
+use crate::conversation::History;
+use crate::rag::Rag;
 use crate::engine;
 use crate::events::{Event, Events};
 
@@ -51,13 +53,23 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
 
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    let shutdown = CancellationToken::new();
+    let rag = Rag::start(&config.config, events.clone(), shutdown.clone());
+    let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
+    let history = History::open(&history_path).map(Arc::new).map_err(|e| {
+        tracing::error!(error = %e, "session history unavailable");
+        e.to_string()
+    });
     let ctx = Arc::new(Context {
         config,
         events,
         engines,
+        llm: None,
+        rag,
+        history,
         started,
         socket: socket.clone(),
-        shutdown: CancellationToken::new(),
+        shutdown,
         in_flight: Default::default(),
         connections: Default::default(),
     });

@@ -14,6 +14,11 @@
 //!   downloads, verifies and installs model files atomically.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
+//! - [`rag`]: retrieval over the notes folders: chunking, in-process
+//!   sentence embeddings, the SQLite index (FTS5 + vectors), hybrid ranking,
+//!   the folder watcher and grounded answers with citations.
+//! - [`conversation`]: session history in SQLite, trimmed to the context
+//!   budget.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
@@ -25,8 +30,10 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod conversation;
 pub mod daemon;
 pub mod engine;
 pub mod events;
 pub mod llm;
 pub mod models;
+pub mod rag;

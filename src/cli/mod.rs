@@ -3,11 +3,15 @@
 //! `models`, works locally without a daemon). One file per command; this
 //! module owns argument parsing and the process's exit code.
 
+mod ask;
 mod client;
 mod config;
 mod engine;
+mod history;
 pub mod models;
+mod notes;
 mod ping;
+mod rag;
 mod serve;
 mod shutdown;
 mod status;
@@ -53,6 +57,17 @@ enum Command {
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Ask a question; answers from your notes with citations.
+    Ask(ask::Args),
+    /// Search, reindex or inspect the notes index.
+    #[command(subcommand)]
+    Notes(notes::Command),
+    /// Switch answering from the notes on or off (or show it).
+    Rag(rag::Args),
+    /// List conversation sessions, or show one.
+    History(history::Args),
+    /// Delete a conversation session's history.
+    Forget(history::ForgetArgs),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -108,5 +123,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
+        Command::Ask(args) => ask::run(args, &load()?),
+        Command::Notes(cmd) => notes::run(cmd, &load()?),
+        Command::Rag(args) => rag::run(args, &load()?),
+        Command::History(args) => history::run(args, &load()?),
+        Command::Forget(args) => history::forget(args, &load()?),
     }
 }

@@ -15,6 +15,9 @@ pub struct Args {
     /// Log format on stderr: text (human), json, or auto (text, coloured on a TTY).
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
+    /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
+    #[arg(long = "notes", value_name = "DIR")]
+    notes: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -27,10 +30,21 @@ enum LogFormat {
 impl Args {
     /// The configuration keys these flags set.
     pub fn flags(&self) -> Vec<(String, toml::Value)> {
-        self.profile
+        let mut flags: Vec<(String, toml::Value)> = self
+            .profile
             .iter()
             .map(|p| ("profile".to_string(), toml::Value::String(p.clone())))
-            .collect()
+            .collect();
+        if !self.notes.is_empty() {
+            let dirs = self
+                .notes
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+                .map(|d| toml::Value::String(d.display().to_string()))
+                .collect();
+            flags.push(("rag.notes".to_string(), toml::Value::Array(dirs)));
+        }
+        flags
     }
 }
 

@@ -11,6 +11,7 @@ mod server;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -18,8 +19,11 @@ use tokio_util::sync::CancellationToken;
 pub use server::Server;
 
 use crate::config::Loaded;
+use crate::conversation::History;
 use crate::engine;
 use crate::events::Events;
+use crate::llm::Llm;
+use crate::rag::Rag;
 
 /// What command handlers may use: the daemon's shared state and handles.
 pub struct Context {
@@ -28,6 +32,12 @@ pub struct Context {
     pub events: Events,
     /// The engine worker supervisor.
     pub engines: engine::Host,
+    /// The language model, when one is configured.
+    pub llm: Option<Arc<dyn Llm>>,
+    /// Retrieval over the notes folders.
+    pub rag: Arc<Rag>,
+    /// Conversation sessions, or why their database cannot be used.
+    pub history: Result<Arc<History>, String>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

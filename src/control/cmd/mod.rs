@@ -1,10 +1,14 @@
 //! One file per control command. [`parse`] turns a request line into a
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
+mod ask;
 mod config;
 mod engine;
+mod history;
 mod models;
+mod notes;
 mod ping;
+mod rag;
 mod shutdown;
 mod status;
 mod subscribe;
@@ -17,10 +21,14 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
+pub use ask::Ask;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use history::{Forget, HistoryCmd};
 pub use models::Models;
+pub use notes::Notes;
 pub use ping::Ping;
+pub use rag::RagCmd;
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use subscribe::Subscribe;
@@ -36,6 +44,11 @@ pub enum Command {
     Models(Models),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
+    Ask(Ask),
+    Notes(Notes),
+    Rag(RagCmd),
+    History(HistoryCmd),
+    Forget(Forget),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -47,6 +60,11 @@ pub const NAMES: &[&str] = &[
     "models",
     "subscribe",
     "shutdown",
+    "ask",
+    "notes",
+    "rag",
+    "history",
+    "forget",
 ];
 
 /// The connection a request arrived on.
@@ -71,6 +89,11 @@ impl Command {
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
+            Command::Ask(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Notes(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
+            Command::History(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Forget(cmd) => cmd.apply(ctx).await.map(Some),
         }
     }
 }
@@ -158,7 +181,8 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| **n != "engine") {
+        let needs_args = ["engine", "ask", "notes", "forget"];
+        for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
@@ -167,6 +191,16 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"ask","question":"q","mode":"extractive"}"#).unwrap();
+        assert!(matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive)));
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"notes","action":"search","query":"q"}"#).unwrap();
+        assert!(matches!(cmd, Command::Notes(_)));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"rag","action":"off"}"#).unwrap();
+        assert!(matches!(cmd, Command::Rag(_)));
+        assert_eq!(
+            code(r#"{"id":12,"cmd":"ask","question":"q","mode":"creative"}"#),
+            (Value::from(12), ErrorCode::InvalidParams)
+        );
     }
 
     #[test]
