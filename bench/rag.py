@@ -49,6 +49,7 @@ UNKNOWN = [
     "What is the capital of Peru?",
     "How do I reset my bank card PIN?",
     "Who won the football world cup in 1998?",
+    "What is my dentist's phone number?",
 ]
 
 WORDS = ("garden kitchen invoice meeting holiday printer budget recipe train "

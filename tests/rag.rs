@@ -28,6 +28,7 @@ const UNKNOWN: &[&str] = &[
     "What is the capital of Peru?",
     "How do I reset my bank card PIN?",
     "Who won the football world cup in 1998?",
+    "What is my dentist's phone number?",
 ];
 
 fn fixtures() -> PathBuf {

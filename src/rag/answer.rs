@@ -30,8 +30,11 @@ pub const ABSTAIN_TEXT: &str = "I don't find that in your notes.";
 /// (calibrated on tests/fixtures/notes with all-MiniLM-L6-v2).
 pub const SAME_SUBJECT: f32 = 0.6;
 
-/// Weight of word overlap with the question in a sentence's relevance.
-const LEXICAL_WEIGHT: f32 = 0.3;
+/// Weights of word overlap with the question in a sentence's relevance:
+/// words of the sentence itself, and of its headings (shared by every
+/// sentence below them, so they tell sentences apart less).
+const LEXICAL_WEIGHT: f32 = 0.4;
+const HEADING_WEIGHT: f32 = 0.1;
 
 /// One retrieved chunk, numbered as the prompt and the citations show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +120,8 @@ pub type At = (usize, usize);
 
 /// The sentences that a newer sentence on the same subject contradicts:
 /// both state specifics (numbers, names, codes), the specifics differ, the
-/// two are at least [`SAME_SUBJECT`] similar and share a content word, and the other one is newer
+/// two are at least [`SAME_SUBJECT`] similar, at least half of their other
+/// content words are the same (the subject: "front door code"), and the other one is newer
 /// (a higher revision, or further down the same edit). `vectors[s][i]` is
 /// the embedding of `sources[s].sentences[i]`.
 pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> {
@@ -127,12 +131,16 @@ pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> 
             let Some(v) = vectors.get(s).and_then(|v| v.get(i)) else {
                 continue;
             };
-            let specifics: HashSet<String> = specific_tokens(&sentence.text)
+            let specifics: HashSet<String> = claims(&sentence.text)
                 .into_iter()
                 .map(|t| t.to_lowercase())
                 .collect();
             if !specifics.is_empty() {
-                let words = content_words(&sentence.text);
+                // The subject: content words that are not the claims themselves.
+                let words = content_words(&sentence.text)
+                    .into_iter()
+                    .filter(|w| !specifics.contains(w) && !w.chars().any(|c| c.is_ascii_digit()))
+                    .collect();
                 all.push(((s, i), sentence, v, specifics, words));
             }
         }
@@ -140,7 +148,7 @@ pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> 
     let mut out = HashSet::new();
     for (a, sa, va, ta, wa) in &all {
         for (b, sb, vb, tb, wb) in &all {
-            if a == b || ta == tb || cosine(va, vb) < SAME_SUBJECT || overlap(wa, &sb.text) == 0.0
+            if a == b || ta == tb || cosine(va, vb) < SAME_SUBJECT || subject_overlap(wa, wb) < 0.5
             {
                 continue;
             }
@@ -161,11 +169,25 @@ fn content_words(text: &str) -> Vec<String> {
         "does", "did", "was", "were", "are", "is", "our", "your", "you", "for", "from", "with",
         "that", "this", "there", "have", "has", "had", "can", "could", "would", "should", "will",
         "about", "tell", "know", "please", "its", "into", "than", "then", "them", "they",
+        "much", "many", "goes", "get", "gets", "any", "some",
     ];
     text.split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
         .filter(|w| w.chars().count() >= 3 && !STOP.contains(&w.as_str()))
         .collect()
+}
+
+/// Jaccard similarity of two word lists, on five-letter stems.
+fn subject_overlap(a: &[String], b: &[String]) -> f32 {
+    let stems = |w: &[String]| -> HashSet<String> {
+        w.iter().map(|x| x.chars().take(5).collect()).collect()
+    };
+    let (a, b) = (stems(a), stems(b));
+    let union = a.union(&b).count();
+    if union == 0 {
+        return 0.0;
+    }
+    a.intersection(&b).count() as f32 / union as f32
 }
 
 /// Fraction of the question's content words found in `text` (matching on
@@ -199,6 +221,13 @@ pub fn best_sentence(
     let words = content_words(question);
     let mut best: Option<(At, f32)> = None;
     for (s, source) in sources.iter().enumerate() {
+        // Words the heading already matches say what the whole section is
+        // about; the sentence is judged on the rest.
+        let own: Vec<String> = words
+            .iter()
+            .filter(|w| overlap(std::slice::from_ref(*w), &source.heading) == 0.0)
+            .cloned()
+            .collect();
         for (i, sentence) in source.sentences.iter().enumerate() {
             if dropped.contains(&(s, i)) {
                 continue;
@@ -207,8 +236,9 @@ pub fn best_sentence(
                 .get(s)
                 .and_then(|v| v.get(i))
                 .map_or(0.0, |v| cosine(v, query));
-            let context = format!("{} {}", source.heading, sentence.text);
-            let score = semantic + LEXICAL_WEIGHT * overlap(&words, &context);
+            let score = semantic
+                + LEXICAL_WEIGHT * overlap(&own, &sentence.text)
+                + HEADING_WEIGHT * overlap(&words, &source.heading);
             if best.is_none_or(|(_, b)| score > b) {
                 best = Some(((s, i), score));
             }
@@ -444,6 +474,22 @@ pub fn specific_tokens(text: &str) -> Vec<String> {
         .filter(|w| *w != "I")
         .map(str::to_string)
         .collect()
+}
+
+/// The specific tokens a sentence states, for telling statements apart: a
+/// sentence's capitalised first word is just grammar unless it holds a digit.
+fn claims(text: &str) -> Vec<String> {
+    let mut tokens = specific_tokens(text);
+    let first = strip_refs(text)
+        .split_whitespace()
+        .next()
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string());
+    if let (Some(first), Some(t)) = (first, tokens.first()) {
+        if *t == first && !t.chars().any(|c| c.is_ascii_digit()) {
+            tokens.remove(0);
+        }
+    }
+    tokens
 }
 
 /// Whether `needle` occurs in `hay` as a whole word (case-insensitive;
@@ -736,6 +782,17 @@ mod tests {
         assert!(!p[0].text.contains("4417"));
         // The old code is no longer supported.
         assert!(!support("4417", "door code?", &p).ok());
+    }
+
+    #[test]
+    fn list_items_with_quantities_of_different_things_do_not_conflict() {
+        let sources = vec![source(
+            1,
+            "cake.md",
+            vec![sentence("340 grams of self-raising flour", 3, 1), sentence("200 grams of caster sugar", 5, 1)],
+        )];
+        let vectors = vec![vec![vec![1.0, 0.0]; 2]];
+        assert!(superseded(&sources, &vectors).is_empty());
     }
 
     #[test]

@@ -310,7 +310,8 @@ mod tests {
         let chunks = chunk(md, Format::Markdown);
         assert_eq!(chunks.len(), 1, "{chunks:#?}");
         assert_eq!(chunks[0].heading, "");
-        assert_eq!(chunks[0].lines, Lines { start: 1, end: 6 });
+        // The range spans the content, not the fence markers around it.
+        assert_eq!(chunks[0].lines, Lines { start: 2, end: 6 });
     }
 
     #[test]

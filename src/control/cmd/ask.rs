@@ -98,6 +98,7 @@ impl Ask {
             sent: false,
         };
         let mut stats = None;
+        let mut best_score = None;
         let answer = if !use_rag {
             let llm = llm(ctx).ok_or_else(|| engine_error(&LlmError::NoModel))?;
             let info = llm.info().await.map_err(|e| engine_error(&e))?;
@@ -117,6 +118,7 @@ impl Ask {
             }
         } else {
             let prepared = ctx.rag.prepare(&question).await.map_err(internal)?;
+            best_score = Some(prepared.best_score);
             if prepared.sources.is_empty() || prepared.best_score < cfg.rag.min_score {
                 let a = Answer::abstain();
                 stream.token(&a.text).await;
@@ -184,6 +186,9 @@ impl Ask {
         if let Value::Object(map) = &mut reply {
             map.insert("session".into(), json!(self.session));
             map.insert("rag".into(), json!(use_rag));
+            if let Some(score) = best_score {
+                map.insert("best_score".into(), json!(score));
+            }
             if let Some(s) = stats {
                 map.insert("llm".into(), serde_json::to_value(s).map_err(internal)?);
             }
