@@ -192,7 +192,10 @@ mod tests {
         let h = History::open(&path).unwrap();
         let turns = h.turns("a", 10).unwrap();
         assert_eq!(
-            turns.iter().map(|t| t.question.as_str()).collect::<Vec<_>>(),
+            turns
+                .iter()
+                .map(|t| t.question.as_str())
+                .collect::<Vec<_>>(),
             ["q1", "q2"]
         );
         assert_eq!(h.turns("a", 1).unwrap()[0].question, "q2");

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
 use crate::conversation::History;
-use crate::rag::Rag;
 use crate::engine;
 use crate::events::{Event, Events};
+use crate::rag::Rag;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]

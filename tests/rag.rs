@@ -18,7 +18,11 @@ const FACTS: &[(&str, &str, &str)] = &[
     ("When is Maria's birthday?", "people.md", "14 March"),
     ("Who planted the apple tree?", "garden.txt", "Bertram"),
     ("What is the car's licence plate?", "car.md", "KX73 ZQP"),
-    ("How much flour goes into the lemon cake?", "recipes/lemon-cake.md", "340 grams"),
+    (
+        "How much flour goes into the lemon cake?",
+        "recipes/lemon-cake.md",
+        "340 grams",
+    ),
     ("What instrument does Tomasz play?", "people.md", "bassoon"),
     ("What is the front door code?", "home.md", "4417"),
 ];
@@ -50,7 +54,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A home whose notes folder is a copy of the fixture; config via `extra`.
 fn home_with_notes(extra: &str) -> (Home, PathBuf) {
-    let store = test_model("all-minilm-l6-v2").parent().unwrap().to_path_buf();
+    let store = test_model("all-minilm-l6-v2")
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let home = Home::new("");
     let notes = home.path().join("notes");
     copy_dir(&fixtures(), &notes);
@@ -119,12 +126,14 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
     assert_eq!(status["chunks"], status["embedded_chunks"]);
 
     for (question, file, fact) in FACTS {
-        let hits = conn.ok("notes", json!({ "action": "search", "query": question }))["hits"].clone();
+        let hits =
+            conn.ok("notes", json!({ "action": "search", "query": question }))["hits"].clone();
         let top = &hits[0];
         assert_eq!(top["name"], json!(file), "{question}: {hits:#}");
         let line = line_of(&notes, file, fact);
         assert!(
-            top["line_start"].as_u64().unwrap() <= line && line <= top["line_end"].as_u64().unwrap(),
+            top["line_start"].as_u64().unwrap() <= line
+                && line <= top["line_end"].as_u64().unwrap(),
             "{question}: top hit does not span line {line}: {top:#}"
         );
 
@@ -139,7 +148,10 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
         let auto = ask(&mut conn, question, "auto");
         assert_eq!(auto["mode"], "extractive");
         assert_eq!(auto["text"], answer["text"]);
-        assert!(auto["flags"].as_array().unwrap().contains(&json!("llm_unavailable")));
+        assert!(auto["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("llm_unavailable")));
     }
     for question in UNKNOWN {
         for mode in ["extractive", "auto"] {
@@ -150,9 +162,15 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
         }
     }
     // An explicit generative request with no model is a clear error.
-    let reply = conn.request("ask", json!({ "question": FACTS[0].0, "mode": "generative" }));
+    let reply = conn.request(
+        "ask",
+        json!({ "question": FACTS[0].0, "mode": "generative" }),
+    );
     assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("no language model"));
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no language model"));
 }
 
 #[test]
@@ -160,7 +178,10 @@ fn the_cli_streams_the_answer_then_prints_citation_lines() {
     let (home, notes) = home_with_notes("");
     let daemon = Daemon::start_in(home);
     wait_indexed(&mut daemon.connect(), 5);
-    let (ok, stdout, stderr) = daemon.home.run(&["ask", "What is the wifi password?", "--mode", "extractive"]);
+    let (ok, stdout, stderr) =
+        daemon
+            .home
+            .run(&["ask", "What is the wifi password?", "--mode", "extractive"]);
     assert!(ok, "{stderr}");
     let line = line_of(&notes, "home.md", "kettle-47-moon");
     let path = notes.join("home.md").display().to_string();
@@ -176,13 +197,22 @@ fn the_cli_streams_the_answer_then_prints_citation_lines() {
 
     let (ok, stdout, stderr) = daemon.home.run(&["notes", "search", "lemon cake flour"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.starts_with(&format!("[1] {}:", notes.join("recipes/lemon-cake.md").display())), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "[1] {}:",
+            notes.join("recipes/lemon-cake.md").display()
+        )),
+        "{stdout}"
+    );
     let (ok, stdout, _) = daemon.home.run(&["notes", "status"]);
     assert!(ok);
     assert!(stdout.contains("files:       5"), "{stdout}");
     let (ok, stdout, _) = daemon.home.run(&["notes", "reindex"]);
     assert!(ok);
-    assert!(stdout.starts_with("5 files: 0 indexed (0 chunks), 5 unchanged"), "{stdout}");
+    assert!(
+        stdout.starts_with("5 files: 0 indexed (0 chunks), 5 unchanged"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -192,7 +222,10 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
     let mut conn = daemon.connect();
     wait_indexed(&mut conn, 5);
     let door = "What is the front door code?";
-    assert!(ask(&mut conn, door, "extractive")["text"].as_str().unwrap().contains("4417"));
+    assert!(ask(&mut conn, door, "extractive")["text"]
+        .as_str()
+        .unwrap()
+        .contains("4417"));
 
     // Newer content wins: an update added below the old statement.
     let home_md = notes.join("home.md");
@@ -207,18 +240,34 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
         answer = ask(&mut conn, door, "extractive");
         answer["text"].as_str().unwrap().contains("5820")
     });
-    assert!(!answer["text"].as_str().unwrap().contains("4417"), "{answer:#}");
+    assert!(
+        !answer["text"].as_str().unwrap().contains("4417"),
+        "{answer:#}"
+    );
     assert_cites(&answer, &notes, "home.md", "5820");
-    assert!(answer["flags"].as_array().unwrap().contains(&json!("newer_content_wins")));
+    assert!(answer["flags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("newer_content_wins")));
 
     // Deleted: no longer retrieved.
     fs::remove_file(notes.join("garden.txt")).unwrap();
     eventually("garden.txt leaves the index", 60, || {
-        let hits = conn.ok("notes", json!({ "action": "search", "query": "apple tree Bertram", "limit": 10 }));
-        hits["hits"].as_array().unwrap().iter().all(|h| h["name"] != "garden.txt")
+        let hits = conn.ok(
+            "notes",
+            json!({ "action": "search", "query": "apple tree Bertram", "limit": 10 }),
+        );
+        hits["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["name"] != "garden.txt")
     });
     let answer = ask(&mut conn, "Who planted the apple tree?", "extractive");
-    assert!(!answer["text"].as_str().unwrap().contains("Bertram"), "{answer:#}");
+    assert!(
+        !answer["text"].as_str().unwrap().contains("Bertram"),
+        "{answer:#}"
+    );
 
     // Renamed (into a new folder): cited under the new path.
     fs::create_dir(notes.join("vehicles")).unwrap();
@@ -232,17 +281,34 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
 
     // Editor temp files and hidden files never reach the index.
     for temp in [".home.md.swp", "home.md~", ".#home.md", "4913"] {
-        fs::write(notes.join(temp), "zanzibarquux appears only in temp files\n").unwrap();
+        fs::write(
+            notes.join(temp),
+            "zanzibarquux appears only in temp files\n",
+        )
+        .unwrap();
     }
     // A real note written after them proves the watcher has seen them all.
-    fs::write(notes.join("later.md"), "The boiler was serviced by Oksana Petrenko.\n").unwrap();
+    fs::write(
+        notes.join("later.md"),
+        "The boiler was serviced by Oksana Petrenko.\n",
+    )
+    .unwrap();
     eventually("later.md is indexed", 60, || {
-        let hits = conn.ok("notes", json!({ "action": "search", "query": "boiler serviced" }));
+        let hits = conn.ok(
+            "notes",
+            json!({ "action": "search", "query": "boiler serviced" }),
+        );
         hits["hits"][0]["name"] == "later.md"
     });
-    let hits = conn.ok("notes", json!({ "action": "search", "query": "zanzibarquux", "limit": 20 }));
+    let hits = conn.ok(
+        "notes",
+        json!({ "action": "search", "query": "zanzibarquux", "limit": 20 }),
+    );
     for hit in hits["hits"].as_array().unwrap() {
-        assert!(!hit["text"].as_str().unwrap().contains("zanzibarquux"), "{hit:#}");
+        assert!(
+            !hit["text"].as_str().unwrap().contains("zanzibarquux"),
+            "{hit:#}"
+        );
     }
     assert_eq!(conn.ok("notes", json!({ "action": "status" }))["files"], 5);
 }
@@ -254,7 +320,11 @@ fn binary_and_huge_files_are_skipped_with_a_reason() {
     binary.extend((0..=255u8).cycle().take(4096));
     fs::write(notes.join("scan.txt"), &binary).unwrap();
     fs::write(notes.join("latin1.md"), b"caf\xe9 cr\xe8me\n").unwrap();
-    fs::write(notes.join("huge.md"), "A very long note line.\n".repeat(4000)).unwrap();
+    fs::write(
+        notes.join("huge.md"),
+        "A very long note line.\n".repeat(4000),
+    )
+    .unwrap();
     let daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
     let status = wait_indexed(&mut conn, 5);
@@ -282,18 +352,33 @@ fn rag_switch_sessions_and_history() {
     let mut conn = daemon.connect();
     wait_indexed(&mut conn, 5);
     assert_eq!(conn.ok("rag", json!({})), json!({ "enabled": true }));
-    assert_eq!(conn.ok("rag", json!({ "action": "off" })), json!({ "enabled": false }));
+    assert_eq!(
+        conn.ok("rag", json!({ "action": "off" })),
+        json!({ "enabled": false })
+    );
     // Without RAG the question goes to the model alone; there is none here.
     let reply = conn.request("ask", json!({ "question": "What is the wifi password?" }));
     assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
-    assert_eq!(conn.ok("rag", json!({ "action": "on" })), json!({ "enabled": true }));
-    let reply = conn.request("ask", json!({ "question": "What is the wifi password?", "no_rag": true }));
+    assert_eq!(
+        conn.ok("rag", json!({ "action": "on" })),
+        json!({ "enabled": true })
+    );
+    let reply = conn.request(
+        "ask",
+        json!({ "question": "What is the wifi password?", "no_rag": true }),
+    );
     assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
 
     for q in ["What is the wifi password?", "When is Maria's birthday?"] {
-        conn.ok("ask", json!({ "question": q, "session": "kitchen", "mode": "extractive" }));
+        conn.ok(
+            "ask",
+            json!({ "question": q, "session": "kitchen", "mode": "extractive" }),
+        );
     }
-    conn.ok("ask", json!({ "question": "Who planted the apple tree?", "session": "car" }));
+    conn.ok(
+        "ask",
+        json!({ "question": "Who planted the apple tree?", "session": "car" }),
+    );
     let sessions = conn.ok("history", json!({}))["sessions"].clone();
     assert_eq!(sessions.as_array().unwrap().len(), 2, "{sessions:#}");
     let turns = conn.ok("history", json!({ "session": "kitchen" }))["turns"].clone();
@@ -302,8 +387,14 @@ fn rag_switch_sessions_and_history() {
     assert!(turns[1]["answer"].as_str().unwrap().contains("14 March"));
     let (ok, stdout, _) = daemon.home.run(&["history", "kitchen"]);
     assert!(ok);
-    assert!(stdout.starts_with("Q: What is the wifi password?\nA: From home.md:"), "{stdout}");
-    assert_eq!(conn.ok("forget", json!({ "session": "kitchen" }))["forgotten_turns"], 2);
+    assert!(
+        stdout.starts_with("Q: What is the wifi password?\nA: From home.md:"),
+        "{stdout}"
+    );
+    assert_eq!(
+        conn.ok("forget", json!({ "session": "kitchen" }))["forgotten_turns"],
+        2
+    );
     let turns = conn.ok("history", json!({ "session": "kitchen" }))["turns"].clone();
     assert_eq!(turns, json!([]));
 }
@@ -314,7 +405,11 @@ fn changes_made_while_stopped_are_found_and_unchanged_files_skipped() {
     let mut daemon = Daemon::start_in(home);
     wait_indexed(&mut daemon.connect(), 5);
     assert!(daemon.terminate().success());
-    fs::write(notes.join("people.md"), "# Friends\n\nMaria Okonkwo's birthday is on 2 August.\n").unwrap();
+    fs::write(
+        notes.join("people.md"),
+        "# Friends\n\nMaria Okonkwo's birthday is on 2 August.\n",
+    )
+    .unwrap();
     let daemon = Daemon::start_in(daemon_home(daemon));
     let mut conn = daemon.connect();
     eventually("the offline edit is indexed", 120, || {
@@ -345,10 +440,15 @@ fn index_file(home: &Home) -> PathBuf {
 /// every file row has its chunks, every chunk its sentences.
 fn assert_consistent(index: &Path) -> u64 {
     let db = rusqlite::Connection::open(index).unwrap();
-    let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
-    db.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')", [])
-        .expect("FTS index matches its content");
+    db.execute(
+        "INSERT INTO chunks_fts (chunks_fts) VALUES ('integrity-check')",
+        [],
+    )
+    .expect("FTS index matches its content");
     let orphans: i64 = db
         .query_row(
             "SELECT count(*) FROM files f WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.file_id = f.id)",
@@ -366,7 +466,8 @@ fn assert_consistent(index: &Path) -> u64 {
         )
         .unwrap();
     assert_eq!(bare, 0, "chunks without sentences or vectors");
-    db.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0)).unwrap() as u64
+    db.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
 }
 
 #[test]
@@ -377,7 +478,12 @@ fn a_crash_mid_indexing_leaves_a_consistent_index() {
     for i in 0..600 {
         fs::write(
             many.join(format!("note-{i:03}.md")),
-            format!("# Note {i}\n\nItem {i} is stored in box {} on shelf {}.\n\nIt was bought in {}.\n", i * 7, i % 13, 1990 + i % 30),
+            format!(
+                "# Note {i}\n\nItem {i} is stored in box {} on shelf {}.\n\nIt was bought in {}.\n",
+                i * 7,
+                i % 13,
+                1990 + i % 30
+            ),
         )
         .unwrap();
     }
@@ -386,12 +492,18 @@ fn a_crash_mid_indexing_leaves_a_consistent_index() {
     let mut conn = daemon.connect();
     // Kill it once indexing is under way but not finished.
     eventually("indexing has started", 120, || {
-        conn.ok("notes", json!({ "action": "status" }))["files"].as_u64().unwrap() >= 10
+        conn.ok("notes", json!({ "action": "status" }))["files"]
+            .as_u64()
+            .unwrap()
+            >= 10
     });
     daemon.child.kill().unwrap(); // SIGKILL
     let _ = daemon.child.wait();
     let partial = assert_consistent(&index);
-    assert!(partial < 605, "indexing finished before the kill ({partial} files); the test proves nothing");
+    assert!(
+        partial < 605,
+        "indexing finished before the kill ({partial} files); the test proves nothing"
+    );
 
     let daemon = Daemon::start_in(daemon_home(daemon));
     let mut conn = daemon.connect();
@@ -406,7 +518,11 @@ fn a_corrupt_index_is_set_aside_and_rebuilt() {
     let (home, _notes) = home_with_notes("");
     let index = index_file(&home);
     fs::create_dir_all(index.parent().unwrap()).unwrap();
-    fs::write(&index, b"SQLite format 3\0this is not a database at all".repeat(200)).unwrap();
+    fs::write(
+        &index,
+        b"SQLite format 3\0this is not a database at all".repeat(200),
+    )
+    .unwrap();
     let daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
     wait_indexed(&mut conn, 5);
@@ -414,7 +530,11 @@ fn a_corrupt_index_is_set_aside_and_rebuilt() {
     let aside = fs::read_dir(index.parent().unwrap())
         .unwrap()
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("index.sqlite.corrupt-"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("index.sqlite.corrupt-")
+        })
         .count();
     assert_eq!(aside, 1);
     assert!(daemon.log().contains("setting it aside and rebuilding it"));
@@ -429,10 +549,20 @@ fn a_locked_index_gives_a_clear_error_and_recovers() {
     wait_indexed(&mut conn, 5);
     let db = rusqlite::Connection::open(&index).unwrap();
     db.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    fs::write(notes.join("new.md"), "The attic ladder is in the hall cupboard.\n").unwrap();
+    fs::write(
+        notes.join("new.md"),
+        "The attic ladder is in the hall cupboard.\n",
+    )
+    .unwrap();
     let reply = conn.request("notes", json!({ "action": "reindex" }));
     assert_eq!(reply["ok"], false, "{reply}");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("locked"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("locked"),
+        "{reply}"
+    );
     db.execute_batch("COMMIT").unwrap();
     drop(db);
     let report = conn.ok("notes", json!({ "action": "reindex" }));
@@ -449,18 +579,41 @@ fn embeddings_match_the_reference_implementation() {
     let embedder = Embedder::load(&test_model("all-minilm-l6-v2")).unwrap();
     assert_eq!(embedder.dim(), 384);
     let pairs: &[(&str, &str, f32)] = &[
-        ("What is the wifi password?", "The wifi password is kettle-47-moon.", 0.7088),
-        ("What is the wifi password?", "Maria Okonkwo's birthday is on 14 March.", 0.0680),
-        ("When is Maria's birthday?", "Maria Okonkwo's birthday is on 14 March.", 0.7135),
-        ("The front door code is 4417.", "Updated: the front door code is now 5820.", 0.7563),
-        ("A man is playing a guitar.", "Someone plays an instrument.", 0.6674),
+        (
+            "What is the wifi password?",
+            "The wifi password is kettle-47-moon.",
+            0.7088,
+        ),
+        (
+            "What is the wifi password?",
+            "Maria Okonkwo's birthday is on 14 March.",
+            0.0680,
+        ),
+        (
+            "When is Maria's birthday?",
+            "Maria Okonkwo's birthday is on 14 March.",
+            0.7135,
+        ),
+        (
+            "The front door code is 4417.",
+            "Updated: the front door code is now 5820.",
+            0.7563,
+        ),
+        (
+            "A man is playing a guitar.",
+            "Someone plays an instrument.",
+            0.6674,
+        ),
     ];
     // One batch with padding: pooling must ignore the padded positions.
     let texts: Vec<&str> = pairs.iter().flat_map(|(a, b, _)| [*a, *b]).collect();
     let vectors = embedder.embed(&texts).unwrap();
     for (i, (a, b, expected)) in pairs.iter().enumerate() {
         let got = cosine(&vectors[2 * i], &vectors[2 * i + 1]);
-        assert!((got - expected).abs() < 2e-3, "{a:?} ~ {b:?}: {got} vs reference {expected}");
+        assert!(
+            (got - expected).abs() < 2e-3,
+            "{a:?} ~ {b:?}: {got} vs reference {expected}"
+        );
     }
     let v = &vectors[0];
     let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -23,7 +23,11 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
         None => {
             let r = client.call("history", json!({}))?;
             for s in r["sessions"].as_array().into_iter().flatten() {
-                println!("{}\t{} turns", s["session"].as_str().unwrap_or(""), s["turns"]);
+                println!(
+                    "{}\t{} turns",
+                    s["session"].as_str().unwrap_or(""),
+                    s["turns"]
+                );
             }
         }
         Some(session) => {
@@ -39,6 +43,9 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
 
 pub fn forget(args: ForgetArgs, config: &Loaded) -> anyhow::Result<()> {
     let r = Client::connect(config)?.call("forget", json!({ "session": args.session }))?;
-    println!("forgot {} turn(s) of {}", r["forgotten_turns"], args.session);
+    println!(
+        "forgot {} turn(s) of {}",
+        r["forgotten_turns"], args.session
+    );
     Ok(())
 }

@@ -68,7 +68,13 @@ pub fn run(cmd: Command, config: &Loaded) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "{} files: {} indexed ({} chunks), {} unchanged, {} removed, {} skipped in {} ms",
-                r["files"], r["indexed"], r["chunks"], r["unchanged"], r["removed"], r["skipped"], r["elapsed_ms"]
+                r["files"],
+                r["indexed"],
+                r["chunks"],
+                r["unchanged"],
+                r["removed"],
+                r["skipped"],
+                r["elapsed_ms"]
             )?;
         }
         Command::Status { json } => {
@@ -90,17 +96,41 @@ fn print_status(out: &mut impl Write, s: &Value) -> anyhow::Result<()> {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    writeln!(out, "rag:         {}", if s["enabled"] == json!(true) { "on" } else { "off" })?;
-    writeln!(out, "folders:     {}", if folders.is_empty() { "(none)".to_string() } else { folders.join(", ") })?;
+    writeln!(
+        out,
+        "rag:         {}",
+        if s["enabled"] == json!(true) {
+            "on"
+        } else {
+            "off"
+        }
+    )?;
+    writeln!(
+        out,
+        "folders:     {}",
+        if folders.is_empty() {
+            "(none)".to_string()
+        } else {
+            folders.join(", ")
+        }
+    )?;
     writeln!(out, "index:       {}", s["index"].as_str().unwrap_or(""))?;
     writeln!(out, "files:       {}", s["files"])?;
-    writeln!(out, "chunks:      {} ({} embedded)", s["chunks"], s["embedded_chunks"])?;
+    writeln!(
+        out,
+        "chunks:      {} ({} embedded)",
+        s["chunks"], s["embedded_chunks"]
+    )?;
     let last = s["last_update"]
         .as_u64()
         .map_or("never".to_string(), |t| format!("{t} (unix seconds)"));
     writeln!(out, "last update: {last}")?;
     writeln!(out, "indexing:    {}", s["indexing"])?;
-    writeln!(out, "embedder:    {}", s["embedder"].as_str().unwrap_or("(not loaded)"))?;
+    writeln!(
+        out,
+        "embedder:    {}",
+        s["embedder"].as_str().unwrap_or("(not loaded)")
+    )?;
     if let Some(e) = s["error"].as_str() {
         writeln!(out, "error:       {e}")?;
     }

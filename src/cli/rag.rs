@@ -13,6 +13,13 @@ pub struct Args {
 
 pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
     let r = Client::connect(config)?.call("rag", json!({ "action": args.action }))?;
-    println!("rag: {}", if r["enabled"] == json!(true) { "on" } else { "off" });
+    println!(
+        "rag: {}",
+        if r["enabled"] == json!(true) {
+            "on"
+        } else {
+            "off"
+        }
+    );
     Ok(())
 }

@@ -121,11 +121,19 @@ pub type At = (usize, usize);
 /// The sentences that a newer sentence on the same subject contradicts:
 /// both state specifics (numbers, names, codes), the specifics differ, the
 /// two are at least [`SAME_SUBJECT`] similar, at least half of their other
-/// content words are the same (the subject: "front door code"), and the other one is newer
-/// (a higher revision, or further down the same edit). `vectors[s][i]` is
+/// content words are the same (the subject: "front door code"), and the
+/// other one is newer (a higher revision, or further down the same edit). `vectors[s][i]` is
 /// the embedding of `sources[s].sentences[i]`.
 pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> {
-    let mut all: Vec<(At, &SentenceRow, &[f32], HashSet<String>, Vec<String>)> = Vec::new();
+    /// A sentence that states something checkable.
+    struct Statement<'a> {
+        at: At,
+        row: &'a SentenceRow,
+        vector: &'a [f32],
+        claims: HashSet<String>,
+        subject: Vec<String>,
+    }
+    let mut all: Vec<Statement<'_>> = Vec::new();
     for (s, source) in sources.iter().enumerate() {
         for (i, sentence) in source.sentences.iter().enumerate() {
             let Some(v) = vectors.get(s).and_then(|v| v.get(i)) else {
@@ -141,21 +149,31 @@ pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> 
                     .into_iter()
                     .filter(|w| !specifics.contains(w) && !w.chars().any(|c| c.is_ascii_digit()))
                     .collect();
-                all.push(((s, i), sentence, v, specifics, words));
+                all.push(Statement {
+                    at: (s, i),
+                    row: sentence,
+                    vector: v,
+                    claims: specifics,
+                    subject: words,
+                });
             }
         }
     }
     let mut out = HashSet::new();
-    for (a, sa, va, ta, wa) in &all {
-        for (b, sb, vb, tb, wb) in &all {
-            if a == b || ta == tb || cosine(va, vb) < SAME_SUBJECT || subject_overlap(wa, wb) < 0.5
+    for a in &all {
+        for b in &all {
+            if a.at == b.at
+                || a.claims == b.claims
+                || cosine(a.vector, b.vector) < SAME_SUBJECT
+                || subject_overlap(&a.subject, &b.subject) < 0.5
             {
                 continue;
             }
-            let newer = (sb.revision, sb.lines.start) > (sa.revision, sa.lines.start)
-                && (sb.revision > sa.revision || sources[a.0].path == sources[b.0].path);
+            let (ra, rb) = (a.row, b.row);
+            let newer = (rb.revision, rb.lines.start) > (ra.revision, ra.lines.start)
+                && (rb.revision > ra.revision || sources[a.at.0].path == sources[b.at.0].path);
             if newer {
-                out.insert(*a);
+                out.insert(a.at);
             }
         }
     }
@@ -168,8 +186,8 @@ fn content_words(text: &str) -> Vec<String> {
         "the", "and", "what", "whats", "when", "where", "who", "whom", "which", "how", "why",
         "does", "did", "was", "were", "are", "is", "our", "your", "you", "for", "from", "with",
         "that", "this", "there", "have", "has", "had", "can", "could", "would", "should", "will",
-        "about", "tell", "know", "please", "its", "into", "than", "then", "them", "they",
-        "much", "many", "goes", "get", "gets", "any", "some",
+        "about", "tell", "know", "please", "its", "into", "than", "then", "them", "they", "much",
+        "many", "goes", "get", "gets", "any", "some",
     ];
     text.split(|c: char| !c.is_alphanumeric())
         .map(str::to_lowercase)
@@ -445,7 +463,12 @@ pub fn strip_refs(text: &str) -> String {
         let after = &rest[open + 1..];
         let close = after.find(']');
         match close {
-            Some(c) if c > 0 && after[..c].chars().all(|ch| ch.is_ascii_digit() || ch == ',' || ch == ' ') => {
+            Some(c)
+                if c > 0
+                    && after[..c]
+                        .chars()
+                        .all(|ch| ch.is_ascii_digit() || ch == ',' || ch == ' ') =>
+            {
                 out.push_str(&rest[..open]);
                 rest = &after[c + 1..];
             }
@@ -466,7 +489,11 @@ pub fn specific_tokens(text: &str) -> Vec<String> {
     let text = strip_refs(text);
     text.split_whitespace()
         .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-        .map(|w| w.strip_suffix("'s").or_else(|| w.strip_suffix("’s")).unwrap_or(w))
+        .map(|w| {
+            w.strip_suffix("'s")
+                .or_else(|| w.strip_suffix("’s"))
+                .unwrap_or(w)
+        })
         .filter(|w| {
             w.chars().any(|c| c.is_ascii_digit())
                 || w.chars().next().is_some_and(char::is_uppercase)
@@ -572,7 +599,10 @@ pub fn support(answer: &str, question: &str, sources: &[PromptSource]) -> Suppor
             }
         }
     }
-    let empty = strip_refs(answer).trim().trim_matches(|c: char| !c.is_alphanumeric()).is_empty();
+    let empty = strip_refs(answer)
+        .trim()
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .is_empty();
     Support {
         unsupported,
         backing,
@@ -634,7 +664,10 @@ fn referenced(text: &str) -> Vec<usize> {
     while let Some(open) = rest.find('[') {
         rest = &rest[open + 1..];
         if let Some(close) = rest.find(']') {
-            for n in rest[..close].split(',').filter_map(|x| x.trim().parse().ok()) {
+            for n in rest[..close]
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+            {
                 if !out.contains(&n) {
                     out.push(n);
                 }
@@ -690,11 +723,25 @@ mod tests {
     #[test]
     fn a_supported_answer_is_kept_and_cites_the_backing_source() {
         let sources = vec![
-            source(1, "home.md", vec![sentence("The wifi password is kettle-47-moon.", 3, 1)]),
-            source(2, "people.md", vec![sentence("Maria's birthday is 14 March.", 5, 2)]),
+            source(
+                1,
+                "home.md",
+                vec![sentence("The wifi password is kettle-47-moon.", 3, 1)],
+            ),
+            source(
+                2,
+                "people.md",
+                vec![sentence("Maria's birthday is 14 March.", 5, 2)],
+            ),
         ];
         let p = prompt(&sources);
-        let a = finish_generative(" kettle-47-moon [2]", "what is the wifi password?", &sources, &p, Answer::abstain());
+        let a = finish_generative(
+            " kettle-47-moon [2]",
+            "what is the wifi password?",
+            &sources,
+            &p,
+            Answer::abstain(),
+        );
         assert_eq!(a.mode, Used::Generative);
         assert_eq!(a.text, "kettle-47-moon [2]");
         // Cited from retrieval: source 1 holds the token, whatever [2] says.
@@ -706,7 +753,11 @@ mod tests {
 
     #[test]
     fn an_unsupported_answer_is_replaced_and_flagged() {
-        let sources = vec![source(1, "people.md", vec![sentence("Maria's birthday is 14 March.", 5, 1)])];
+        let sources = vec![source(
+            1,
+            "people.md",
+            vec![sentence("Maria's birthday is 14 March.", 5, 1)],
+        )];
         let p = prompt(&sources);
         let fallback = Answer {
             text: "From people.md: \"Maria's birthday is 14 March.\"".into(),
@@ -716,23 +767,47 @@ mod tests {
             unsupported: Vec::new(),
         };
         // A wrong date, an invented name, a wrong number.
-        for generated in ["Maria was born on 12 March.", "Her birthday is in June.", "It is on 14 March, says Lucia."] {
-            let a = finish_generative(generated, "When is Maria's birthday?", &sources, &p, fallback.clone());
+        for generated in [
+            "Maria was born on 12 March.",
+            "Her birthday is in June.",
+            "It is on 14 March, says Lucia.",
+        ] {
+            let a = finish_generative(
+                generated,
+                "When is Maria's birthday?",
+                &sources,
+                &p,
+                fallback.clone(),
+            );
             assert_eq!(a.mode, Used::Extractive, "{generated}");
             assert_eq!(a.flags[0], Flag::UnsupportedReplaced);
             assert_eq!(a.text, fallback.text);
             assert!(!a.unsupported.is_empty());
         }
         let a = finish_generative("  [1] ", "When?", &sources, &p, fallback.clone());
-        assert_eq!(a.flags, [Flag::UnsupportedReplaced], "an empty answer is not supported");
+        assert_eq!(
+            a.flags,
+            [Flag::UnsupportedReplaced],
+            "an empty answer is not supported"
+        );
         // Words of the question are fine even if the source lacks them.
-        let a = finish_generative("Maria: 14 March", "When is Maria's birthday?", &sources, &p, fallback);
+        let a = finish_generative(
+            "Maria: 14 March",
+            "When is Maria's birthday?",
+            &sources,
+            &p,
+            fallback,
+        );
         assert_eq!(a.mode, Used::Generative);
     }
 
     #[test]
     fn numbers_match_whole_words_only() {
-        let sources = vec![source(1, "home.md", vec![sentence("The door code is 58201.", 1, 1)])];
+        let sources = vec![source(
+            1,
+            "home.md",
+            vec![sentence("The door code is 58201.", 1, 1)],
+        )];
         let p = prompt(&sources);
         assert_eq!(support("5820", "code?", &p).unsupported, ["5820"]);
         assert!(support("58,201", "code?", &p).ok());
@@ -742,10 +817,21 @@ mod tests {
     #[test]
     fn the_completion_prompt_numbers_sources_and_ends_with_the_cue() {
         let sources = vec![
-            PromptSource { n: 1, name: "home.md".into(), text: "The door code is 5820.".into() },
-            PromptSource { n: 2, name: "a.md".into(), text: "two\nlines".into() },
+            PromptSource {
+                n: 1,
+                name: "home.md".into(),
+                text: "The door code is 5820.".into(),
+            },
+            PromptSource {
+                n: 2,
+                name: "a.md".into(),
+                text: "two\nlines".into(),
+            },
         ];
-        let history = vec![Turn { question: "Hi\nthere".into(), answer: "Hello".into() }];
+        let history = vec![Turn {
+            question: "Hi\nthere".into(),
+            answer: "Hello".into(),
+        }];
         let p = completion_prompt("What is the door code?", &sources, &history);
         assert!(p.ends_with("Sources:\n[1] home.md: The door code is 5820.\n[2] a.md: two lines\nQuestion: What is the door code?\nAnswer:"), "{p}");
         assert!(p.contains("Question: Hi there\nAnswer: Hello\n\n"));
@@ -774,8 +860,17 @@ mod tests {
         let vectors = vec![vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]]];
         let dropped = superseded(&sources, &vectors);
         assert_eq!(dropped, HashSet::from([(0, 0)]));
-        let a = extractive("What is the door code?", &[1.0, 0.0], &sources, &vectors, &dropped);
-        assert_eq!(a.text, "From home.md: \"Updated: the door code is now 5820.\"");
+        let a = extractive(
+            "What is the door code?",
+            &[1.0, 0.0],
+            &sources,
+            &vectors,
+            &dropped,
+        );
+        assert_eq!(
+            a.text,
+            "From home.md: \"Updated: the door code is now 5820.\""
+        );
         assert_eq!(a.citations[0].line_start, 9);
         assert_eq!(a.flags, [Flag::NewerContentWins]);
         let p = prompt_sources(&sources, &dropped);
@@ -789,7 +884,10 @@ mod tests {
         let sources = vec![source(
             1,
             "cake.md",
-            vec![sentence("340 grams of self-raising flour", 3, 1), sentence("200 grams of caster sugar", 5, 1)],
+            vec![
+                sentence("340 grams of self-raising flour", 3, 1),
+                sentence("200 grams of caster sugar", 5, 1),
+            ],
         )];
         let vectors = vec![vec![vec![1.0, 0.0]; 2]];
         assert!(superseded(&sources, &vectors).is_empty());
@@ -800,7 +898,11 @@ mod tests {
         let sources = vec![source(
             1,
             "a.md",
-            vec![sentence("Code 1111.", 1, 5), sentence("Code now 2222.", 2, 5), sentence("Code now 2222!", 3, 5)],
+            vec![
+                sentence("Code 1111.", 1, 5),
+                sentence("Code now 2222.", 2, 5),
+                sentence("Code now 2222!", 3, 5),
+            ],
         )];
         let vectors = vec![vec![vec![1.0, 0.0]; 3]];
         let dropped = superseded(&sources, &vectors);

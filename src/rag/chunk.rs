@@ -129,7 +129,8 @@ fn flush(chunks: &mut Vec<Chunk>, headings: &[(usize, String)], para: &mut Vec<(
     while start < sentences.len() {
         let mut end = start;
         let mut len = 0;
-        while end < sentences.len() && (end == start || len + sentences[end].text.len() <= MAX_CHUNK_CHARS)
+        while end < sentences.len()
+            && (end == start || len + sentences[end].text.len() <= MAX_CHUNK_CHARS)
         {
             len += sentences[end].text.len() + 1;
             end += 1;
@@ -281,7 +282,9 @@ mod tests {
         assert_eq!(chunks[1].lines, Lines { start: 7, end: 8 });
         assert_eq!(chunks[2].heading, "Home > Garden > Roses");
         assert_eq!(chunks[2].lines, Lines { start: 12, end: 12 });
-        assert!(chunks[2].embed_text().starts_with("Home > Garden > Roses\n"));
+        assert!(chunks[2]
+            .embed_text()
+            .starts_with("Home > Garden > Roses\n"));
     }
 
     #[test]

@@ -63,8 +63,8 @@ impl Embedder {
             std::fs::read(&path).map_err(|source| EmbedError::Read { path, source })
         };
         let config_path = dir.join("config.json");
-        let config: Config = serde_json::from_slice(&read("config.json")?)
-            .map_err(|source| EmbedError::Config {
+        let config: Config =
+            serde_json::from_slice(&read("config.json")?).map_err(|source| EmbedError::Config {
                 path: config_path,
                 source,
             })?;
@@ -90,11 +90,12 @@ impl Embedder {
             })?;
         let weights_path = dir.join("model.safetensors");
         let device = Device::Cpu;
-        let vb = VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
-            .map_err(|source| EmbedError::Weights {
-                path: weights_path.clone(),
-                source,
-            })?;
+        let vb =
+            VarBuilder::from_buffered_safetensors(read("model.safetensors")?, DType::F32, &device)
+                .map_err(|source| EmbedError::Weights {
+                    path: weights_path.clone(),
+                    source,
+                })?;
         let model = BertModel::load(vb, &config).map_err(|source| EmbedError::Weights {
             path: weights_path,
             source,

@@ -520,7 +520,14 @@ fn replace_in(tx: &Transaction<'_>, u: &FileUpdate<'_>) -> rusqlite::Result<Chan
     tx.execute(
         "INSERT INTO files (path, hash, size, mtime_ns, embed_model, indexed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![u.path, u.hash, u.size as i64, u.mtime_ns, u.embed_model, now],
+        params![
+            u.path,
+            u.hash,
+            u.size as i64,
+            u.mtime_ns,
+            u.embed_model,
+            now
+        ],
     )?;
     let file_id = tx.last_insert_rowid();
     let mut added = Vec::new();
@@ -611,7 +618,10 @@ mod tests {
     fn sentences_keep_their_revision_across_edits_and_new_ones_are_newer() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.sqlite")).unwrap();
-        let v1 = chunk("- The door code is 4417.\n- The bins go out on Monday.\n", Format::Markdown);
+        let v1 = chunk(
+            "- The door code is 4417.\n- The bins go out on Monday.\n",
+            Format::Markdown,
+        );
         index.replace_file(&update("/n/home.md", &v1)).unwrap();
         let v2 = chunk(
             "- The door code is 4417.\n- The bins go out on Monday.\n- Updated: the door code is now 5820.\n",
@@ -694,7 +704,12 @@ mod tests {
         assert_eq!(stored[0].1, vectors[0]);
         assert_eq!(stored[1].1, vectors[1]);
         assert_eq!(
-            index.file_state("/n/a.txt").unwrap().unwrap().embed_model.as_deref(),
+            index
+                .file_state("/n/a.txt")
+                .unwrap()
+                .unwrap()
+                .embed_model
+                .as_deref(),
             Some("m")
         );
     }

@@ -198,8 +198,10 @@ impl Rag {
 
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
-        self.events
-            .publish(Event::new("rag.state", serde_json::json!({ "enabled": on })));
+        self.events.publish(Event::new(
+            "rag.state",
+            serde_json::json!({ "enabled": on }),
+        ));
     }
 
     pub fn config(&self) -> &RagConfig {
@@ -348,7 +350,10 @@ impl Rag {
                     scores.insert(*id, s);
                 }
             }
-            (top.into_iter().map(|(id, _)| id).collect::<Vec<_>>(), scores)
+            (
+                top.into_iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                scores,
+            )
         };
         let fused = rank::rrf(&[&bm25, &cosine]);
         let ids: Vec<i64> = fused.iter().take(k).map(|(id, _)| *id).collect();
@@ -440,7 +445,11 @@ impl Rag {
     }
 
     /// The indexer: applies jobs one at a time until shutdown.
-    async fn run(self: Arc<Rag>, mut rx: mpsc::UnboundedReceiver<Job>, shutdown: CancellationToken) {
+    async fn run(
+        self: Arc<Rag>,
+        mut rx: mpsc::UnboundedReceiver<Job>,
+        shutdown: CancellationToken,
+    ) {
         let _watcher = if self.roots.is_empty() {
             None
         } else {
@@ -507,10 +516,7 @@ impl Rag {
             files: files.len(),
             ..ScanReport::default()
         };
-        let present: HashSet<String> = files
-            .iter()
-            .map(|(p, _)| p.display().to_string())
-            .collect();
+        let present: HashSet<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
         for (path, _) in &files {
             match self.index_file(&index, path).await? {
                 Indexed::Chunks(n) => {
@@ -762,7 +768,8 @@ fn read_note(
         return Ok(Read::Deferred);
     };
     match std::fs::metadata(path) {
-        Ok(after) if after.len() == bytes.len() as u64 && mtime_ns(&after) == mtime_ns(&before) => {}
+        Ok(after) if after.len() == bytes.len() as u64 && mtime_ns(&after) == mtime_ns(&before) => {
+        }
         _ => return Ok(Read::Deferred),
     }
     let hash = hex::encode(Sha256::digest(&bytes));

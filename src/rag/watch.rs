@@ -26,9 +26,17 @@ pub fn is_temp(path: &Path) -> bool {
         || name.ends_with('~')
         || (name.starts_with('#') && name.ends_with('#'))
         || name == "4913"
-        || [".swp", ".swo", ".swx", ".tmp", ".part", ".crdownload", ".bak"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
+        || [
+            ".swp",
+            ".swo",
+            ".swx",
+            ".tmp",
+            ".part",
+            ".crdownload",
+            ".bak",
+        ]
+        .iter()
+        .any(|ext| name.ends_with(ext))
 }
 
 /// Watches `roots` recursively; every debounced batch goes to `jobs`.
@@ -65,7 +73,10 @@ pub fn watch(
                         let _ = jobs.send(Job::Renamed(from, to));
                     }
                 }
-                EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any => {
+                EventKind::Create(_)
+                | EventKind::Modify(_)
+                | EventKind::Remove(_)
+                | EventKind::Any => {
                     changed.extend(event.paths.iter().cloned());
                 }
                 EventKind::Access(_) | EventKind::Other => {}

@@ -83,10 +83,18 @@ impl Stream<'_> {
 }
 
 impl Ask {
-    pub async fn apply(self, ctx: &Context, session: &Session, id: &Value) -> Result<Value, ControlError> {
+    pub async fn apply(
+        self,
+        ctx: &Context,
+        session: &Session,
+        id: &Value,
+    ) -> Result<Value, ControlError> {
         let question = self.question.trim().to_string();
         if question.is_empty() {
-            return Err(ControlError::new(ErrorCode::InvalidParams, "ask: `question` is empty"));
+            return Err(ControlError::new(
+                ErrorCode::InvalidParams,
+                "ask: `question` is empty",
+            ));
         }
         let cfg = &ctx.config.config;
         let mode = self.mode.unwrap_or(cfg.rag.answer_mode);
@@ -105,9 +113,17 @@ impl Ask {
             let bare = prompt_for(info.prompt_format, &question, None, &[]);
             let turns = trim_to_budget(&history, budget(ctx, &bare));
             let prompt = prompt_for(info.prompt_format, &question, None, &turns);
-            let (text, s) = generate(&*llm, ctx, prompt, info.prompt_format, &self.session, &mut stream, session)
-                .await
-                .map_err(|e| engine_error(&e))?;
+            let (text, s) = generate(
+                &*llm,
+                ctx,
+                prompt,
+                info.prompt_format,
+                &self.session,
+                &mut stream,
+                session,
+            )
+            .await
+            .map_err(|e| engine_error(&e))?;
             stats = Some(s);
             Answer {
                 text: text.trim().to_string(),
@@ -147,16 +163,33 @@ impl Ask {
                         let sources = answer::prompt_sources(&prepared.sources, &prepared.dropped);
                         let outcome = async {
                             let info = llm.info().await?;
-                            let bare = prompt_for(info.prompt_format, &question, Some(&sources), &[]);
+                            let bare =
+                                prompt_for(info.prompt_format, &question, Some(&sources), &[]);
                             let turns = trim_to_budget(&history, budget(ctx, &bare));
-                            let prompt = prompt_for(info.prompt_format, &question, Some(&sources), &turns);
-                            generate(&*llm, ctx, prompt, info.prompt_format, &self.session, &mut stream, session).await
+                            let prompt =
+                                prompt_for(info.prompt_format, &question, Some(&sources), &turns);
+                            generate(
+                                &*llm,
+                                ctx,
+                                prompt,
+                                info.prompt_format,
+                                &self.session,
+                                &mut stream,
+                                session,
+                            )
+                            .await
                         }
                         .await;
                         match outcome {
                             Ok((text, s)) => {
                                 stats = Some(s);
-                                let a = answer::finish_generative(&text, &question, &prepared.sources, &sources, extractive);
+                                let a = answer::finish_generative(
+                                    &text,
+                                    &question,
+                                    &prepared.sources,
+                                    &sources,
+                                    extractive,
+                                );
                                 if a.flags.contains(&Flag::UnsupportedReplaced) {
                                     stream.replace_with(&a.text, "unsupported_replaced").await;
                                 }
@@ -201,7 +234,11 @@ impl Ask {
         let (Some(session), Ok(h)) = (&self.session, &ctx.history) else {
             return Vec::new();
         };
-        let (h, s, n) = (h.clone(), session.clone(), ctx.config.config.conversation.max_turns);
+        let (h, s, n) = (
+            h.clone(),
+            session.clone(),
+            ctx.config.config.conversation.max_turns,
+        );
         match tokio::task::spawn_blocking(move || h.turns(&s, n)).await {
             Ok(Ok(turns)) => turns,
             Ok(Err(e)) => {
@@ -222,11 +259,15 @@ fn prompt_for(
     turns: &[Turn],
 ) -> Prompt {
     match (format, sources) {
-        (PromptFormat::ChatTemplate, sources) => Prompt::Chat(answer::chat_prompt(question, sources, turns)),
+        (PromptFormat::ChatTemplate, sources) => {
+            Prompt::Chat(answer::chat_prompt(question, sources, turns))
+        }
         (PromptFormat::Completion, Some(sources)) => {
             Prompt::Completion(answer::completion_prompt(question, sources, turns))
         }
-        (PromptFormat::Completion, None) => Prompt::Completion(answer::plain_completion_prompt(question, turns)),
+        (PromptFormat::Completion, None) => {
+            Prompt::Completion(answer::plain_completion_prompt(question, turns))
+        }
     }
 }
 
@@ -235,7 +276,10 @@ fn budget(ctx: &Context, bare: &Prompt) -> usize {
     let cfg = &ctx.config.config;
     let prompt_tokens = match bare {
         Prompt::Completion(text) => estimate_tokens(text),
-        Prompt::Chat(messages) => messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum(),
+        Prompt::Chat(messages) => messages
+            .iter()
+            .map(|m| estimate_tokens(&m.content) + 4)
+            .sum(),
     };
     (cfg.engines.llm.context as usize)
         .saturating_sub(cfg.rag.max_answer_tokens as usize)
@@ -254,7 +298,10 @@ async fn generate(
     session: &Session,
 ) -> Result<(String, GenerateStats), LlmError> {
     let stop = match format {
-        PromptFormat::Completion => answer::COMPLETION_STOP.iter().map(|s| s.to_string()).collect(),
+        PromptFormat::Completion => answer::COMPLETION_STOP
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         PromptFormat::ChatTemplate => Vec::new(),
     };
     let request = GenerateRequest {

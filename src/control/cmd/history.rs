@@ -26,7 +26,10 @@ pub struct Forget {
 
 fn history(ctx: &Context) -> Result<&std::sync::Arc<crate::conversation::History>, ControlError> {
     ctx.history.as_ref().map_err(|e| {
-        ControlError::new(ErrorCode::Internal, format!("session history unavailable: {e}"))
+        ControlError::new(
+            ErrorCode::Internal,
+            format!("session history unavailable: {e}"),
+        )
     })
 }
 

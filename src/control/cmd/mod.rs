@@ -192,7 +192,9 @@ mod tests {
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
         let (_, cmd) = parse(r#"{"id":9,"cmd":"ask","question":"q","mode":"extractive"}"#).unwrap();
-        assert!(matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive)));
+        assert!(
+            matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive))
+        );
         let (_, cmd) = parse(r#"{"id":10,"cmd":"notes","action":"search","query":"q"}"#).unwrap();
         assert!(matches!(cmd, Command::Notes(_)));
         let (_, cmd) = parse(r#"{"id":11,"cmd":"rag","action":"off"}"#).unwrap();
