@@ -181,7 +181,7 @@ pub fn superseded(sources: &[Source], vectors: &[Vec<Vec<f32>>]) -> HashSet<At> 
 }
 
 /// Words of the question worth matching (no stop words, 3+ characters).
-fn content_words(text: &str) -> Vec<String> {
+pub fn content_words(text: &str) -> Vec<String> {
     const STOP: &[&str] = &[
         "the", "and", "what", "whats", "when", "where", "who", "whom", "which", "how", "why",
         "does", "did", "was", "were", "are", "is", "our", "your", "you", "for", "from", "with",

@@ -191,5 +191,5 @@ impl Pool {
 
 /// Dot product of two unit vectors: their cosine similarity.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    super::rank::dot(a, b)
 }

@@ -586,15 +586,22 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// An FTS5 query matching any word of `text` (each quoted, so no FTS5
-/// syntax can leak in); `None` when `text` has no words.
+/// An FTS5 query matching any content word of `text` (stop words left
+/// out: "what is the" matches every note and only costs ranking time; all
+/// words when nothing else is left). Each word is quoted, so no FTS5 syntax
+/// can leak in. `None` when `text` has no words.
 pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.to_lowercase()))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+    let mut words = super::answer::content_words(text);
+    if words.is_empty() {
+        words = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+    }
+    words.dedup();
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 
 #[cfg(test)]
@@ -664,8 +671,12 @@ mod tests {
     #[test]
     fn fts_queries_are_quoted_words() {
         assert_eq!(
-            fts_query("what's the wifi \"password\" OR x*?").unwrap(),
-            "\"what\" OR \"s\" OR \"the\" OR \"wifi\" OR \"password\" OR \"or\" OR \"x\""
+            fts_query("what's the wifi \"password\" NEAR x*?").unwrap(),
+            "\"wifi\" OR \"password\" OR \"near\""
+        );
+        assert_eq!(
+            fts_query("what is it").unwrap(),
+            "\"what\" OR \"is\" OR \"it\""
         );
         assert_eq!(fts_query(" ?! "), None);
     }
