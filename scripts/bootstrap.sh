@@ -43,7 +43,7 @@ APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils e
 # busctl and systemd-analyze (systemd).
 APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
-TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium)
+TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from
 # the PyPI wheel: Debian packages none, and ort's own download needs network
 # at build time.

@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
+use crate::conversation::History;
 use crate::events::{Event, Events};
 use crate::metrics::{self, Metrics};
+use crate::rag::Rag;
 use crate::service::notify;
 use crate::{dbus, engine};
 
@@ -58,6 +60,13 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
     let speaker = crate::speak::Speaker::new(&config.config, events.clone());
+    let shutdown = CancellationToken::new();
+    let rag = Rag::start(&config.config, events.clone(), shutdown.clone());
+    let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
+    let history = History::open(&history_path).map(Arc::new).map_err(|e| {
+        tracing::error!(error = %e, "session history unavailable");
+        e.to_string()
+    });
     let ctx = Arc::new(Context {
         events,
         stt: Arc::new(crate::stt::LocalStt::new(
@@ -67,9 +76,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         config,
         engines,
         speaker,
+        llm: None,
+        rag,
+        history,
         started,
         socket: socket.clone(),
-        shutdown: CancellationToken::new(),
+        shutdown,
         in_flight: Default::default(),
         connections: Default::default(),
         metrics: Metrics::new(),

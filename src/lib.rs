@@ -23,6 +23,11 @@
 //! - [`audio`]: audio out: the `Sink` trait and its sinks (sound device via
 //!   cpal, WAV file, socket events), resampling.
 //! - [`onnx`]: ONNX Runtime, found and loaded once for every ONNX model.
+//! - [`rag`]: retrieval over the notes folders: chunking, in-process
+//!   sentence embeddings, the SQLite index (FTS5 + vectors), hybrid ranking,
+//!   the folder watcher and grounded answers with citations.
+//! - [`conversation`]: session history in SQLite, trimmed to the context
+//!   budget.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
 //!   socket commands as methods and the events as signals.
@@ -41,6 +46,7 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod conversation;
 pub mod daemon;
 pub mod dbus;
 pub mod engine;
@@ -49,6 +55,7 @@ pub mod llm;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod rag;
 pub mod service;
 pub mod speak;
 pub mod stt;

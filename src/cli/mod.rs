@@ -3,13 +3,17 @@
 //! `models`, works locally without a daemon). One file per command; this
 //! module owns argument parsing and the process's exit code.
 
+mod ask;
 mod audio;
 mod client;
 mod config;
 mod engine;
+mod history;
 mod metrics;
 pub mod models;
+mod notes;
 mod ping;
+mod rag;
 mod say;
 mod serve;
 mod service;
@@ -72,6 +76,17 @@ enum Command {
     Audio(audio::Command),
     /// Print the transcript of a WAV file (the daemon reads the file).
     Transcribe(transcribe::Args),
+    /// Ask a question; answers from your notes with citations.
+    Ask(ask::Args),
+    /// Search, reindex or inspect the notes index.
+    #[command(subcommand)]
+    Notes(notes::Command),
+    /// Switch answering from the notes on or off (or show it).
+    Rag(rag::Args),
+    /// List conversation sessions, or show one.
+    History(history::Args),
+    /// Delete a conversation session's history.
+    Forget(history::ForgetArgs),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -133,5 +148,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop => stop::run(&load()?),
         Command::Audio(cmd) => audio::run(cmd),
         Command::Transcribe(args) => transcribe::run(args, &load()?),
+        Command::Ask(args) => ask::run(args, &load()?),
+        Command::Notes(cmd) => notes::run(cmd, &load()?),
+        Command::Rag(args) => rag::run(args, &load()?),
+        Command::History(args) => history::run(args, &load()?),
+        Command::Forget(args) => history::forget(args, &load()?),
     }
 }

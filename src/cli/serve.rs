@@ -19,6 +19,9 @@ pub struct Args {
     /// (sets audio.output = "wav" and audio.file).
     #[arg(long, value_name = "FILE.wav")]
     audio_out: Option<std::path::PathBuf>,
+    /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
+    #[arg(long = "notes", value_name = "DIR")]
+    notes: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -43,6 +46,15 @@ impl Args {
                 "audio.file".into(),
                 toml::Value::String(file.display().to_string()),
             ));
+        }
+        if !self.notes.is_empty() {
+            let dirs = self
+                .notes
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+                .map(|d| toml::Value::String(d.display().to_string()))
+                .collect();
+            flags.push(("rag.notes".to_string(), toml::Value::Array(dirs)));
         }
         flags
     }

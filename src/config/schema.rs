@@ -19,6 +19,8 @@ pub struct Config {
     pub stt: SttConfig,
     pub dbus: DbusConfig,
     pub metrics: MetricsConfig,
+    pub rag: RagConfig,
+    pub conversation: ConversationConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -238,4 +240,55 @@ pub struct MetricsConfig {
     pub listen: String,
     /// Allow `listen` on a non-loopback address.
     pub allow_remote: bool,
+}
+
+/// Retrieval over the notes folders and grounded answers (`src/rag`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RagConfig {
+    pub enabled: bool,
+    pub notes: Vec<PathBuf>,
+    /// Empty: `$XDG_DATA_HOME/voxd/index.sqlite`.
+    pub index: PathBuf,
+    pub answer_mode: AnswerMode,
+    pub top_k: usize,
+    pub min_score: f32,
+    pub max_file_kb: u64,
+    pub debounce_ms: u64,
+    pub embed_batch: usize,
+    pub embed_workers: usize,
+    pub max_answer_tokens: u32,
+}
+
+/// How `ask` answers from the notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// The language model writes the answer from numbered sources; an answer
+    /// the sources do not support is replaced by the extractive one.
+    Generative,
+    /// The best source sentences, quoted with their citation; no model.
+    Extractive,
+    /// Generative when a model is available and its answer is supported,
+    /// extractive otherwise.
+    Auto,
+}
+
+impl AnswerMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnswerMode::Generative => "generative",
+            AnswerMode::Extractive => "extractive",
+            AnswerMode::Auto => "auto",
+        }
+    }
+}
+
+/// Conversation sessions (`ask --session`, `history`, `forget`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
+    pub history: PathBuf,
+    pub max_turns: usize,
 }

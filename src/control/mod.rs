@@ -13,6 +13,7 @@ mod server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -22,9 +23,12 @@ use tokio_util::sync::CancellationToken;
 pub use server::Server;
 
 use crate::config::Loaded;
+use crate::conversation::History;
 use crate::engine;
 use crate::events::Events;
+use crate::llm::Llm;
 use crate::metrics::{Metrics, Sample};
+use crate::rag::Rag;
 use cmd::{Command, Outcome, Session};
 use protocol::{ControlError, ErrorCode, Message};
 
@@ -39,6 +43,12 @@ pub struct Context {
     pub speaker: crate::speak::Speaker,
     /// Speech to text.
     pub stt: std::sync::Arc<dyn crate::stt::Stt>,
+    /// The language model, when one is configured.
+    pub llm: Option<Arc<dyn Llm>>,
+    /// Retrieval over the notes folders.
+    pub rag: Arc<Rag>,
+    /// Conversation sessions, or why their database cannot be used.
+    pub history: Result<Arc<History>, String>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -1,11 +1,15 @@
 //! One file per control command. [`parse`] turns a request line into a
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
+mod ask;
 mod config;
 mod engine;
+mod history;
 mod metrics;
 mod models;
+mod notes;
 mod ping;
+mod rag;
 mod say;
 mod shutdown;
 mod status;
@@ -21,11 +25,15 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
+pub use ask::Ask;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use history::{Forget, HistoryCmd};
 pub use metrics::MetricsCmd;
 pub use models::Models;
+pub use notes::Notes;
 pub use ping::Ping;
+pub use rag::RagCmd;
 pub use say::Say;
 pub use shutdown::Shutdown;
 pub use status::Status;
@@ -48,6 +56,11 @@ pub enum Command {
     Say(Say),
     Stop(Stop),
     Transcribe(Transcribe),
+    Ask(Ask),
+    Notes(Notes),
+    Rag(RagCmd),
+    History(HistoryCmd),
+    Forget(Forget),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -63,6 +76,11 @@ pub const NAMES: &[&str] = &[
     "say",
     "stop",
     "transcribe",
+    "ask",
+    "notes",
+    "rag",
+    "history",
+    "forget",
 ];
 
 /// The connection a request arrived on.
@@ -92,6 +110,11 @@ impl Command {
             Command::Say(_) => "say",
             Command::Stop(_) => "stop",
             Command::Transcribe(_) => "transcribe",
+            Command::Ask(_) => "ask",
+            Command::Notes(_) => "notes",
+            Command::Rag(_) => "rag",
+            Command::History(_) => "history",
+            Command::Forget(_) => "forget",
         }
     }
 
@@ -108,6 +131,11 @@ impl Command {
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Stop(cmd) => cmd.apply(ctx).map(Some),
             Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Ask(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Notes(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
+            Command::History(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Forget(cmd) => cmd.apply(ctx).await.map(Some),
         }
     }
 }
@@ -195,10 +223,8 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES
-            .iter()
-            .filter(|n| !["engine", "transcribe"].contains(n))
-        {
+        let needs_args = ["engine", "transcribe", "ask", "notes", "forget"];
+        for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
@@ -207,6 +233,18 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"ask","question":"q","mode":"extractive"}"#).unwrap();
+        assert!(
+            matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive))
+        );
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"notes","action":"search","query":"q"}"#).unwrap();
+        assert!(matches!(cmd, Command::Notes(_)));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"rag","action":"off"}"#).unwrap();
+        assert!(matches!(cmd, Command::Rag(_)));
+        assert_eq!(
+            code(r#"{"id":12,"cmd":"ask","question":"q","mode":"creative"}"#),
+            (Value::from(12), ErrorCode::InvalidParams)
+        );
     }
 
     #[test]
@@ -214,6 +252,9 @@ mod tests {
         let args = |name: &str| match name {
             "engine" => r#","name":"stt","action":"stop""#,
             "transcribe" => r#","path":"/a.wav""#,
+            "ask" => r#","question":"q""#,
+            "notes" => r#","action":"status""#,
+            "forget" => r#","session":"s""#,
             _ => "",
         };
         for name in NAMES {
