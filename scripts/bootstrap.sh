@@ -34,7 +34,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
-TEST_MODELS=(silero-vad)
+TEST_MODELS=(silero-vad all-minilm-l6-v2)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
 use crate::engine;
 use crate::events::{Event, Events};
+use crate::vision;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum DaemonError {
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+    #[error("image captions: {0}")]
+    Vision(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
 }
@@ -51,10 +54,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
 
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    let vision = start_vision(&config, &events)?;
     let ctx = Arc::new(Context {
         config,
         events,
         engines,
+        vision: vision.clone(),
         started,
         socket: socket.clone(),
         shutdown: CancellationToken::new(),
@@ -62,6 +67,15 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         connections: Default::default(),
     });
     spawn_signal_handler(ctx.clone())?;
+    tokio::spawn(vision::service::unload_when_idle(
+        vision.clone(),
+        ctx.shutdown.clone(),
+    ));
+    let watch = vision::watch::WatchSettings::from_config(&ctx.config.config.vision);
+    if !watch.folders.is_empty() {
+        vision::watch::spawn(vision, watch, ctx.shutdown.clone())
+            .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    }
 
     let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
     tracing::info!(
@@ -83,6 +97,15 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     }
     tracing::info!("voxd stopped");
     Ok(())
+}
+
+/// The captioning service; the RAG index is connected as its sink at merge.
+fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+    let settings = vision::service::Settings::from_config(&config.config)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    let vision = vision::Vision::open(settings, events.clone(), None)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    Ok(Arc::new(vision))
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

@@ -14,6 +14,8 @@
 //!   downloads, verifies and installs model files atomically.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
 //!   streamed results behind the [`llm::Llm`] trait.
+//! - [`vision`]: image captions: BLIP on candle, image decoding, the folder
+//!   watcher and the caption store; captions feed the notes index.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.
@@ -30,3 +32,4 @@ pub mod engine;
 pub mod events;
 pub mod llm;
 pub mod models;
+pub mod vision;

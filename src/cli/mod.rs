@@ -3,9 +3,11 @@
 //! `models`, works locally without a daemon). One file per command; this
 //! module owns argument parsing and the process's exit code.
 
+mod caption;
 mod client;
 mod config;
 mod engine;
+mod images;
 pub mod models;
 mod ping;
 mod serve;
@@ -49,6 +51,10 @@ enum Command {
     Engine(engine::Args),
     /// Install, list and verify models.
     Models(models::ModelsArgs),
+    /// Caption image files now and print the captions.
+    Caption(caption::Args),
+    /// List or forget the images captioned from the watched folders.
+    Images(images::Args),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
@@ -106,6 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(cmd) => config::run(cmd, load),
         Command::Engine(args) => engine::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
+        Command::Caption(args) => caption::run(args, &load()?),
+        Command::Images(args) => images::run(args, &load()?),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
     }

@@ -11,6 +11,7 @@ mod server;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -28,6 +29,8 @@ pub struct Context {
     pub events: Events,
     /// The engine worker supervisor.
     pub engines: engine::Host,
+    /// Image captions: the captioner, its store and the folder watcher's results.
+    pub vision: Arc<crate::vision::Vision>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -1,8 +1,10 @@
 //! One file per control command. [`parse`] turns a request line into a
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
+mod caption;
 mod config;
 mod engine;
+mod images;
 mod models;
 mod ping;
 mod shutdown;
@@ -17,8 +19,10 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
+pub use caption::Caption;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use images::Images;
 pub use models::Models;
 pub use ping::Ping;
 pub use shutdown::Shutdown;
@@ -34,6 +38,8 @@ pub enum Command {
     Config(ConfigCmd),
     Engine(EngineCmd),
     Models(Models),
+    Caption(Caption),
+    Images(Images),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
 }
@@ -45,6 +51,8 @@ pub const NAMES: &[&str] = &[
     "config",
     "engine",
     "models",
+    "caption",
+    "images",
     "subscribe",
     "shutdown",
 ];
@@ -69,6 +77,8 @@ impl Command {
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
         }
@@ -158,7 +168,10 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| **n != "engine") {
+        for name in NAMES
+            .iter()
+            .filter(|n| !["engine", "caption", "images"].contains(n))
+        {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
@@ -167,6 +180,12 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"caption","paths":["/a.png"]}"#).unwrap();
+        assert!(matches!(cmd, Command::Caption(c) if c.prompt.is_none()));
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"images","action":"list","since":5}"#).unwrap();
+        assert!(matches!(cmd, Command::Images(Images::List { since: Some(5) })));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"images","action":"forget","path":"/a"}"#).unwrap();
+        assert!(matches!(cmd, Command::Images(Images::Forget { .. })));
     }
 
     #[test]
@@ -199,6 +218,10 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"id":1,"cmd":"engine","name":"stt","action":"explode"}"#),
+            (Value::from(1), ErrorCode::InvalidParams)
+        );
+        assert_eq!(
+            code(r#"{"id":1,"cmd":"images","action":"burn"}"#),
             (Value::from(1), ErrorCode::InvalidParams)
         );
         assert_eq!(
