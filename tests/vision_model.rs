@@ -16,8 +16,7 @@ use voxd::events::Events;
 use voxd::vision::blip::{Blip, DEFAULT_MAX_LENGTH};
 use voxd::vision::service::Settings;
 use voxd::vision::{
-    preprocess, CaptionDoc, CaptionOutcome, CaptionSink, Captioner, DecodeLimits, SinkError,
-    Vision,
+    preprocess, CaptionDoc, CaptionOutcome, CaptionSink, Captioner, DecodeLimits, SinkError, Vision,
 };
 
 fn reference() -> Value {
@@ -74,7 +73,12 @@ fn tiny_blip_captions_exactly_as_transformers_does() {
 
         let prompt = entry["prompted"]["prompt"].as_str().unwrap();
         let prompted = blip.generate(&image, Some(prompt)).unwrap();
-        assert_eq!(prompted, ids(&entry["prompted"]["ids"]), "{}", entry["image"]);
+        assert_eq!(
+            prompted,
+            ids(&entry["prompted"]["ids"]),
+            "{}",
+            entry["image"]
+        );
         let text = blip.caption(&image, Some(prompt)).unwrap();
         assert_eq!(text, entry["prompted"]["caption"].as_str().unwrap());
         assert!(text.starts_with("a photo of"), "{text}");
@@ -210,7 +214,9 @@ fn captions_reach_the_index_and_follow_their_files() {
 #[test]
 fn real_blip_base_captions_generated_images() {
     let Some(dir) = std::env::var_os("VOXD_BLIP_MODEL") else {
-        eprintln!("skipped: set VOXD_BLIP_MODEL=/path/to/blip-image-captioning-base to run BLIP base");
+        eprintln!(
+            "skipped: set VOXD_BLIP_MODEL=/path/to/blip-image-captioning-base to run BLIP base"
+        );
         return;
     };
     let mut blip = Blip::load(&PathBuf::from(dir), DEFAULT_MAX_LENGTH).unwrap();

@@ -37,10 +37,18 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&reply)?);
     }
     let mut failed = 0;
-    for (file, result) in args.files.iter().zip(reply["captions"].as_array().into_iter().flatten()) {
+    for (file, result) in args
+        .files
+        .iter()
+        .zip(reply["captions"].as_array().into_iter().flatten())
+    {
         if result["ok"] == json!(true) {
             if !args.json {
-                println!("{}: {}", file.display(), result["caption"].as_str().unwrap_or(""));
+                println!(
+                    "{}: {}",
+                    file.display(),
+                    result["caption"].as_str().unwrap_or("")
+                );
             }
         } else {
             failed += 1;

@@ -52,10 +52,9 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
             }
         }
         Command::Forget { path } => {
-            let path = std::path::absolute(&path)
-                .with_context(|| format!("{}", path.display()))?;
-            let reply =
-                Client::connect(config)?.call("images", json!({ "action": "forget", "path": path }))?;
+            let path = std::path::absolute(&path).with_context(|| format!("{}", path.display()))?;
+            let reply = Client::connect(config)?
+                .call("images", json!({ "action": "forget", "path": path }))?;
             if reply["forgotten"] == json!(true) {
                 println!("forgot {}", path.display());
             } else {
@@ -90,7 +89,9 @@ fn parse_since(text: &str, now: SystemTime) -> anyhow::Result<i64> {
         Ok(at) => at,
         Err(_) => {
             let ago = humantime::parse_duration(text).map_err(|_| {
-                anyhow!("--since {text:?}: give a duration (\"2h\"), an RFC 3339 time or unix seconds")
+                anyhow!(
+                    "--since {text:?}: give a duration (\"2h\"), an RFC 3339 time or unix seconds"
+                )
             })?;
             now.checked_sub(ago).unwrap_or(UNIX_EPOCH)
         }
@@ -109,10 +110,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(parse_since("2h", now).unwrap(), 1_000_000 - 7200);
         assert_eq!(parse_since("1700000000", now).unwrap(), 1_700_000_000);
-        assert_eq!(
-            parse_since("1970-01-02T00:00:00Z", now).unwrap(),
-            86_400
-        );
+        assert_eq!(parse_since("1970-01-02T00:00:00Z", now).unwrap(), 86_400);
         assert!(parse_since("yesterday-ish", now).is_err());
     }
 }

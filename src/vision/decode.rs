@@ -95,7 +95,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, DecodeErro
     image_limits.max_image_width = Some(limits.max_width);
     image_limits.max_image_height = Some(limits.max_height);
     image_limits.max_alloc = Some(limits.max_alloc);
-    decoder.set_limits(image_limits).map_err(|e| DecodeError::Limit(e.to_string()))?;
+    decoder
+        .set_limits(image_limits)
+        .map_err(|e| DecodeError::Limit(e.to_string()))?;
     // A broken EXIF block is not worth losing the picture over.
     let orientation = decoder
         .orientation()
@@ -206,16 +208,20 @@ mod tests {
         assert!(decode(&corrupt, &LIMITS).is_err());
     }
 
-    /// A PNG that claims 30000×30000 pixels: only the header is real.
-    pub fn bomb_header() -> Vec<u8> {
-        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend(30000u32.to_be_bytes());
+    /// A PNG that claims 30000×30000 pixels: a real header, an empty
+    /// image-data chunk, the end chunk.
+    fn bomb_header() -> Vec<u8> {
+        let mut ihdr = 30000u32.to_be_bytes().to_vec();
         ihdr.extend(30000u32.to_be_bytes());
         ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
-        png.extend(13u32.to_be_bytes());
-        png.extend(&ihdr);
-        png.extend(crc32(&ihdr).to_be_bytes());
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, data) in [(&b"IHDR"[..], &ihdr[..]), (b"IDAT", &[]), (b"IEND", &[])] {
+            png.extend((data.len() as u32).to_be_bytes());
+            let mut chunk = kind.to_vec();
+            chunk.extend(data);
+            png.extend(&chunk);
+            png.extend(crc32(&chunk).to_be_bytes());
+        }
         png
     }
 

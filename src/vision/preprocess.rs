@@ -12,7 +12,8 @@ use image::RgbImage;
 pub const IMAGE_SIZE: u32 = 384;
 /// `OPENAI_CLIP_MEAN`.
 pub const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-/// `OPENAI_CLIP_STD`.
+/// `OPENAI_CLIP_STD`, digits as transformers publishes them.
+#[allow(clippy::excessive_precision)]
 pub const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// The normalised pixels of `image` at `size`×`size`, channels first
@@ -60,13 +61,17 @@ mod tests {
     #[test]
     fn resizes_to_the_square_input_keeping_the_layout() {
         // Left half white, right half black, 100×50 → 384×384.
-        let image = RgbImage::from_fn(100, 50, |x, _| {
-            if x < 50 {
-                Rgb([255; 3])
-            } else {
-                Rgb([0; 3])
-            }
-        });
+        let image = RgbImage::from_fn(
+            100,
+            50,
+            |x, _| {
+                if x < 50 {
+                    Rgb([255; 3])
+                } else {
+                    Rgb([0; 3])
+                }
+            },
+        );
         let t = to_tensor(&image, IMAGE_SIZE, &Device::Cpu).unwrap();
         assert_eq!(t.dims(), &[1, 3, 384, 384]);
         let values = pixel_values(&image, IMAGE_SIZE);

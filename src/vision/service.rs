@@ -174,7 +174,11 @@ impl Vision {
     }
 
     /// Captions `image` with the shared model, loading it if needed.
-    fn run_model(&self, image: &image::RgbImage, prompt: Option<&str>) -> Result<(String, String), CaptionError> {
+    fn run_model(
+        &self,
+        image: &image::RgbImage,
+        prompt: Option<&str>,
+    ) -> Result<(String, String), CaptionError> {
         let mut slot = lock(&self.model);
         if slot.captioner.is_none() {
             let started = Instant::now();
@@ -227,7 +231,12 @@ impl Vision {
     }
 
     /// Decodes and captions `bytes`; `Err` is the reason it failed.
-    fn caption_bytes(&self, bytes: &[u8], hash: &str, prompt: Option<&str>) -> Result<Caption, String> {
+    fn caption_bytes(
+        &self,
+        bytes: &[u8],
+        hash: &str,
+        prompt: Option<&str>,
+    ) -> Result<Caption, String> {
         let decoded = decode::decode(bytes, &self.settings.limits).map_err(|e| e.to_string())?;
         let (text, model) = self
             .run_model(&decoded.rgb, prompt)
@@ -246,7 +255,11 @@ impl Vision {
 
     /// Captions `path` without recording it (`voxd caption`). `prompt`
     /// overrides `vision.prompt`.
-    pub fn caption_file(&self, path: &Path, prompt: Option<&str>) -> Result<(u64, Caption), String> {
+    pub fn caption_file(
+        &self,
+        path: &Path,
+        prompt: Option<&str>,
+    ) -> Result<(u64, Caption), String> {
         let (bytes, meta) = self.read(path)?;
         let prompt = prompt.or(self.settings.prompt.as_deref());
         let caption = self.caption_bytes(&bytes, &meta.hash, prompt)?;
@@ -267,6 +280,9 @@ impl Vision {
                 return self.failed(path, None, reason);
             }
         };
+        if self.with_store(|s| s.failed_hash(path)).flatten() == Some(meta.hash.clone()) {
+            return CaptionOutcome::Unchanged; // reported already; not retried until it changes
+        }
         let known = self.with_store(|s| s.file(path)).flatten();
         if known.as_ref().is_some_and(|k| k.hash == meta.hash) {
             if known.is_some_and(|k| k.mtime_ns != meta.mtime_ns || k.size != meta.size) {

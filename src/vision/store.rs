@@ -108,10 +108,12 @@ impl Store {
             source,
         };
         let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store {
@@ -153,6 +155,18 @@ impl Store {
                 "SELECT size, mtime_ns FROM failures WHERE path = ?1",
                 params![path_str(path)],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The content hash recorded as failed at `path`, if any.
+    pub fn failed_hash(&self, path: &Path) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT hash FROM failures WHERE path = ?1",
+                params![path_str(path)],
+                |r| r.get(0),
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -408,6 +422,10 @@ mod tests {
         assert!(store.put_failure(&meta("/p/a.png", "h2"), "bad").unwrap());
         assert!(store.file(Path::new("/p/a.png")).unwrap().is_none());
         assert_eq!(store.failure(Path::new("/p/a.png")).unwrap(), Some((10, 5)));
+        assert_eq!(
+            store.failed_hash(Path::new("/p/a.png")).unwrap().as_deref(),
+            Some("h2")
+        );
         assert_eq!(
             store.paths_under(Path::new("/p")).unwrap(),
             vec![PathBuf::from("/p/a.png")]

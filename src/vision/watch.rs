@@ -8,11 +8,12 @@
 //!    written (or copied, or downloaded) is read once it is complete.
 //! 3. The processor takes settled files from a queue of `vision.queue`
 //!    entries and hands them, one at a time, to [`Vision::process`] on the
-//!    blocking pool. When the queue is full, the settler (and the scan) wait.
+//!    blocking pool. When the queue is full, the settler (and so the scan) waits.
 //!
 //! At start every folder is scanned: files that arrived while voxd was down
-//! are captioned, records of files that left are dropped. Exactly-once per
-//! content is [`Vision`]'s business (captions are kept by hash).
+//! go to the settler like reported changes, records of files that left are
+//! dropped. Exactly-once per content is [`Vision`]'s business (captions are
+//! kept by hash).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -68,7 +69,10 @@ pub enum WatchError {
 enum Change {
     Written(PathBuf),
     /// Deleted (`renamed`: false) or moved away (`renamed`: true).
-    Removed { path: PathBuf, renamed: bool },
+    Removed {
+        path: PathBuf,
+        renamed: bool,
+    },
     Rescan,
 }
 
@@ -98,6 +102,7 @@ pub fn spawn(
         folders.push(folder.canonicalize().map_err(err)?);
     }
     let (change_tx, change_rx) = mpsc::channel(CHANGE_BUFFER);
+    let rescan_tx = change_tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         for change in changes(res) {
             // Waiting here is the backpressure: the kernel queues meanwhile.
@@ -121,9 +126,10 @@ pub fn spawn(
     }
     let (job_tx, job_rx) = mpsc::channel(settings.queue.max(1));
     // Watching started first, so nothing that lands during the scan is missed.
-    let scan = tokio::spawn(scan(vision.clone(), folders.clone(), job_tx.clone()));
+    let scan = tokio::spawn(scan(vision.clone(), folders.clone(), rescan_tx.clone()));
     let settler = tokio::spawn(settle(
         change_rx,
+        rescan_tx,
         job_tx,
         vision.clone(),
         folders,
@@ -215,6 +221,7 @@ struct Pending {
 /// Stage 2: waits for files to settle, then queues them.
 async fn settle(
     mut changes: mpsc::Receiver<Change>,
+    rescans: mpsc::Sender<Change>,
     jobs: mpsc::Sender<Job>,
     vision: Arc<Vision>,
     folders: Vec<PathBuf>,
@@ -247,7 +254,7 @@ async fn settle(
                     }
                 }
                 Some(Change::Rescan) => {
-                    tokio::spawn(scan(vision.clone(), folders.clone(), jobs.clone()));
+                    tokio::spawn(scan(vision.clone(), folders.clone(), rescans.clone()));
                 }
             },
             _ = tick.tick() => {
@@ -273,7 +280,7 @@ async fn settle(
                         pending.remove(&path);
                         if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
                             // A folder moved in: its files raised no events.
-                            tokio::spawn(scan(vision.clone(), vec![path], jobs.clone()));
+                            tokio::spawn(scan(vision.clone(), vec![path], rescans.clone()));
                         } else if is_candidate(&path) && jobs.send(Job::File(path)).await.is_err() {
                             return;
                         }
@@ -312,9 +319,11 @@ async fn process(vision: Arc<Vision>, mut jobs: mpsc::Receiver<Job>, shutdown: C
     }
 }
 
-/// Queues every image under `folders` that is not recorded as it is now, and
-/// drops records of files that are gone.
-async fn scan(vision: Arc<Vision>, folders: Vec<PathBuf>, jobs: mpsc::Sender<Job>) {
+/// Hands every image under `folders` that is not recorded as it is now to
+/// the settler (like a change notify reported, so a file still being
+/// written waits, and a file both scanned and reported is read once), and
+/// reports records of files that are gone.
+async fn scan(vision: Arc<Vision>, folders: Vec<PathBuf>, changes: mpsc::Sender<Change>) {
     for folder in folders {
         let v = vision.clone();
         let dir = folder.clone();
@@ -322,12 +331,15 @@ async fn scan(vision: Arc<Vision>, folders: Vec<PathBuf>, jobs: mpsc::Sender<Job
             let mut work = Vec::new();
             walk(&dir, &mut |path, meta| {
                 if v.needs_work(path, meta) {
-                    work.push(Job::File(path.to_path_buf()));
+                    work.push(Change::Written(path.to_path_buf()));
                 }
             });
             for recorded in v.recorded_under(&dir) {
                 if !recorded.exists() {
-                    work.push(Job::Removed(recorded));
+                    work.push(Change::Removed {
+                        path: recorded,
+                        renamed: true,
+                    });
                 }
             }
             work
@@ -335,8 +347,8 @@ async fn scan(vision: Arc<Vision>, folders: Vec<PathBuf>, jobs: mpsc::Sender<Job
         .await
         .unwrap_or_default();
         tracing::info!(folder = %folder.display(), queued = found.len(), "image folder scanned");
-        for job in found {
-            if jobs.send(job).await.is_err() {
+        for change in found {
+            if changes.send(change).await.is_err() {
                 return;
             }
         }

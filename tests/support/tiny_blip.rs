@@ -152,7 +152,11 @@ fn weights(seed: u64) -> HashMap<String, Tensor> {
     w.layer_norm("vision_model.post_layernorm", vh);
 
     let t = "text_decoder.bert";
-    w.random(&format!("{t}.embeddings.word_embeddings.weight"), &[VOCAB, th], 1.0);
+    w.random(
+        &format!("{t}.embeddings.word_embeddings.weight"),
+        &[VOCAB, th],
+        1.0,
+    );
     w.random(
         &format!("{t}.embeddings.position_embeddings.weight"),
         &[TEXT_POSITIONS, th],
@@ -193,7 +197,10 @@ fn tokenizer(bert_tokenizer_json: &Path) -> Value {
     let text = std::fs::read_to_string(bert_tokenizer_json).unwrap();
     let mut tok: Value = serde_json::from_str(&text).unwrap();
     let vocab = tok["model"]["vocab"].as_object().unwrap().len();
-    assert_eq!(vocab, 30522, "expected BERT uncased's 30,522-token vocabulary");
+    assert_eq!(
+        vocab, 30522,
+        "expected BERT uncased's 30,522-token vocabulary"
+    );
     for (id, content) in [(30522, "[DEC]"), (30523, "[ENC]")] {
         tok["added_tokens"].as_array_mut().unwrap().push(json!({
             "id": id, "content": content, "single_word": false, "lstrip": false,
@@ -230,7 +237,11 @@ pub fn test_image(which: usize, width: u32, height: u32) -> image::RgbImage {
             0 => image::Rgb([
                 (fx * 255.0) as u8,
                 (fy * 255.0) as u8,
-                if ((x / 32) + (y / 32)) % 2 == 0 { 220 } else { 30 },
+                if ((x / 32) + (y / 32)) % 2 == 0 {
+                    220
+                } else {
+                    30
+                },
             ]),
             // A bright disc on a dark blue ground.
             1 => {

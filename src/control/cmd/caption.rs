@@ -41,21 +41,23 @@ impl Caption {
         let results = tokio::task::spawn_blocking(move || {
             self.paths
                 .iter()
-                .map(|path| match vision.caption_file(path, self.prompt.as_deref()) {
-                    Ok((size, c)) => json!({
-                        "path": path,
-                        "ok": true,
-                        "caption": c.caption,
-                        "hash": c.hash,
-                        "size": size,
-                        "width": c.width,
-                        "height": c.height,
-                        "format": c.format,
-                        "model": c.model,
-                        "prompt": c.prompt,
-                    }),
-                    Err(reason) => json!({ "path": path, "ok": false, "reason": reason }),
-                })
+                .map(
+                    |path| match vision.caption_file(path, self.prompt.as_deref()) {
+                        Ok((size, c)) => json!({
+                            "path": path,
+                            "ok": true,
+                            "caption": c.caption,
+                            "hash": c.hash,
+                            "size": size,
+                            "width": c.width,
+                            "height": c.height,
+                            "format": c.format,
+                            "model": c.model,
+                            "prompt": c.prompt,
+                        }),
+                        Err(reason) => json!({ "path": path, "ok": false, "reason": reason }),
+                    },
+                )
                 .collect::<Vec<_>>()
         })
         .await

@@ -183,7 +183,10 @@ mod tests {
         let (_, cmd) = parse(r#"{"id":9,"cmd":"caption","paths":["/a.png"]}"#).unwrap();
         assert!(matches!(cmd, Command::Caption(c) if c.prompt.is_none()));
         let (_, cmd) = parse(r#"{"id":10,"cmd":"images","action":"list","since":5}"#).unwrap();
-        assert!(matches!(cmd, Command::Images(Images::List { since: Some(5) })));
+        assert!(matches!(
+            cmd,
+            Command::Images(Images::List { since: Some(5) })
+        ));
         let (_, cmd) = parse(r#"{"id":11,"cmd":"images","action":"forget","path":"/a"}"#).unwrap();
         assert!(matches!(cmd, Command::Images(Images::Forget { .. })));
     }
