@@ -21,6 +21,7 @@ use crate::events::{Event, Events};
 use crate::metrics::{self, Metrics};
 use crate::rag::Rag;
 use crate::service::notify;
+use crate::vision;
 use crate::{dbus, engine};
 
 /// Why the daemon could not start.
@@ -34,6 +35,8 @@ pub enum DaemonError {
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+    #[error("image captions: {0}")]
+    Vision(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error(transparent)]
@@ -67,6 +70,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         tracing::error!(error = %e, "session history unavailable");
         e.to_string()
     });
+    let vision = start_vision(&config, &events)?;
     let ctx = Arc::new(Context {
         events,
         stt: Arc::new(crate::stt::LocalStt::new(
@@ -79,6 +83,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         llm: None,
         rag,
         history,
+        vision: vision.clone(),
         started,
         socket: socket.clone(),
         shutdown,
@@ -92,6 +97,15 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     if let Some(listener) = metrics_listener {
         tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
         tokio::spawn(metrics::http::serve(listener, ctx.clone()));
+    }
+    tokio::spawn(vision::service::unload_when_idle(
+        vision.clone(),
+        ctx.shutdown.clone(),
+    ));
+    let watch = vision::watch::WatchSettings::from_config(&ctx.config.config.vision);
+    if !watch.folders.is_empty() {
+        vision::watch::spawn(vision, watch, ctx.shutdown.clone())
+            .map_err(|e| DaemonError::Vision(e.to_string()))?;
     }
 
     let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
@@ -119,6 +133,15 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     }
     tracing::info!("voxd stopped");
     Ok(())
+}
+
+/// The captioning service; the RAG index is connected as its sink at merge.
+fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+    let settings = vision::service::Settings::from_config(&config.config)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    let vision = vision::Vision::open(settings, events.clone(), None)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    Ok(Arc::new(vision))
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

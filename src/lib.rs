@@ -28,6 +28,8 @@
 //!   the folder watcher and grounded answers with citations.
 //! - [`conversation`]: session history in SQLite, trimmed to the context
 //!   budget.
+//! - [`vision`]: image captions: BLIP on candle, image decoding, the folder
+//!   watcher and the caption store; captions feed the notes index.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
 //!   socket commands as methods and the events as signals.
@@ -59,3 +61,4 @@ pub mod rag;
 pub mod service;
 pub mod speak;
 pub mod stt;
+pub mod vision;

@@ -5,10 +5,12 @@
 
 mod ask;
 mod audio;
+mod caption;
 mod client;
 mod config;
 mod engine;
 mod history;
+mod images;
 mod metrics;
 pub mod models;
 mod notes;
@@ -63,6 +65,10 @@ enum Command {
     Metrics,
     /// Install, remove or inspect voxd as a systemd/launchd user service.
     Service(service::Args),
+    /// Caption image files now and print the captions.
+    Caption(caption::Args),
+    /// List or forget the images captioned from the watched folders.
+    Images(images::Args),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
@@ -142,6 +148,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Metrics => metrics::run(&load()?),
         Command::Service(args) => service::run(args, &load()?, cli.config.clone()),
+        Command::Caption(args) => caption::run(args, &load()?),
+        Command::Images(args) => images::run(args, &load()?),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
         Command::Say(args) => say::run(args, &load()?),

@@ -12,6 +12,9 @@ pub struct Args {
     /// Hardware profile: tiny, 2gb, 8gb or workstation (overrides `profile`).
     #[arg(long)]
     profile: Option<String>,
+    /// Caption images dropped into DIR (repeatable; replaces `vision.folders`).
+    #[arg(long = "images", value_name = "DIR")]
+    images: Vec<std::path::PathBuf>,
     /// Log format on stderr: text (human), json, or auto (text, coloured on a TTY).
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
@@ -55,6 +58,18 @@ impl Args {
                 .map(|d| toml::Value::String(d.display().to_string()))
                 .collect();
             flags.push(("rag.notes".to_string(), toml::Value::Array(dirs)));
+        }
+        if !self.images.is_empty() {
+            let folders = self
+                .images
+                .iter()
+                .map(|dir| {
+                    // Relative to where `voxd serve` was started.
+                    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+                    toml::Value::String(dir.display().to_string())
+                })
+                .collect();
+            flags.push(("vision.folders".to_string(), toml::Value::Array(folders)));
         }
         flags
     }

@@ -21,6 +21,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub rag: RagConfig,
     pub conversation: ConversationConfig,
+    pub vision: VisionConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -291,4 +292,24 @@ pub struct ConversationConfig {
     /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
     pub history: PathBuf,
     pub max_turns: usize,
+}
+
+/// `[vision]`: image captions for watched folders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionConfig {
+    pub folders: Vec<PathBuf>,
+    /// A manifest id installed in the model store, or a directory (contains `/`).
+    pub model: String,
+    /// Empty: unconditional captions.
+    pub prompt: String,
+    pub max_length: u32,
+    pub settle_ms: u64,
+    pub queue: u32,
+    pub max_side: u32,
+    pub max_decode_mb: u64,
+    pub sidecar: bool,
+    pub idle_unload_secs: u64,
+    /// Empty: `$XDG_DATA_HOME/voxd/images.db`.
+    pub db: PathBuf,
 }

@@ -49,6 +49,8 @@ pub struct Context {
     pub rag: Arc<Rag>,
     /// Conversation sessions, or why their database cannot be used.
     pub history: Result<Arc<History>, String>,
+    /// Image captions: the captioner, its store and the folder watcher's results.
+    pub vision: Arc<crate::vision::Vision>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -33,4 +33,5 @@ pub use progress::{NoProgress, PullProgress};
 pub use pull::{pull, pull_roles, PullOptions, PullReport, RoleOutcome};
 pub use roles::{profile_models, resolve, Role};
 pub use status::{list, FileState, FileStatus, ModelState, ModelStatus, Usage};
+pub(crate) use store::xdg_dir;
 pub use store::{InstalledFile, Store, Verified, TEMP_PREFIX};

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod tiny_blip;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -64,6 +66,25 @@ pub fn test_audio() -> PathBuf {
         "the STT test speech is not in {}: run `bash scripts/bootstrap.sh test`",
         dir.display()
     );
+    dir
+}
+
+/// The tiny random BLIP of [`tiny_blip`], written once per build into
+/// `CARGO_TARGET_TMPDIR` (atomically, so parallel tests share it).
+pub fn tiny_blip_model() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = root.join(format!("tiny-blip-{}", tiny_blip::SEED));
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    let tokenizer = test_model("all-minilm-l6-v2").join("tokenizer.json");
+    let tmp = tempfile::tempdir_in(&root).unwrap();
+    tiny_blip::write(tmp.path(), tiny_blip::SEED, &tokenizer);
+    // Another test may have won the race: theirs is the same bytes.
+    let written = tmp.keep();
+    if fs::rename(&written, &dir).is_err() {
+        let _ = fs::remove_dir_all(&written);
+    }
     dir
 }
 
@@ -145,9 +166,20 @@ impl Daemon {
     }
 
     pub fn start_with_env(home: Home, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(home, env, &[])
+    }
+
+    /// `voxd serve` with extra flags, e.g. `["--images", dir]`.
+    pub fn start_with_args(home: Home, args: &[&str]) -> Daemon {
+        Daemon::spawn(home, &[], args)
+    }
+
+    fn spawn(home: Home, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let log = fs::File::create(home.path().join("voxd.log")).unwrap();
+        let mut serve = vec!["serve", "--log-format", "text"];
+        serve.extend_from_slice(args);
         let child = home
-            .voxd(&["serve", "--log-format", "text"])
+            .voxd(&serve)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,9 +2,11 @@
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
 mod ask;
+mod caption;
 mod config;
 mod engine;
 mod history;
+mod images;
 mod metrics;
 mod models;
 mod notes;
@@ -26,9 +28,11 @@ use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
 pub use ask::Ask;
+pub use caption::Caption;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
 pub use history::{Forget, HistoryCmd};
+pub use images::Images;
 pub use metrics::MetricsCmd;
 pub use models::Models;
 pub use notes::Notes;
@@ -51,6 +55,8 @@ pub enum Command {
     Engine(EngineCmd),
     Models(Models),
     Metrics(MetricsCmd),
+    Caption(Caption),
+    Images(Images),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
     Say(Say),
@@ -71,6 +77,8 @@ pub const NAMES: &[&str] = &[
     "engine",
     "models",
     "metrics",
+    "caption",
+    "images",
     "subscribe",
     "shutdown",
     "say",
@@ -115,6 +123,8 @@ impl Command {
             Command::Rag(_) => "rag",
             Command::History(_) => "history",
             Command::Forget(_) => "forget",
+            Command::Caption(_) => "caption",
+            Command::Images(_) => "images",
         }
     }
 
@@ -126,6 +136,8 @@ impl Command {
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
+            Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
@@ -223,7 +235,15 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        let needs_args = ["engine", "transcribe", "ask", "notes", "forget"];
+        let needs_args = [
+            "engine",
+            "transcribe",
+            "ask",
+            "notes",
+            "forget",
+            "caption",
+            "images",
+        ];
         for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
@@ -233,6 +253,15 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"caption","paths":["/a.png"]}"#).unwrap();
+        assert!(matches!(cmd, Command::Caption(c) if c.prompt.is_none()));
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"images","action":"list","since":5}"#).unwrap();
+        assert!(matches!(
+            cmd,
+            Command::Images(Images::List { since: Some(5) })
+        ));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"images","action":"forget","path":"/a"}"#).unwrap();
+        assert!(matches!(cmd, Command::Images(Images::Forget { .. })));
         let (_, cmd) = parse(r#"{"id":9,"cmd":"ask","question":"q","mode":"extractive"}"#).unwrap();
         assert!(
             matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive))
@@ -255,6 +284,8 @@ mod tests {
             "ask" => r#","question":"q""#,
             "notes" => r#","action":"status""#,
             "forget" => r#","session":"s""#,
+            "caption" => r#","paths":["/a.png"]"#,
+            "images" => r#","action":"list""#,
             _ => "",
         };
         for name in NAMES {
@@ -293,6 +324,10 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"id":1,"cmd":"engine","name":"stt","action":"explode"}"#),
+            (Value::from(1), ErrorCode::InvalidParams)
+        );
+        assert_eq!(
+            code(r#"{"id":1,"cmd":"images","action":"burn"}"#),
             (Value::from(1), ErrorCode::InvalidParams)
         );
         assert_eq!(
