@@ -98,6 +98,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
         tokio::spawn(metrics::http::serve(listener, ctx.clone()));
     }
+    if ctx.config.config.assistant.voice_loop {
+        tokio::spawn(crate::pipeline::run(ctx.clone()));
+    }
     tokio::spawn(vision::service::unload_when_idle(
         vision.clone(),
         ctx.shutdown.clone(),

@@ -30,6 +30,9 @@
 //!   budget.
 //! - [`vision`]: image captions: BLIP on candle, image decoding, the folder
 //!   watcher and the caption store; captions feed the notes index.
+//! - [`pipeline`]: the assistant's turn: built-in intents, else `ask`; the
+//!   reply spoken while it is written; barge-in; the voice loop that
+//!   answers the listener's transcripts; per-stage timings.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
 //!   socket commands as methods and the events as signals.
@@ -57,6 +60,7 @@ pub mod llm;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod pipeline;
 pub mod rag;
 pub mod service;
 pub mod speak;

@@ -21,6 +21,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub rag: RagConfig,
     pub conversation: ConversationConfig,
+    pub assistant: AssistantConfig,
     pub vision: VisionConfig,
 }
 
@@ -292,6 +293,15 @@ pub struct ConversationConfig {
     /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
     pub history: PathBuf,
     pub max_turns: usize,
+}
+
+/// The assistant's turns (`src/pipeline`): the voice loop and `respond`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    pub voice_loop: bool,
+    /// Empty: spoken turns keep no history.
+    pub session: String,
 }
 
 /// `[vision]`: image captions for watched folders.

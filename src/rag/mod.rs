@@ -431,6 +431,25 @@ impl Rag {
         })
     }
 
+    /// The most recently changed note in the notes folders ("read my last
+    /// note"), from the files themselves, not the index.
+    pub async fn latest_note(&self) -> Option<PathBuf> {
+        let roots = self.roots.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for root in &roots {
+                walk(root, &mut files);
+            }
+            files
+                .into_iter()
+                .max_by_key(|(path, mtime)| (*mtime, path.clone()))
+        })
+        .await
+        .ok()
+        .flatten()
+        .map(|(path, _)| path)
+    }
+
     /// `path` relative to the notes folder that holds it.
     fn display_name(&self, path: &str) -> String {
         let p = Path::new(path);

@@ -12,6 +12,7 @@ mod models;
 mod notes;
 mod ping;
 mod rag;
+mod respond;
 mod say;
 mod shutdown;
 mod status;
@@ -38,7 +39,8 @@ pub use models::Models;
 pub use notes::Notes;
 pub use ping::Ping;
 pub use rag::RagCmd;
-pub use say::Say;
+pub use respond::Respond;
+pub use say::{speak_error, Say};
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use stop::Stop;
@@ -57,6 +59,7 @@ pub enum Command {
     Metrics(MetricsCmd),
     Caption(Caption),
     Images(Images),
+    Respond(Respond),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
     Say(Say),
@@ -79,6 +82,7 @@ pub const NAMES: &[&str] = &[
     "metrics",
     "caption",
     "images",
+    "respond",
     "subscribe",
     "shutdown",
     "say",
@@ -125,6 +129,7 @@ impl Command {
             Command::Forget(_) => "forget",
             Command::Caption(_) => "caption",
             Command::Images(_) => "images",
+            Command::Respond(_) => "respond",
         }
     }
 
@@ -138,6 +143,7 @@ impl Command {
             Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
             Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Respond(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
@@ -243,6 +249,7 @@ mod tests {
             "forget",
             "caption",
             "images",
+            "respond",
         ];
         for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
@@ -286,6 +293,7 @@ mod tests {
             "forget" => r#","session":"s""#,
             "caption" => r#","paths":["/a.png"]"#,
             "images" => r#","action":"list""#,
+            "respond" => r#","text":"stop""#,
             _ => "",
         };
         for name in NAMES {
