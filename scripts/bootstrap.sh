@@ -42,6 +42,8 @@ APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils e
 # D-Bus and service-manager tests: dbus-daemon (dbus), gdbus (libglib2.0-bin),
 # busctl and systemd-analyze (systemd).
 APT_PACKAGES+=(dbus libglib2.0-bin systemd)
+# The example scripts (examples/*.sh) talk to the socket with socat and jq.
+APT_PACKAGES+=(socat jq)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from

@@ -206,3 +206,74 @@ fn an_empty_or_malformed_turn_is_refused_and_the_daemon_keeps_serving() {
     let reply = conn.ok("respond", json!({ "text": "stop", "speak": false }));
     assert_eq!(reply["intent"], "stop");
 }
+
+/// Runs `examples/<script>` against the daemon, as a user's shell would:
+/// `voxd` on the PATH, the daemon's runtime directory in the environment.
+fn example(a: &Assistant, script: &str, args: &[&str]) -> String {
+    let home = a.daemon.home.path();
+    let bin = support::voxd_bin();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(script),
+    )
+    .args(args)
+    .env_clear()
+    .env("PATH", path)
+    .env("HOME", home)
+    .env("XDG_RUNTIME_DIR", home.join("run"))
+    .env("XDG_CONFIG_HOME", home.join("config"))
+    .output()
+    .unwrap_or_else(|e| panic!("cannot run examples/{script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "examples/{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_example_scripts_work() {
+    let a = assistant();
+    wait_for_index(&mut a.daemon.connect());
+
+    let out = example(&a, "ask.sh", &["What is the wifi password?"]);
+    assert!(out.contains("kettle-47-moon"), "{out}");
+    let home_md = a.notes.join("home.md");
+    assert!(
+        out.contains(&format!("source: {} lines 6-6", home_md.display())),
+        "{out}"
+    );
+
+    let out = example(&a, "ask.py", &["When is Maria's birthday?"]);
+    assert!(out.contains("14 March"), "{out}");
+    let people_md = a.notes.join("people.md");
+    assert!(
+        out.contains(&format!("[1] {}:", people_md.display())),
+        "{out}"
+    );
+
+    let out = example(&a, "say.sh", &["The tea is ready in the kitchen."]);
+    assert_eq!(out.trim(), "spoke 1 sentence(s)");
+    let wav = a.reply_wav.display().to_string();
+    let out = example(&a, "transcribe.sh", &[&wav]);
+    let heard = normalise(out.strip_prefix(&format!("{wav}: ")).unwrap_or(&out)).join(" ");
+    assert!(heard.contains("tea is ready"), "{out}");
+
+    let picture = a.daemon.home.path().join("cat.png");
+    tiny_blip::test_image(2, 80, 60).save(&picture).unwrap();
+    let out = example(&a, "caption.sh", &[&picture.display().to_string()]);
+    let prefix = format!("{}: ", picture.display());
+    let caption = out
+        .trim()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(!caption.is_empty(), "{out}");
+}
