@@ -70,7 +70,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         tracing::error!(error = %e, "session history unavailable");
         e.to_string()
     });
-    let vision = start_vision(&config, &events)?;
+    let vision = start_vision(&config, &events, &rag)?;
     let ctx = Arc::new(Context {
         events,
         stt: Arc::new(crate::stt::LocalStt::new(
@@ -135,13 +135,24 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The captioning service; the RAG index is connected as its sink at merge.
-fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+/// The captioning service, with the RAG index as its caption sink. The
+/// index is brought in step with the image store in the background (it may
+/// have been rebuilt, or changed while voxd was down); that job is queued
+/// before any change the watcher makes, and reads the store when it runs.
+fn start_vision(
+    config: &Loaded,
+    events: &Events,
+    rag: &Arc<Rag>,
+) -> Result<Arc<vision::Vision>, DaemonError> {
     let settings = vision::service::Settings::from_config(&config.config)
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    let vision = vision::Vision::open(settings, events.clone(), None)
+    let sink: Arc<dyn vision::CaptionSink> = rag.clone();
+    let vision = vision::Vision::open(settings, events.clone(), Some(sink))
+        .map(Arc::new)
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    Ok(Arc::new(vision))
+    let store = vision.clone();
+    rag.sync_captions(move || store.documents().map_err(|e| e.to_string()));
+    Ok(vision)
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

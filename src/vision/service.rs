@@ -381,6 +381,22 @@ impl Vision {
         lock(&self.store).list(since)
     }
 
+    /// Every recorded caption as a document for the [`CaptionSink`], oldest
+    /// first (the order they were added in), so that the sink can be brought
+    /// back in step with the store (after its index was rebuilt, say).
+    pub fn documents(&self) -> Result<Vec<CaptionDoc>, StoreError> {
+        let mut entries = self.list(None)?;
+        entries.sort_by(|a, b| (a.added_at, &a.path).cmp(&(b.added_at, &b.path)));
+        Ok(entries
+            .into_iter()
+            .map(|e| CaptionDoc {
+                doc_id: CaptionDoc::id_for(&e.path),
+                path: e.path,
+                text: e.caption.caption,
+            })
+            .collect())
+    }
+
     /// Whether the scan should hand `path` to [`Vision::process`]: it is not
     /// recorded (as captioned or failed) with its current size and mtime.
     pub fn needs_work(&self, path: &Path, meta: &fs::Metadata) -> bool {
