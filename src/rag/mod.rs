@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RagConfig};
 use crate::events::{Event, Events};
+use crate::metrics::Pipeline;
 use crate::models::{self, Manifest, Role, Store};
 use crate::vision::{CaptionDoc, CaptionSink, SinkError};
 use answer::{At, Source};
@@ -212,12 +213,18 @@ pub struct Rag {
     state: Mutex<State>,
     jobs: mpsc::UnboundedSender<Job>,
     events: Events,
+    metrics: Pipeline,
 }
 
 impl Rag {
     /// Starts the service: opens the index, then (in the background) runs
     /// a full rescan and watches the notes folders until `shutdown`.
-    pub fn start(config: &Config, events: Events, shutdown: CancellationToken) -> Arc<Rag> {
+    pub fn start(
+        config: &Config,
+        events: Events,
+        shutdown: CancellationToken,
+        metrics: Pipeline,
+    ) -> Arc<Rag> {
         let cfg = config.rag.clone();
         let roots: Vec<PathBuf> = cfg
             .notes
@@ -240,6 +247,7 @@ impl Rag {
             state: Mutex::new(State::default()),
             jobs: tx,
             events,
+            metrics,
         });
         if !rag.roots.is_empty() {
             let _ = rag.jobs.send(Job::Rescan(None));
@@ -335,6 +343,16 @@ impl Rag {
         loaded.as_ref().ok()
     }
 
+    /// Puts the index's size in the metrics (after each indexer job).
+    async fn count(&self) {
+        let Ok(index) = self.index().await else {
+            return;
+        };
+        if let Ok(Ok(t)) = tokio::task::spawn_blocking(move || index.totals()).await {
+            self.metrics.set_rag_index(t.files, t.images, t.chunks);
+        }
+    }
+
     /// Runs a full rescan now and waits for it.
     pub async fn reindex(&self) -> Result<ScanReport, RagError> {
         let (tx, rx) = oneshot::channel();
@@ -382,6 +400,7 @@ impl Rag {
 
     /// Hybrid search: BM25 and cosine rankings fused by RRF, best `k`.
     pub async fn search(&self, query: &str, k: usize) -> Result<(Vec<Hit>, Vec<f32>), RagError> {
+        let started = Instant::now();
         let index = self.index().await?;
         let qvec = match self.embedder().await {
             Some((_, pool)) => pool
@@ -450,6 +469,7 @@ impl Rag {
                 chunk: row,
             })
             .collect();
+        self.metrics.observe_rag_query(started.elapsed());
         Ok((hits, qvec))
     }
 
@@ -604,6 +624,7 @@ impl Rag {
                 }
             }
             self.state().indexing = !rx.is_empty();
+            self.count().await;
         }
         self.state().indexing = false;
     }
