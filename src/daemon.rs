@@ -61,16 +61,23 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let listener = bind(&socket)?;
 
     let events = Events::new(EVENT_BACKLOG);
+    let metrics = Metrics::new();
     let engines = engine::Host::new(&config.config.engines, events.clone());
-    let speaker = crate::speak::Speaker::new(&config.config, events.clone());
+    let speaker =
+        crate::speak::Speaker::new(&config.config, events.clone(), metrics.pipeline.clone());
     let shutdown = CancellationToken::new();
-    let rag = Rag::start(&config.config, events.clone(), shutdown.clone());
+    let rag = Rag::start(
+        &config.config,
+        events.clone(),
+        shutdown.clone(),
+        metrics.pipeline.clone(),
+    );
     let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
     let history = History::open(&history_path).map(Arc::new).map_err(|e| {
         tracing::error!(error = %e, "session history unavailable");
         e.to_string()
     });
-    let vision = start_vision(&config, &events)?;
+    let vision = start_vision(&config, &events, &rag, &metrics)?;
     let ctx = Arc::new(Context {
         events,
         stt: Arc::new(crate::stt::LocalStt::new(
@@ -89,7 +96,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         shutdown,
         in_flight: Default::default(),
         connections: Default::default(),
-        metrics: Metrics::new(),
+        metrics,
         metrics_http: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
     });
     spawn_signal_handler(ctx.clone())?;
@@ -138,13 +145,25 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The captioning service; the RAG index is connected as its sink at merge.
-fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+/// The captioning service, with the RAG index as its caption sink. The
+/// index is brought in step with the image store in the background (it may
+/// have been rebuilt, or changed while voxd was down); that job is queued
+/// before any change the watcher makes, and reads the store when it runs.
+fn start_vision(
+    config: &Loaded,
+    events: &Events,
+    rag: &Arc<Rag>,
+    metrics: &Metrics,
+) -> Result<Arc<vision::Vision>, DaemonError> {
     let settings = vision::service::Settings::from_config(&config.config)
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    let vision = vision::Vision::open(settings, events.clone(), None)
+    let sink: Arc<dyn vision::CaptionSink> = rag.clone();
+    let vision = vision::Vision::open(settings, events.clone(), Some(sink))
+        .map(|v| Arc::new(v.with_metrics(metrics.pipeline.clone())))
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    Ok(Arc::new(vision))
+    let store = vision.clone();
+    rag.sync_captions(move || store.documents().map_err(|e| e.to_string()));
+    Ok(vision)
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

@@ -260,7 +260,11 @@ fn the_example_scripts_work() {
         "{out}"
     );
 
-    let out = example(&a, "say.sh", &["Please turn off the lights in the kitchen."]);
+    let out = example(
+        &a,
+        "say.sh",
+        &["Please turn off the lights in the kitchen."],
+    );
     assert_eq!(out.trim(), "spoke 1 sentence(s)");
     let wav = a.reply_wav.display().to_string();
     let out = example(&a, "transcribe.sh", &[&wav]);
