@@ -11,6 +11,7 @@ mod config;
 mod engine;
 mod history;
 mod images;
+mod listen;
 mod metrics;
 pub mod models;
 mod notes;
@@ -82,6 +83,8 @@ enum Command {
     Audio(audio::Command),
     /// Print the transcript of a WAV file (the daemon reads the file).
     Transcribe(transcribe::Args),
+    /// Listen to the microphone for wake words and questions (--stop, --status).
+    Listen(listen::Args),
     /// Ask a question; answers from your notes with citations.
     Ask(ask::Args),
     /// Search, reindex or inspect the notes index.
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop => stop::run(&load()?),
         Command::Audio(cmd) => audio::run(cmd),
         Command::Transcribe(args) => transcribe::run(args, &load()?),
+        Command::Listen(args) => listen::run(args, &load()?),
         Command::Ask(args) => ask::run(args, &load()?),
         Command::Notes(cmd) => notes::run(cmd, &load()?),
         Command::Rag(args) => rag::run(args, &load()?),
