@@ -78,9 +78,15 @@ fn print_human(result: &Value) {
                 "was not listening"
             }
         );
-    } else if let Some(muted) = result["muted"].as_bool() {
+        return;
+    }
+    let Some(listening) = result["listening"].as_bool() else {
+        // mute / unmute
+        let muted = result["muted"].as_bool() == Some(true);
         println!("{}", if muted { "muted" } else { "unmuted" });
-    } else if result["listening"].as_bool() == Some(true) {
+        return;
+    };
+    if listening {
         let words: Vec<&str> = result["wake_words"]
             .as_array()
             .into_iter()

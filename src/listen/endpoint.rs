@@ -31,12 +31,19 @@ struct Segment {
     confirmed: bool,
 }
 
+/// Frames a restarted endpointer waits for a pause before it opens a
+/// segment anyway (speech that runs on without one).
+const RESTART_GRACE: u64 = 10;
+
 /// The endpointer's state.
 #[derive(Debug)]
 pub struct Endpointer {
     settings: EndpointSettings,
     segment: Option<Segment>,
     frame: u64,
+    /// After [`Endpointer::restart`]: frames left to wait for a non-speech
+    /// frame, so the tail of the speech before it opens no segment.
+    settling: Option<u64>,
 }
 
 impl Endpointer {
@@ -45,6 +52,7 @@ impl Endpointer {
             settings,
             segment: None,
             frame: 0,
+            settling: None,
         }
     }
 
@@ -59,9 +67,12 @@ impl Endpointer {
         self.segment.filter(|s| s.confirmed).map(|s| s.onset)
     }
 
-    /// Drops the open segment: the next speech frame opens a new one.
+    /// Drops the open segment. A new one opens at the first speech frame
+    /// after a pause (a frame below the lower threshold), or, if the speech
+    /// runs on without one, after 320 ms of it.
     pub fn restart(&mut self) {
         self.segment = None;
+        self.settling = Some(RESTART_GRACE);
     }
 
     /// Takes the next frame's speech probability.
@@ -69,6 +80,12 @@ impl Endpointer {
         let frame = self.frame;
         self.frame += 1;
         let s = self.settings;
+        if let Some(left) = self.settling {
+            self.settling = (probability >= s.neg_threshold && left > 1).then(|| left - 1);
+            if probability < s.neg_threshold || left > 1 {
+                return None;
+            }
+        }
         let Some(segment) = self.segment.as_mut() else {
             if probability >= s.threshold {
                 self.segment = Some(Segment {
@@ -128,6 +145,36 @@ mod tests {
                 Boundary::Start { onset: 2 },
                 Boundary::End { onset: 2, end: 8 }
             ]
+        );
+    }
+
+    #[test]
+    fn a_restart_waits_for_a_pause_or_the_grace() {
+        let settings = EndpointSettings {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_frames: 2,
+            hangover_frames: 4,
+        };
+        // The tail of earlier speech, a pause, new speech at frame 3.
+        let mut e = Endpointer::new(settings);
+        e.restart();
+        let got: Vec<_> = [0.9, 0.8, 0.1, 0.9, 0.9]
+            .iter()
+            .filter_map(|&p| e.push(p))
+            .collect();
+        assert_eq!(got, [Boundary::Start { onset: 3 }]);
+        // Speech that never pauses opens a segment after the grace.
+        let mut e = Endpointer::new(settings);
+        e.restart();
+        let got: Vec<_> = std::iter::repeat_n(0.9, 14)
+            .filter_map(|p| e.push(p))
+            .collect();
+        assert_eq!(
+            got,
+            [Boundary::Start {
+                onset: RESTART_GRACE - 1
+            }]
         );
     }
 

@@ -294,9 +294,12 @@ impl Listener {
             .unwrap_or_else(|e| e.into_inner()) = Some(window);
     }
 
-    /// The echo gate, by hand: while muted, only wake words are heard (and
-    /// published); no utterance starts, and one being heard is dropped.
-    /// (`listen.gate_while_speaking` does the same while voxd speaks.)
+    /// The echo gate, by hand: while muted, wake words are still heard and
+    /// published (`wake.detected`) but start nothing; no utterance starts,
+    /// and one being heard is dropped. (`listen.gate_while_speaking` gates
+    /// the same way while voxd speaks, except that a wake word then arms
+    /// the listener: barge-in, the pipeline stops speech on `wake.detected`
+    /// and the question that follows is heard once the gate opens.)
     pub fn set_muted(&self, muted: bool) {
         self.inner.shared.muted.store(muted, Ordering::SeqCst);
     }

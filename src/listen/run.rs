@@ -276,7 +276,10 @@ impl Ears {
                 }),
             );
             self.ctx.shared.status().wakes += 1;
-            if !matches!(self.phase, Phase::Utterance { .. }) {
+            // Muted by hand: heard and published, but nothing listens for a
+            // question. While voxd speaks it arms (barge-in).
+            let muted = self.ctx.shared.muted.load(Ordering::SeqCst);
+            if !muted && !matches!(self.phase, Phase::Utterance { .. }) {
                 self.arm(Trigger::Wake(detection.name));
             }
         }

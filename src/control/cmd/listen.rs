@@ -66,6 +66,9 @@ fn listen_error(e: ListenError) -> ControlError {
         | ListenError::NoWakeWords
         | ListenError::Settings(_) => ErrorCode::InvalidParams,
         ListenError::NoModel { .. } => ErrorCode::NoModel,
+        ListenError::Audio(AudioError::NoInputDevice { .. } | AudioError::Device(_)) => {
+            ErrorCode::EngineFailed
+        }
         _ => ErrorCode::Internal,
     };
     ControlError::new(code, e.to_string())
