@@ -327,3 +327,72 @@ fn capture_devices_are_listed_and_a_missing_one_is_a_clear_error() {
         .contains("junk.wav"));
     assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
 }
+
+/// An ALSA capture device that reads `infile` (the file plugin over the
+/// null device): the cpal source on a real ALSA PCM, no sound card needed.
+fn alsa_mic_home(infile: &Path) -> Home {
+    let home = Home::new(&config(""));
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        format!(
+            "pcm.voxdmic {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  \
+             format \"raw\"\n  hint {{ show on description \"voxd test mic\" }}\n}}\n",
+            infile.display()
+        ),
+    )
+    .unwrap();
+    home
+}
+
+#[test]
+fn the_cpal_source_hears_an_alsa_capture_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let infile = tmp.path().join("mic.raw");
+    std::fs::write(&infile, b"").unwrap();
+    let home = alsa_mic_home(&infile);
+    let (ok, stdout, stderr) = home.run(&["audio", "devices", "--json"]);
+    assert!(ok, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let mic = listed["inputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("inputs listed: {stdout}"))
+        .iter()
+        .find(|d| d["name"] == "voxd test mic")
+        .unwrap_or_else(|| panic!("the test mic is listed: {stdout}"))
+        .clone();
+    let rate = mic["sample_rate"].as_u64().unwrap() as u32;
+    let channels = mic["channels"].as_u64().unwrap() as usize;
+    let format = mic["sample_format"].as_str().unwrap().to_string();
+    // The clip at the device's own rate, channels and sample format.
+    let (path, question, _) = clip(2);
+    let audio = voxd::audio::resample(&samples(&path), 16_000, rate).unwrap();
+    let mut raw = Vec::new();
+    for s in audio {
+        for _ in 0..channels {
+            match format.as_str() {
+                "f32" => raw.extend(s.to_le_bytes()),
+                "i16" => raw.extend(((s * 32767.0) as i16).to_le_bytes()),
+                "i32" => raw.extend(((s as f64 * 2147483647.0) as i32).to_le_bytes()),
+                other => panic!("test device format {other}"),
+            }
+        }
+    }
+    std::fs::write(&infile, raw).unwrap();
+    let daemon = Daemon::start_in(home);
+    let mut events = subscribe(&daemon);
+    let status = daemon.connect().ok(
+        "listen",
+        json!({ "action": "start", "input": "cpal", "device": "voxd test mic" }),
+    );
+    assert_eq!(status["input"], "cpal: voxd test mic", "{status}");
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
+    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(&question, text);
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    assert_eq!(
+        daemon.connect().ok("listen", json!({ "action": "stop" }))["stopped"],
+        true
+    );
+}

@@ -23,6 +23,8 @@ pub struct DeviceInfo {
     pub default: bool,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
+    /// The default stream's sample format (`f32`, `i16`, ...).
+    pub sample_format: Option<String>,
 }
 
 pub(super) fn device_name(device: &cpal::Device) -> String {
@@ -75,6 +77,7 @@ fn devices(direction: Direction) -> Result<Vec<DeviceInfo>, AudioError> {
                 id,
                 sample_rate: config.as_ref().map(|c| c.sample_rate()),
                 channels: config.as_ref().map(|c| c.channels()),
+                sample_format: config.as_ref().map(|c| c.sample_format().to_string()),
             }
         })
         .collect())

@@ -1,6 +1,6 @@
 //! The `cpal` source: a capture device through cpal (ALSA on Linux), at the
 //! device's own rate, format and channel count, converted to 16 kHz mono.
-//! The device callback only copies samples into a channel. When the device
+//! The device callback only copies samples into a bounded channel. When the device
 //! fails (unplugged), the source publishes `listen.device` `{"state":
 //! "lost"}`, delivers silence-free empty reads, tries to reopen it every
 //! second, and publishes `{"state": "restored"}` when it is back.
@@ -26,9 +26,16 @@ enum Captured {
     Failed(String),
 }
 
+/// Device buffers queued between the callback and the listener. When the
+/// listener falls this far behind, the callback waits (the device then
+/// overruns and drops audio itself, or, unpaced like ALSA's null device,
+/// is paced by the listener): memory stays bounded either way.
+const QUEUE: usize = 256;
+
 struct Open {
-    _stream: cpal::Stream,
+    // Dropped before the stream, so a callback waiting to send is released.
     rx: mpsc::Receiver<Captured>,
+    _stream: cpal::Stream,
     conv: To16k,
     name: String,
 }
@@ -65,7 +72,7 @@ fn open_device(name: &str) -> Result<Open, AudioError> {
             message: e.to_string(),
         })?;
     let config = supported.config();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
     let stream = match supported.sample_format() {
         SampleFormat::F32 => build::<f32>(&device, &config, tx),
         SampleFormat::I16 => build::<i16>(&device, &config, tx),
@@ -79,8 +86,8 @@ fn open_device(name: &str) -> Result<Open, AudioError> {
         .play()
         .map_err(|e| AudioError::Device(e.to_string()))?;
     Ok(Open {
-        _stream: stream,
         rx,
+        _stream: stream,
         conv: To16k::new(config.sample_rate, config.channels)?,
         name: device_name(&device),
     })
@@ -89,7 +96,7 @@ fn open_device(name: &str) -> Result<Open, AudioError> {
 fn build<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    tx: mpsc::Sender<Captured>,
+    tx: mpsc::SyncSender<Captured>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample,
@@ -106,7 +113,7 @@ where
             move |e: cpal::Error| {
                 // Over- and underruns are survivable; a vanished device is not.
                 if e.kind() == cpal::ErrorKind::DeviceNotAvailable {
-                    let _ = errors.send(Captured::Failed(e.to_string()));
+                    let _ = errors.try_send(Captured::Failed(e.to_string()));
                 } else {
                     tracing::warn!(error = %e, "audio input error");
                 }

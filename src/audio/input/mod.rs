@@ -138,9 +138,16 @@ impl To16k {
     /// ready; a partial resampler chunk waits for the next call.
     pub fn push(&mut self, interleaved: &[f32]) -> Result<Vec<f32>, AudioError> {
         let channels = self.channels;
-        let mono = interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() / channels as f32);
+        // A device or client may send anything: NaN and infinities become
+        // silence, the rest is clipped to [-1, 1] (the FFT needs finite input).
+        let mono = interleaved.chunks_exact(channels).map(|frame| {
+            let mean = frame.iter().sum::<f32>() / channels as f32;
+            if mean.is_finite() {
+                mean.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
+        });
         let Some(resampler) = self.resampler.as_mut() else {
             return Ok(mono.collect());
         };
@@ -203,6 +210,20 @@ mod tests {
         assert!((760..=780).contains(&crossings), "{crossings} crossings");
         // No delay at the start: the first sample is the tone's start.
         assert!(out[0].abs() < 0.05 && out[5] > 0.0, "{:?}", &out[..6]);
+    }
+
+    #[test]
+    fn non_finite_samples_become_silence() {
+        let mut conv = To16k::new(48_000, 1).unwrap();
+        let junk: Vec<f32> = (0..4800)
+            .map(|i| match i % 3 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                _ => 7.0,
+            })
+            .collect();
+        let out = conv.push(&junk).unwrap();
+        assert!(!out.is_empty() && out.iter().all(|s| s.is_finite()));
     }
 
     #[test]
