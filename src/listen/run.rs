@@ -144,8 +144,7 @@ enum Phase {
 pub fn listen(ctx: Context, ready: oneshot::Sender<Result<(), ListenError>>) {
     let mut ears = match Ears::open(ctx) {
         Ok(ears) => ears,
-        Err((ctx, e)) => {
-            drop(ctx);
+        Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
@@ -181,26 +180,19 @@ struct Ears {
 }
 
 impl Ears {
-    fn open(ctx: Context) -> Result<Ears, (Context, ListenError)> {
+    fn open(ctx: Context) -> Result<Ears, ListenError> {
         let s = &ctx.settings;
-        let loaded = (|| {
-            let vad = Vad::load(&ctx.onnx, &s.vad_dir, s.threads)?;
-            let wake = WakeWords::load(&ctx.onnx, &s.wake_dir, &s.wake_words, s.wake, s.threads)?;
-            let source = open_source(
-                &s.input,
-                &SourceOptions {
-                    device: &s.device,
-                    file: &s.file,
-                    events: &ctx.events,
-                    feed: &ctx.feed,
-                },
-            )?;
-            Ok::<_, ListenError>((vad, wake, source))
-        })();
-        let (vad, wake, source) = match loaded {
-            Ok(l) => l,
-            Err(e) => return Err((ctx, e)),
-        };
+        let vad = Vad::load(&ctx.onnx, &s.vad_dir, s.threads)?;
+        let wake = WakeWords::load(&ctx.onnx, &s.wake_dir, &s.wake_words, s.wake, s.threads)?;
+        let source = open_source(
+            &s.input,
+            &SourceOptions {
+                device: &s.device,
+                file: &s.file,
+                events: &ctx.events,
+                feed: &ctx.feed,
+            },
+        )?;
         let endpointer = Endpointer::new(ctx.settings.endpoint);
         {
             let mut status = ctx.shared.status();
