@@ -22,6 +22,13 @@ peak). Builds nothing: pass the release example binary (default
 $CARGO_TARGET_DIR/release/examples/listen_bench; build it with
 `cargo build --release --example listen_bench`). The Python side is the
 test venv (~/.cache/voxd/test-venv, made by `scripts/bootstrap.sh test`).
+
+Measured (2 shared cores, load average 5-7, voxd crate in the dev profile
+with dependencies at opt-level 2, `--runs 3`, three runs of the script):
+voxd 2.6-3.8 ms per 80 ms frame (3.3-4.7 % of one core), openwakeword
+0.5.1 4.8-6.8 ms (5.9-8.5 %); ratio 0.39-0.80 (quiet-room noise 0.39-0.40,
+digital silence 0.58-0.70, speech 0.49-0.80). Both score 0.997 on the clip.
+The reference runs Silero VAD v4 (30 ms frames) where voxd runs v6 (32 ms).
 """
 
 import argparse

@@ -56,11 +56,6 @@ impl Endpointer {
         }
     }
 
-    /// Frames seen.
-    pub fn frames(&self) -> u64 {
-        self.frame
-    }
-
     /// The onset of a segment that has lasted the minimum speech and has
     /// not ended.
     pub fn speaking_since(&self) -> Option<u64> {

@@ -39,12 +39,6 @@ impl Vad {
         })
     }
 
-    /// Forgets the audio heard so far.
-    pub fn reset(&mut self) {
-        self.state.fill(0.0);
-        self.input.fill(0.0);
-    }
-
     /// The probability that `frame` (exactly [`FRAME`] samples in [-1, 1])
     /// is speech.
     pub fn probability(&mut self, frame: &[f32]) -> Result<f32, ListenError> {
