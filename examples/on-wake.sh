@@ -6,14 +6,11 @@
 #   examples/on-wake.sh            # runs until interrupted
 #   examples/on-wake.sh 1          # stops after the first wake word
 set -eu
-limit="${1:-0}"
-seen=0
-voxd subscribe wake.detected | while read -r event; do
+if [ $# -gt 0 ]; then
+    set -- --count "$1"
+fi
+voxd subscribe "$@" wake.detected | while read -r event; do
     name=$(printf '%s' "$event" | jq -r '.data.name')
     score=$(printf '%s' "$event" | jq -r '.data.score')
     echo "woken by \"$name\" (score $score)"
-    seen=$((seen + 1))
-    if [ "$limit" -gt 0 ] && [ "$seen" -ge "$limit" ]; then
-        exit 0
-    fi
 done

@@ -46,6 +46,8 @@ APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 APT_PACKAGES+=(socat jq)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
+# The listening tests: openWakeWord's wake words (silero-vad is above).
+TEST_MODELS+=(openwakeword)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from
 # the PyPI wheel: Debian packages none, and ort's own download needs network
 # at build time.
@@ -55,6 +57,8 @@ ORT_VERSION=1.32.0
 # round trip); piper-tts voices the STT test speech and is the TTS benchmark's
 # reference.
 TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1 piper-tts==1.8.0 onnxruntime==1.32.0)
+# openwakeword is the wake-word + VAD benchmark's reference (bench/listen.py).
+TEST_PYTHON_PACKAGES+=(openwakeword==0.5.1)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then

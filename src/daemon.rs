@@ -78,12 +78,16 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         e.to_string()
     });
     let vision = start_vision(&config, &events, &rag, &metrics)?;
+    let stt: Arc<dyn crate::stt::Stt> = Arc::new(crate::stt::LocalStt::new(
+        engines.clone(),
+        config.config.clone(),
+    ));
+    let ear =
+        crate::listen::Listener::new(&config.config, events.clone(), stt.clone(), speaker.clone());
     let ctx = Arc::new(Context {
         events,
-        stt: Arc::new(crate::stt::LocalStt::new(
-            engines.clone(),
-            config.config.clone(),
-        )),
+        listener: ear,
+        stt,
         config,
         engines,
         speaker,
@@ -131,7 +135,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         serde_json::json!({ "pid": std::process::id() }),
     ));
     let manager = notify::ServiceManager::ready(&ctx, dbus.is_some());
+    ctx.listener.start_if_configured();
     Server::new(listener, ctx.clone()).run(grace).await;
+    ctx.listener.stop().await;
     ctx.engines.shutdown().await;
     if let Some(dbus) = dbus {
         dbus.close().await;

@@ -20,8 +20,13 @@
 //! - [`speak`]: spoken replies: the sentence splitter, Piper voices on ONNX
 //!   Runtime with espeak-ng phonemes, and the playback queue with its
 //!   cancel API (`stop`).
-//! - [`audio`]: audio out: the `Sink` trait and its sinks (sound device via
-//!   cpal, WAV file, socket events), resampling.
+//! - [`audio`]: audio in (the `Source` trait: capture device, WAV file,
+//!   socket PCM, streaming conversion to 16 kHz mono) and audio out (the
+//!   `Sink` trait and its sinks: sound device via cpal, WAV file, socket
+//!   events), resampling.
+//! - [`listen`]: voxd's ear: audio sources → wake words (openWakeWord) +
+//!   VAD (Silero) → utterance endpointing → transcription, with the
+//!   [`listen::Listener`] handle (follow-ups, echo gate).
 //! - [`onnx`]: ONNX Runtime, found and loaded once for every ONNX model.
 //! - [`rag`]: retrieval over the notes folders: chunking, in-process
 //!   sentence embeddings, the SQLite index (FTS5 + vectors), hybrid ranking,
@@ -56,6 +61,7 @@ pub mod daemon;
 pub mod dbus;
 pub mod engine;
 pub mod events;
+pub mod listen;
 pub mod llm;
 pub mod metrics;
 pub mod models;

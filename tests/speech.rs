@@ -312,8 +312,10 @@ fn speech_plays_through_an_alsa_device_resampled_to_its_rate() {
     );
     let (ok, stdout, stderr) = home.run(&["audio", "devices", "--json"]);
     assert!(ok, "{stderr}");
-    let devices: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    let device = devices
+    let devices: Value = serde_json::from_str(&stdout).unwrap();
+    let device = devices["outputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("outputs listed: {stdout}"))
         .iter()
         .find(|d| d["name"] == "voxd test output")
         .unwrap_or_else(|| panic!("the test device is listed: {stdout}"));

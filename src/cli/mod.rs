@@ -11,6 +11,7 @@ mod config;
 mod engine;
 mod history;
 mod images;
+mod listen;
 mod metrics;
 pub mod models;
 mod notes;
@@ -85,6 +86,8 @@ enum Command {
     Transcribe(transcribe::Args),
     /// One assistant turn on text, as if spoken: intents, else ask; spoken reply.
     Respond(respond::Args),
+    /// Listen to the microphone for wake words and questions (--stop, --status).
+    Listen(listen::Args),
     /// Ask a question; answers from your notes with citations.
     Ask(ask::Args),
     /// Search, reindex or inspect the notes index.
@@ -160,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audio(cmd) => audio::run(cmd),
         Command::Transcribe(args) => transcribe::run(args, &load()?),
         Command::Respond(args) => respond::run(args, &load()?),
+        Command::Listen(args) => listen::run(args, &load()?),
         Command::Ask(args) => ask::run(args, &load()?),
         Command::Notes(cmd) => notes::run(cmd, &load()?),
         Command::Rag(args) => rag::run(args, &load()?),

@@ -41,6 +41,8 @@ pub struct Context {
     pub engines: engine::Host,
     /// Spoken replies: the speech queue and its cancel API.
     pub speaker: crate::speak::Speaker,
+    /// The listening loop: microphone, wake words, VAD, utterances.
+    pub listener: crate::listen::Listener,
     /// Speech to text.
     pub stt: std::sync::Arc<dyn crate::stt::Stt>,
     /// The language model, when one is configured.

@@ -12,7 +12,9 @@
 //! - the `respond` command: text, answered as if it had been spoken;
 //! - the voice loop ([`run`]): every `transcript.final` the listener
 //!   publishes (`source: "listen"`) starts a turn; the wake word heard while
-//!   a turn is running stops it (barge-in), as does a new utterance.
+//!   a turn is running stops it (barge-in), as does a new utterance. After
+//!   a spoken reply the listener takes a follow-up question without the
+//!   wake word for `assistant.followup_secs`.
 //!
 //! Events: `assistant.reply` (text, intent, citations, timings) after each
 //! turn, `assistant.interrupted` when a turn is cut short.
@@ -21,6 +23,7 @@ pub mod intent;
 mod turn;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
@@ -94,21 +97,29 @@ pub async fn run(ctx: Arc<Context>) {
                     speak: true,
                     session: Some(ctx.config.config.assistant.session.clone())
                         .filter(|s| !s.is_empty()),
-                    stt_ms: event.data["elapsed_ms"].as_u64(),
+                    stt_ms: event.data["decode_ms"].as_u64(),
                     cancel: cancel.clone(),
                 };
                 let ctx = ctx.clone();
                 let task = tokio::spawn(async move {
-                    if let Err(e) = respond(&ctx, request).await {
-                        tracing::warn!(error = %e, "the voice turn failed");
-                        ctx.events.publish(Event::new(
-                            "assistant.error",
-                            json!({ "code": e.code, "message": e.message }),
-                        ));
-                        let _ = ctx
-                            .speaker
-                            .say(&spoken_error(&e.message), Default::default())
-                            .await;
+                    match respond(&ctx, request).await {
+                        Ok(reply) => {
+                            let window = ctx.config.config.assistant.followup_secs;
+                            if !reply.interrupted && window > 0.0 {
+                                ctx.listener.open_followup(Duration::from_secs_f64(window));
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the voice turn failed");
+                            ctx.events.publish(Event::new(
+                                "assistant.error",
+                                json!({ "code": e.code, "message": e.message }),
+                            ));
+                            let _ = ctx
+                                .speaker
+                                .say(&spoken_error(&e.message), Default::default())
+                                .await;
+                        }
                     }
                 });
                 running = Some(Running { cancel, task });

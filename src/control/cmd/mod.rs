@@ -7,6 +7,7 @@ mod config;
 mod engine;
 mod history;
 mod images;
+mod listen;
 mod metrics;
 mod models;
 mod notes;
@@ -34,6 +35,7 @@ pub use config::ConfigCmd;
 pub use engine::EngineCmd;
 pub use history::{Forget, HistoryCmd};
 pub use images::Images;
+pub use listen::Listen;
 pub use metrics::MetricsCmd;
 pub use models::Models;
 pub use notes::Notes;
@@ -65,6 +67,7 @@ pub enum Command {
     Say(Say),
     Stop(Stop),
     Transcribe(Transcribe),
+    Listen(Listen),
     Ask(Ask),
     Notes(Notes),
     Rag(RagCmd),
@@ -88,6 +91,7 @@ pub const NAMES: &[&str] = &[
     "say",
     "stop",
     "transcribe",
+    "listen",
     "ask",
     "notes",
     "rag",
@@ -122,6 +126,7 @@ impl Command {
             Command::Say(_) => "say",
             Command::Stop(_) => "stop",
             Command::Transcribe(_) => "transcribe",
+            Command::Listen(_) => "listen",
             Command::Ask(_) => "ask",
             Command::Notes(_) => "notes",
             Command::Rag(_) => "rag",
@@ -149,6 +154,7 @@ impl Command {
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Stop(cmd) => cmd.apply(ctx).map(Some),
             Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Listen(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Ask(cmd) => cmd.apply(ctx, session, id).await.map(Some),
             Command::Notes(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
@@ -244,6 +250,7 @@ mod tests {
         let needs_args = [
             "engine",
             "transcribe",
+            "listen",
             "ask",
             "notes",
             "forget",
@@ -288,6 +295,7 @@ mod tests {
         let args = |name: &str| match name {
             "engine" => r#","name":"stt","action":"stop""#,
             "transcribe" => r#","path":"/a.wav""#,
+            "listen" => r#","action":"status""#,
             "ask" => r#","question":"q""#,
             "notes" => r#","action":"status""#,
             "forget" => r#","session":"s""#,
