@@ -11,20 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use support::wer::normalise;
-use support::{test_model, tiny_blip, worker_bin, Conn, Daemon, Home};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use support::{test_model, tiny_blip, worker_bin, Daemon, Home};
 
 /// The places a test assistant uses.
 struct Assistant {
@@ -46,7 +33,7 @@ fn assistant() -> Assistant {
     let home = Home::new("");
     let notes = home.path().join("notes");
     let images = home.path().join("images");
-    copy_dir(
+    support::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
         &notes,
     );
@@ -90,17 +77,10 @@ impl Assistant {
     }
 }
 
-fn wait_for_index(conn: &mut Conn) {
-    support::wait_until("the notes are indexed", || {
-        let status = conn.ok("notes", json!({ "action": "status" }));
-        status["files"].as_u64() >= Some(5) && status["indexing"] == json!(false)
-    });
-}
-
 #[test]
 fn a_question_is_answered_from_the_notes_spoken_and_cited() {
     let a = assistant();
-    wait_for_index(&mut a.daemon.connect());
+    support::wait_for_notes(&mut a.daemon.connect(), 5);
     let reply = a.respond("What is the wifi password?");
     assert_eq!(reply["intent"], "question", "{reply}");
     let text = reply["text"].as_str().unwrap();
@@ -135,7 +115,7 @@ fn a_question_is_answered_from_the_notes_spoken_and_cited() {
 #[test]
 fn built_in_intents_answer_without_the_model() {
     let a = assistant();
-    wait_for_index(&mut a.daemon.connect());
+    support::wait_for_notes(&mut a.daemon.connect(), 5);
 
     let time = a.respond("What time is it?");
     assert_eq!(time["intent"], "time", "{time}");
@@ -210,26 +190,10 @@ fn an_empty_or_malformed_turn_is_refused_and_the_daemon_keeps_serving() {
 /// Runs `examples/<script>` against the daemon, as a user's shell would:
 /// `voxd` on the PATH, the daemon's runtime directory in the environment.
 fn example(a: &Assistant, script: &str, args: &[&str]) -> String {
-    let home = a.daemon.home.path();
-    let bin = support::voxd_bin();
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = std::process::Command::new(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(script),
-    )
-    .args(args)
-    .env_clear()
-    .env("PATH", path)
-    .env("HOME", home)
-    .env("XDG_RUNTIME_DIR", home.join("run"))
-    .env("XDG_CONFIG_HOME", home.join("config"))
-    .output()
-    .unwrap_or_else(|e| panic!("cannot run examples/{script}: {e}"));
+    let output = support::example(a.daemon.home.path(), script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run examples/{script}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -242,7 +206,7 @@ fn example(a: &Assistant, script: &str, args: &[&str]) -> String {
 #[test]
 fn the_example_scripts_work() {
     let a = assistant();
-    wait_for_index(&mut a.daemon.connect());
+    support::wait_for_notes(&mut a.daemon.connect(), 5);
 
     let out = example(&a, "ask.sh", &["What is the wifi password?"]);
     assert!(out.contains("kettle-47-moon"), "{out}");

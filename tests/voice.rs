@@ -19,19 +19,6 @@ use support::{test_model, worker_bin, Conn, Daemon, Home};
 
 const RATE: u32 = 16_000;
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn start() -> Daemon {
     let store = test_model("openwakeword").parent().unwrap().to_path_buf();
     for id in [
@@ -44,7 +31,7 @@ fn start() -> Daemon {
     }
     let home = Home::new("");
     let notes = home.path().join("notes");
-    copy_dir(
+    support::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
         &notes,
     );
@@ -122,10 +109,7 @@ fn reply_of(seen: &[(String, Value)]) -> &Value {
 fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     let daemon = start();
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_until("the notes are indexed", || {
-        let status = control.ok("notes", json!({ "action": "status" }));
-        status["files"].as_u64() >= Some(5) && status["indexing"] == json!(false)
-    });
+    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let question = speech(&mut control, &dir, "What is the wifi password?");
@@ -140,26 +124,11 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         json!({ "events": ["wake.", "speech.start", "speech.end", "transcript.final", "assistant.", "listen.error"] }),
     );
     // examples/on-wake.sh reacts to the wake word (and exits after one).
-    let home = daemon.home.path();
-    let on_wake = std::process::Command::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/on-wake.sh"),
-    )
-    .arg("1")
-    .env_clear()
-    .env(
-        "PATH",
-        format!(
-            "{}:{}",
-            support::voxd_bin().parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .env("HOME", home)
-    .env("XDG_RUNTIME_DIR", home.join("run"))
-    .env("XDG_CONFIG_HOME", home.join("config"))
-    .stdout(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    let on_wake = support::example(daemon.home.path(), "on-wake.sh")
+        .arg("1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     support::wait_until("on-wake.sh subscribed", || {
         control.ok("status", json!({}))["connections"].as_u64() >= Some(3)
     });

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::intent::{self, Intent};
+use crate::control::cmd::speak_error;
 use crate::control::protocol::{ControlError, ErrorCode};
 use crate::control::Context;
 use crate::events::Event;
@@ -260,10 +261,6 @@ async fn first_audio(mut events: broadcast::Receiver<Event>, id: u64) -> Option<
             _ => {}
         }
     }
-}
-
-fn speak_error(e: SpeakError) -> ControlError {
-    crate::control::cmd::speak_error(e)
 }
 
 fn ms(since: Instant) -> u64 {
