@@ -1,5 +1,6 @@
 //! `status`: version, uptime, profile, the daemon's and each engine's
-//! memory, the budget, and queues.
+//! memory, the budget, and queues (requests in flight, utterances queued or
+//! being spoken).
 
 use std::sync::atomic::Ordering;
 
@@ -24,6 +25,7 @@ impl Status {
             "socket": ctx.socket,
             "queue_depth": ctx.in_flight.load(Ordering::Relaxed).saturating_sub(1),
             "connections": ctx.connections.load(Ordering::Relaxed),
+            "speech": { "active": ctx.speaker.active() },
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),
