@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod pulse;
+pub mod voice;
 pub mod wer;
 
 /// Copies the directory tree `from` to `to` (a fixture into a test home).
