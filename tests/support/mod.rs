@@ -141,9 +141,12 @@ pub struct Home {
 impl Home {
     pub fn new(config_toml: &str) -> Home {
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["run", "config", "data", "cache"] {
+        for sub in ["run", "config/pulse", "data", "cache"] {
             fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
+        // Listing sound devices opens ALSA's pulse plugin, whose client
+        // would otherwise start a PulseAudio server for this home.
+        fs::write(dir.path().join("config/pulse/client.conf"), "autospawn = no\n").unwrap();
         fs::write(dir.path().join("voxd.toml"), config_toml).unwrap();
         Home { dir }
     }
