@@ -10,8 +10,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use support::voice::{
-    self, engine, events_until, events_until_failing_on, has, last, send_pcm, speech,
-    status_until,
+    self, engine, events_until, events_until_failing_on, has, last, send_pcm, speech, status_until,
 };
 use support::{Conn, Daemon};
 
@@ -59,10 +58,12 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
     rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
 
     // Evented: the failed transcription, then the assistant's error...
-    let seen = events_until_failing_on(&mut events, "assistant.error", &daemon, &[
-        "transcript.final",
-        "assistant.reply",
-    ]);
+    let seen = events_until_failing_on(
+        &mut events,
+        "assistant.error",
+        &daemon,
+        &["transcript.final", "assistant.reply"],
+    );
     let failed = last(&seen, "listen.error");
     assert_eq!(failed["code"], "engine_failed", "{failed}");
     let error = last(&seen, "assistant.error");
@@ -106,7 +107,14 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
 fn alive(pid: u64) -> bool {
     // A reaped process has no /proc entry; an unreaped one is a zombie.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(false)
 }
 

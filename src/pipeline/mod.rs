@@ -149,7 +149,10 @@ pub async fn run(ctx: Arc<Context>) {
 
 /// Publishes `assistant.error` (`code`, `message`, ...) and says it aloud.
 async fn fail(ctx: &Context, error: serde_json::Value) {
-    let message = error["message"].as_str().unwrap_or("unknown error").to_string();
+    let message = error["message"]
+        .as_str()
+        .unwrap_or("unknown error")
+        .to_string();
     ctx.events.publish(Event::new("assistant.error", error));
     let _ = ctx
         .speaker

@@ -146,7 +146,11 @@ impl Home {
         }
         // Listing sound devices opens ALSA's pulse plugin, whose client
         // would otherwise start a PulseAudio server for this home.
-        fs::write(dir.path().join("config/pulse/client.conf"), "autospawn = no\n").unwrap();
+        fs::write(
+            dir.path().join("config/pulse/client.conf"),
+            "autospawn = no\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("voxd.toml"), config_toml).unwrap();
         Home { dir }
     }

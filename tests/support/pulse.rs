@@ -88,11 +88,11 @@ impl PacedDevice {
         fs::read_to_string(self.dir.path().join("pulseaudio.log")).unwrap_or_default()
     }
 
-    /// Seconds from the first to the last sound (a sample louder than
-    /// -60 dBFS) the device has taken so far; `format` is its sample
-    /// format as `voxd audio devices` names it (`i16` or `f32`).
-    pub fn sound_secs(&self, rate: u64, channels: u64, format: &str) -> f64 {
+    /// What the device has taken so far; `format` is its sample format as
+    /// `voxd audio devices` names it (`i16` or `f32`).
+    pub fn taken(&self, rate: u64, channels: u64, format: &str) -> Taken {
         let bytes = fs::read(&self.raw).unwrap_or_default();
+        // Louder than -60 dBFS.
         let loud: Vec<bool> = match format {
             "i16" => bytes
                 .chunks_exact(2)
@@ -104,13 +104,38 @@ impl PacedDevice {
                 .collect(),
             other => panic!("sample format {other} is not handled here"),
         };
-        let (Some(first), Some(last)) = (
-            loud.iter().position(|&l| l),
-            loud.iter().rposition(|&l| l),
-        ) else {
-            return 0.0;
-        };
-        (last - first) as f64 / (rate * channels) as f64
+        let secs = |samples: usize| samples as f64 / (rate * channels) as f64;
+        Taken {
+            first: loud.iter().position(|&l| l).map(secs),
+            last: loud.iter().rposition(|&l| l).map(secs),
+            total: secs(loud.len()),
+        }
+    }
+}
+
+/// Seconds of audio from the moment the device was opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Taken {
+    /// The first sound.
+    pub first: Option<f64>,
+    /// The last sound.
+    pub last: Option<f64>,
+    /// Everything taken, silence included.
+    pub total: f64,
+}
+
+impl Taken {
+    /// Seconds from the first sound to the last.
+    pub fn sound(&self) -> f64 {
+        match (self.first, self.last) {
+            (Some(first), Some(last)) => last - first,
+            _ => 0.0,
+        }
+    }
+
+    /// Seconds of silence taken after the last sound.
+    pub fn quiet(&self) -> f64 {
+        self.total - self.last.unwrap_or(0.0)
     }
 }
 
