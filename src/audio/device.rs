@@ -201,6 +201,11 @@ impl Sink for DeviceSink {
         }
     }
 
+    fn queued(&self) -> Duration {
+        let samples = self.queue.lock().unwrap_or_else(|e| e.into_inner()).len();
+        Duration::from_secs_f64(samples as f64 / f64::from(self.rate.max(1)))
+    }
+
     fn interrupter(&self) -> Interrupter {
         let queue = self.queue.clone();
         Arc::new(move || queue.lock().unwrap_or_else(|e| e.into_inner()).clear())

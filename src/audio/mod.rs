@@ -15,6 +15,7 @@ mod wav;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::events::Events;
 
@@ -65,6 +66,11 @@ pub trait Sink {
     /// Blocks until everything written has been played or stored, or until
     /// `cancelled()` returns true.
     fn drain(&mut self, cancelled: &dyn Fn() -> bool) -> Result<(), AudioError>;
+    /// Audio written but not yet played. Sinks that store or forward
+    /// audio at once (files, sockets) have none waiting.
+    fn queued(&self) -> Duration {
+        Duration::ZERO
+    }
     /// The handle that stops playback at once (within one device buffer).
     fn interrupter(&self) -> Interrupter;
 }

@@ -230,6 +230,8 @@ pub struct TtsConfig {
     /// Empty: see `speak::espeak::data_dir`.
     pub espeak_data: PathBuf,
     pub max_text_bytes: usize,
+    /// How far synthesis may run ahead of playback, in milliseconds of audio.
+    pub lookahead_ms: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

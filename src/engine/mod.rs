@@ -55,6 +55,7 @@ use serde::Serialize;
 use voxd_proto::{kind, Frame, ProtoError};
 
 use crate::config::EnginesConfig;
+use crate::control::protocol::ErrorCode;
 use crate::events::Events;
 pub use reply::ReplyStream;
 use rss::{mib_ceil, RssProbe};
@@ -180,6 +181,17 @@ pub enum EngineError {
         budget_mb: u64,
         daemon_mb: u64,
     },
+}
+
+impl EngineError {
+    /// The control-protocol code this failure is reported with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EngineError::UnknownEngine { .. } => ErrorCode::InvalidParams,
+            EngineError::ShuttingDown => ErrorCode::ShuttingDown,
+            _ => ErrorCode::EngineFailed,
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

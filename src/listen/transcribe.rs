@@ -118,7 +118,11 @@ async fn transcribe_final(stt: &dyn Stt, events: &Events, utterance: Current) {
             tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
             events.publish(Event::new(
                 "listen.error",
-                json!({ "utterance": utterance.id, "error": e.to_string() }),
+                json!({
+                    "utterance": utterance.id,
+                    "code": e.code().as_str(),
+                    "error": e.to_string(),
+                }),
             ));
         }
     }

@@ -17,7 +17,9 @@
 //!   wake word for `assistant.followup_secs`.
 //!
 //! Events: `assistant.reply` (text, intent, citations, timings) after each
-//! turn, `assistant.interrupted` when a turn is cut short.
+//! turn, `assistant.interrupted` when a turn is cut short, `assistant.error`
+//! (also spoken) when a turn fails or what was said could not be
+//! transcribed.
 
 pub mod intent;
 mod turn;
@@ -48,12 +50,14 @@ impl Running {
     /// Stops the turn: its `ask` stops generating and its speech stops.
     fn interrupt(self, ctx: &Context, reason: &str) {
         if self.active() {
-            self.cancel.cancel();
-            ctx.speaker.stop();
+            // Published first, so it comes before the speech.interrupted
+            // of the reply being stopped.
             ctx.events.publish(Event::new(
                 "assistant.interrupted",
                 json!({ "reason": reason }),
             ));
+            self.cancel.cancel();
+            ctx.speaker.stop();
         }
     }
 }
@@ -111,18 +115,29 @@ pub async fn run(ctx: Arc<Context>) {
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "the voice turn failed");
-                            ctx.events.publish(Event::new(
-                                "assistant.error",
-                                json!({ "code": e.code, "message": e.message }),
-                            ));
-                            let _ = ctx
-                                .speaker
-                                .say(&spoken_error(&e.message), Default::default())
-                                .await;
+                            fail(&ctx, json!({ "code": e.code, "message": e.message })).await;
                         }
                     }
                 });
                 running = Some(Running { cancel, task });
+            }
+            // What was said could not be transcribed (e.g. the STT worker
+            // crashed): the user hears why instead of waiting for an answer.
+            "listen.error" if event.data["utterance"].is_u64() => {
+                if let Some(turn) = running.take() {
+                    turn.interrupt(&ctx, "new utterance");
+                }
+                let error = json!({
+                    "code": event.data["code"],
+                    "message": event.data["error"],
+                    "utterance": event.data["utterance"],
+                });
+                let ctx = ctx.clone();
+                let task = tokio::spawn(async move { fail(&ctx, error).await });
+                running = Some(Running {
+                    cancel: CancellationToken::new(),
+                    task,
+                });
             }
             _ => {}
         }
@@ -132,8 +147,44 @@ pub async fn run(ctx: Arc<Context>) {
     }
 }
 
+/// Publishes `assistant.error` (`code`, `message`, ...) and says it aloud.
+async fn fail(ctx: &Context, error: serde_json::Value) {
+    let message = error["message"]
+        .as_str()
+        .unwrap_or("unknown error")
+        .to_string();
+    ctx.events.publish(Event::new("assistant.error", error));
+    let _ = ctx
+        .speaker
+        .say(&spoken_error(&message), Default::default())
+        .await;
+}
+
 /// What the assistant says when a turn fails: short, and it says why.
+/// The message up to its first detail (a colon, semicolon, parenthesis or
+/// line break), without the backticks that quote names in it.
 fn spoken_error(message: &str) -> String {
-    let first = message.split(['\n', ':']).next().unwrap_or(message);
-    format!("Sorry, that failed: {first}.")
+    let first = message
+        .split(['\n', ':', ';', '('])
+        .next()
+        .unwrap_or(message)
+        .replace('`', "");
+    format!("Sorry, that failed: {}.", first.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spoken_error;
+
+    #[test]
+    fn spoken_errors_stop_before_the_details() {
+        assert_eq!(
+            spoken_error("engine `stt` crashed during the request (signal: 9); stderr: x"),
+            "Sorry, that failed: engine stt crashed during the request."
+        );
+        assert_eq!(
+            spoken_error("no notes: index empty"),
+            "Sorry, that failed: no notes."
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The playback queue: utterances are spoken one after another on one
 //! dedicated speech thread, which synthesises each chunk as soon as the
 //! splitter completes it and hands the audio to the sink while the next
-//! chunk is synthesised. [`Speaker::stop`] is the one cancel API (`voxd
+//! chunk is synthesised, at most `tts.lookahead_ms` of audio ahead of a
+//! sound device's playback. [`Speaker::stop`] is the one cancel API (`voxd
 //! stop` now, barge-in later): it drops the audio not yet played, the
 //! chunks not yet synthesised and every queued utterance.
 //!
@@ -370,6 +371,7 @@ impl SpeechThread {
         ));
         let silence =
             vec![0.0; (rate as u64 * u64::from(self.tts.sentence_silence_ms) / 1000) as usize];
+        let lookahead = Duration::from_millis(u64::from(self.tts.lookahead_ms));
         loop {
             let text = match chunks.recv_timeout(Duration::from_millis(50)) {
                 Ok(text) => text,
@@ -379,6 +381,14 @@ impl SpeechThread {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            // Synthesise at most tts.lookahead_ms ahead of playback, so that
+            // a stop (barge-in) throws little synthesis away.
+            while sink.queued() > lookahead {
+                if Self::cancelled(&shared, epoch) {
+                    return Ok(outcome);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             if Self::cancelled(&shared, epoch) {
                 return Ok(outcome);
             }

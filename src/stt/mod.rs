@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use voxd_proto::Frame;
 
 use crate::config::{Config, SttConfig};
+use crate::control::protocol::ErrorCode;
 use crate::engine::{self, EngineError};
 use crate::models::{self, import, Manifest, Role, Store};
 pub use wav::{Audio16k, WavError};
@@ -90,6 +91,18 @@ pub enum SttError {
     Protocol(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl SttError {
+    /// The control-protocol code this failure is reported with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SttError::Audio(_) => ErrorCode::BadAudio,
+            SttError::NoModel { .. } | SttError::ModelMissing { .. } => ErrorCode::NoModel,
+            SttError::Engine(e) => e.code(),
+            _ => ErrorCode::Internal,
+        }
+    }
 }
 
 /// A speech-to-text engine.

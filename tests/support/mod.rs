@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod pulse;
+pub mod voice;
 pub mod wer;
 
 /// Copies the directory tree `from` to `to` (a fixture into a test home).
@@ -139,9 +141,16 @@ pub struct Home {
 impl Home {
     pub fn new(config_toml: &str) -> Home {
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["run", "config", "data", "cache"] {
+        for sub in ["run", "config/pulse", "data", "cache"] {
             fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
+        // Listing sound devices opens ALSA's pulse plugin, whose client
+        // would otherwise start a PulseAudio server for this home.
+        fs::write(
+            dir.path().join("config/pulse/client.conf"),
+            "autospawn = no\n",
+        )
+        .unwrap();
         fs::write(dir.path().join("voxd.toml"), config_toml).unwrap();
         Home { dir }
     }

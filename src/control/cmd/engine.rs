@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::control::protocol::{ControlError, ErrorCode};
+use crate::control::protocol::ControlError;
 use crate::control::Context;
 use crate::engine::EngineError;
 
@@ -42,10 +42,5 @@ impl EngineCmd {
 
 /// How engine failures look on the socket.
 pub fn engine_error(e: EngineError) -> ControlError {
-    let code = match e {
-        EngineError::UnknownEngine { .. } => ErrorCode::InvalidParams,
-        EngineError::ShuttingDown => ErrorCode::ShuttingDown,
-        _ => ErrorCode::EngineFailed,
-    };
-    ControlError::new(code, e.to_string())
+    ControlError::new(e.code(), e.to_string())
 }

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::engine::engine_error;
 use super::Session;
 use crate::control::protocol::{ControlError, ErrorCode, Message};
 use crate::control::Context;
@@ -26,20 +25,7 @@ pub struct Transcribe {
 }
 
 fn stt_error(e: SttError) -> ControlError {
-    let code = match &e {
-        SttError::Audio(_) => ErrorCode::BadAudio,
-        SttError::NoModel { .. } | SttError::ModelMissing { .. } => ErrorCode::NoModel,
-        SttError::Engine(_) => return engine_error_ref(e),
-        _ => ErrorCode::Internal,
-    };
-    ControlError::new(code, e.to_string())
-}
-
-fn engine_error_ref(e: SttError) -> ControlError {
-    match e {
-        SttError::Engine(e) => engine_error(e),
-        other => ControlError::new(ErrorCode::Internal, other.to_string()),
-    }
+    ControlError::new(e.code(), e.to_string())
 }
 
 impl Transcribe {

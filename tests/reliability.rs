@@ -1,0 +1,199 @@
+//! Reliability of the voice loop (issue 8): the speech recogniser's worker
+//! killed while it transcribes a spoken question is a spoken and evented
+//! error, and the next question is answered by a restarted worker; once
+//! the engines unload, no worker is left and the daemon's memory is back
+//! at its idle level.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use support::voice::{
+    self, engine, events_until, events_until_failing_on, has, last, send_pcm, speech, status_until,
+};
+use support::{Conn, Daemon};
+
+const EVENTS: &[&str] = &[
+    "wake.",
+    "speech.",
+    "transcript.final",
+    "assistant.",
+    "listen.error",
+    "engine.state",
+];
+
+fn subscribe(daemon: &Daemon) -> Conn {
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok("subscribe", json!({ "events": EVENTS }));
+    events
+}
+
+fn answer_of(seen: &[(String, Value)]) -> String {
+    last(seen, "assistant.reply")["text"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_works() {
+    // No partial transcripts: the one request to the worker is the final one.
+    let daemon = Daemon::start_in(voice::home("[stt]\npartial_interval_ms = 0\n"));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let wake = speech(&mut control, &dir, "Hey Jarvis.");
+    let question = speech(&mut control, &dir, "What is the wifi password?");
+    let mut events = subscribe(&daemon);
+
+    send_pcm(&mut control, &voice::woken(&wake, &question));
+    events_until(&mut events, "speech.end", &daemon);
+    // The utterance is with the worker: kill it while it transcribes.
+    let status = status_until(&mut control, "the worker to transcribe", |s| {
+        engine(s, "stt")["state"] == "busy"
+    });
+    let pid = engine(&status, "stt")["pid"].as_u64().unwrap();
+    let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
+
+    // Evented: the failed transcription, then the assistant's error...
+    let seen = events_until_failing_on(
+        &mut events,
+        "assistant.error",
+        &daemon,
+        &["transcript.final", "assistant.reply"],
+    );
+    let failed = last(&seen, "listen.error");
+    assert_eq!(failed["code"], "engine_failed", "{failed}");
+    let error = last(&seen, "assistant.error");
+    assert_eq!(error["code"], "engine_failed", "{error}");
+    assert_eq!(error["utterance"], failed["utterance"], "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("engine `stt` crashed") && message.contains("signal: 9"),
+        "{message}"
+    );
+    // ...and spoken.
+    let seen = events_until_failing_on(&mut events, "speech.finished", &daemon, &[]);
+    let said: Vec<&str> = seen
+        .iter()
+        .filter(|(n, _)| n == "speech.chunk")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    let said = said.join(" ");
+    assert!(
+        said.starts_with("Sorry, that failed") && said.contains("engine stt crashed"),
+        "{said}"
+    );
+    status_until(&mut control, "the apology to end", |s| {
+        s["speech"]["active"] == 0
+    });
+
+    // The next question (wake word and all) is answered by a new worker.
+    send_pcm(&mut control, &voice::woken(&wake, &question));
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    assert!(has(&seen, "wake.detected"), "{seen:#?}");
+    let answer = answer_of(&seen);
+    assert!(answer.contains("kettle-47-moon"), "{answer}");
+    let status = control.ok("status", json!({}));
+    let stt = engine(&status, "stt");
+    assert_eq!(stt["restarts"], 1, "{stt}");
+    assert_ne!(stt["pid"].as_u64(), Some(pid), "{stt}");
+    assert!(stt["last_error"].is_string(), "{stt}");
+}
+
+/// Whether process `pid` is still running.
+fn alive(pid: u64) -> bool {
+    // A reaped process has no /proc entry; an unreaped one is a zombie.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// One spoken question answered; returns the worker pids `engine.state`
+/// reported meanwhile.
+fn ask_aloud(
+    control: &mut Conn,
+    events: &mut Conn,
+    daemon: &Daemon,
+    clips: (&[f32], &[f32]),
+) -> Vec<u64> {
+    send_pcm(control, &voice::woken(clips.0, clips.1));
+    let seen = events_until(events, "assistant.reply", daemon);
+    let answer = answer_of(&seen);
+    assert!(answer.contains("kettle-47-moon"), "{answer}");
+    seen.iter()
+        .filter(|(n, _)| n == "engine.state")
+        .filter_map(|(_, d)| d["pid"].as_u64())
+        .collect()
+}
+
+fn unloaded(control: &mut Conn, workers: &[u64]) -> u64 {
+    let status = status_until(control, "the engines to unload", |s| {
+        s["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["state"] == "stopped")
+    });
+    for &pid in workers {
+        support::wait_until("the worker process to be gone", || !alive(pid));
+    }
+    status["rss_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn after_the_engines_unload_no_worker_is_left_and_the_daemon_is_back_at_its_idle_memory() {
+    let daemon = Daemon::start_in(voice::home(
+        "[engines]\nidle_unload_secs = 1\n\n[assistant]\nfollowup_secs = 0\n",
+    ));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir: &Path = daemon.home.path();
+    let wake = speech(&mut control, dir, "Hey Jarvis.");
+    let question = speech(&mut control, dir, "What is the wifi password?");
+    let mut events = subscribe(&daemon);
+
+    // Warm: everything the daemon itself loads for a turn (VAD, wake word,
+    // embedder, voice) is loaded; then the STT worker unloads.
+    let first = ask_aloud(&mut control, &mut events, &daemon, (&wake, &question));
+    assert!(!first.is_empty(), "the STT worker was started");
+    let idle = unloaded(&mut control, &first);
+
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.extend(ask_aloud(
+            &mut control,
+            &mut events,
+            &daemon,
+            (&wake, &question),
+        ));
+    }
+    let after = unloaded(&mut control, &workers);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "daemon RSS idle {:.1} MiB, after three more turns {:.1} MiB",
+        mib(idle),
+        mib(after)
+    );
+    assert!(
+        after <= idle + TOLERANCE,
+        "daemon RSS {:.1} MiB idle, {:.1} MiB after three turns and unloading",
+        mib(idle),
+        mib(after)
+    );
+}
+
+/// How far above its idle reading the daemon's RSS may be after more turns.
+/// The allocator keeps some freed memory mapped, and ONNX Runtime's arenas
+/// keep the largest buffers they have needed; a leak of a turn's audio or
+/// of an engine connection would grow it by more with every turn.
+const TOLERANCE: u64 = 16 * 1024 * 1024;
