@@ -33,8 +33,13 @@ say() { printf '==> %s\n' "$*" >&2; }
 # Build tools for the crates voxd links, Python's pip for offline model
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
+# llama-cpp-sys-2 builds llama.cpp with cmake and generates bindings with bindgen.
+APT_PACKAGES+=(cmake clang libclang-dev)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad)
+TEST_MODELS+=(gemma3-270m-base)
+# Python packages the tests run (pinned): gguf writes a GGUF with a chat template.
+TEST_PIP_PACKAGES=("gguf==0.19.0")
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -103,6 +108,9 @@ test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
 say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
 env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
 export VOXD_TEST_MODELS="$test_models"
+say "python packages for the tests: ${TEST_PIP_PACKAGES[*]}"
+python3 -m pip install -q --disable-pip-version-check "${TEST_PIP_PACKAGES[@]}" \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${TEST_PIP_PACKAGES[@]}"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"

@@ -18,6 +18,7 @@ use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
 use crate::engine;
 use crate::events::{Event, Events};
+use crate::llm::LocalLlm;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +52,12 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
 
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    let llm = Arc::new(LocalLlm::new(engines.clone(), &config.config));
     let ctx = Arc::new(Context {
         config,
         events,
         engines,
+        llm,
         started,
         socket: socket.clone(),
         shutdown: CancellationToken::new(),

@@ -13,7 +13,8 @@
 //! - [`models`]: the model manifest and the on-disk model store; `pull`
 //!   downloads, verifies and installs model files atomically.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
-//!   streamed results behind the [`llm::Llm`] trait.
+//!   streamed results behind the [`llm::Llm`] trait; [`llm::LocalLlm`] runs
+//!   it in the `voxd-llm` worker (llama.cpp).
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
 //!   graceful shutdown.

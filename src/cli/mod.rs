@@ -6,8 +6,10 @@
 mod client;
 mod config;
 mod engine;
+mod generate;
 pub mod models;
 mod ping;
+mod reload;
 mod serve;
 mod shutdown;
 mod status;
@@ -47,6 +49,10 @@ enum Command {
     Config(config::Command),
     /// Start (preload) or stop an engine worker.
     Engine(engine::Args),
+    /// Generate text from a raw prompt, streaming it to stdout.
+    Generate(generate::Args),
+    /// Load the language model afresh (or another GGUF) without a restart.
+    Reload(reload::Args),
     /// Install, list and verify models.
     Models(models::ModelsArgs),
     /// Print daemon events as JSON lines until interrupted.
@@ -105,6 +111,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args, &load()?),
         Command::Config(cmd) => config::run(cmd, load),
         Command::Engine(args) => engine::run(args, &load()?),
+        Command::Generate(args) => generate::run(args, &load()?),
+        Command::Reload(args) => reload::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),

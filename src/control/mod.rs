@@ -20,6 +20,7 @@ pub use server::Server;
 use crate::config::Loaded;
 use crate::engine;
 use crate::events::Events;
+use crate::llm::Llm;
 
 /// What command handlers may use: the daemon's shared state and handles.
 pub struct Context {
@@ -28,6 +29,8 @@ pub struct Context {
     pub events: Events,
     /// The engine worker supervisor.
     pub engines: engine::Host,
+    /// The language model (the `voxd-llm` worker through `engines`).
+    pub llm: std::sync::Arc<dyn Llm>,
     /// When the daemon started, for `uptime`.
     pub started: Instant,
     /// The control socket's path.

@@ -32,6 +32,14 @@ pub enum ErrorCode {
     ShuttingDown,
     /// An engine worker failed (crashed, hung, could not start).
     EngineFailed,
+    /// No language model is installed for the profile.
+    NoModel,
+    /// A chat prompt for a model with no chat template.
+    NoChatTemplate,
+    /// The model file could not be loaded (missing, not GGUF, corrupt).
+    ModelLoadFailed,
+    /// The language model failed on this request (e.g. prompt too long).
+    ModelFailed,
     /// Something voxd did not expect; the message says what.
     Internal,
 }

@@ -3,8 +3,10 @@
 
 mod config;
 mod engine;
+mod generate;
 mod models;
 mod ping;
+mod reload;
 mod shutdown;
 mod status;
 mod subscribe;
@@ -19,8 +21,10 @@ use super::Context;
 
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use generate::{llm_error, Generate};
 pub use models::Models;
 pub use ping::Ping;
+pub use reload::Reload;
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use subscribe::Subscribe;
@@ -34,6 +38,8 @@ pub enum Command {
     Config(ConfigCmd),
     Engine(EngineCmd),
     Models(Models),
+    Generate(Generate),
+    Reload(Reload),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
 }
@@ -45,6 +51,8 @@ pub const NAMES: &[&str] = &[
     "config",
     "engine",
     "models",
+    "generate",
+    "reload",
     "subscribe",
     "shutdown",
 ];
@@ -69,6 +77,8 @@ impl Command {
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Generate(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Reload(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
         }
@@ -158,7 +168,7 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| **n != "engine") {
+        for name in NAMES.iter().filter(|n| !["engine", "generate"].contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }

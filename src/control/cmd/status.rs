@@ -1,5 +1,6 @@
 //! `status`: version, uptime, profile, the daemon's and each engine's
-//! memory, the budget, and queues.
+//! memory, the budget, queues, and the language model (model info, prompt
+//! format, figures of the last reply).
 
 use std::sync::atomic::Ordering;
 
@@ -27,6 +28,7 @@ impl Status {
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),
+            "llm": ctx.llm.status(),
         }))
     }
 }
