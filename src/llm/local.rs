@@ -77,10 +77,11 @@ impl LocalLlm {
     /// The GGUF of the first installed model of the `llm` role.
     async fn installed_model(&self) -> Result<PathBuf, LlmError> {
         let config = self.models.clone();
-        let found = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let manifest = Manifest::load(&config).map_err(|e| LlmError::Model(e.to_string()))?;
             let store = Store::from_config(&config).map_err(|e| LlmError::Model(e.to_string()))?;
-            let id = models::resolve(Role::Llm, &config, &manifest, &store).ok_or(LlmError::NoModel)?;
+            let id =
+                models::resolve(Role::Llm, &config, &manifest, &store).ok_or(LlmError::NoModel)?;
             let spec = manifest
                 .get(&id)
                 .map_err(|e| LlmError::Model(e.to_string()))?;
@@ -92,15 +93,13 @@ impl LocalLlm {
             Ok(store.model_dir(&id).join(&file.name))
         })
         .await
-        .map_err(|e| LlmError::Model(format!("model lookup failed: {e}")))?;
-        found
+        .map_err(|e| LlmError::Model(format!("model lookup failed: {e}")))?
     }
 
     /// Loads the model in the worker (if not yet) and records its info.
     async fn load(&self, params: &Value) -> Result<ModelInfo, LlmError> {
         let frame = Frame::new("load").with_data(json!({ "model": params }));
-        let reply = self.engines.request(ENGINE, frame).await?;
-        let mut reply = reply;
+        let mut reply = self.engines.request(ENGINE, frame).await?;
         while let Some(frame) = reply.next().await {
             frame.map_err(|e| self.worker_error(e, params))?;
         }

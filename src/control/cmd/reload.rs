@@ -25,7 +25,10 @@ impl Reload {
             if !path.is_absolute() {
                 return Err(ControlError::new(
                     ErrorCode::InvalidParams,
-                    format!("reload: `model` must be an absolute path, not {}", path.display()),
+                    format!(
+                        "reload: `model` must be an absolute path, not {}",
+                        path.display()
+                    ),
                 ));
             }
         }

@@ -333,7 +333,9 @@ impl<'m> Loaded<'m> {
                     .iter()
                     .map(|m| LlamaChatMessage::new(m.role.clone(), m.content.clone()))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Failure::new("bad_request", format!("invalid chat message: {e}")))?;
+                    .map_err(|e| {
+                        Failure::new("bad_request", format!("invalid chat message: {e}"))
+                    })?;
                 let text = self
                     .model
                     .apply_chat_template(template, &chat, true)
