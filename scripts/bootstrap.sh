@@ -33,13 +33,31 @@ say() { printf '==> %s\n' "$*" >&2; }
 # Build tools for the crates voxd links, Python's pip for offline model
 # sources, and the tools the tests drive.
 APT_PACKAGES=(build-essential pkg-config ca-certificates curl python3 python3-pip)
-# llama-cpp-sys-2 builds llama.cpp with cmake and generates bindings with bindgen.
-APT_PACKAGES+=(cmake clang libclang-dev)
+# TTS: espeak-ng is built from source by espeak-rs-sys (cmake, clang for
+# bindgen; libsonic-dev so its configure does not git-clone sonic); cpal
+# needs ALSA's headers; alsa-utils for the test ALSA file device.
+# STT: whisper.cpp (whisper-rs builds it with cmake and bindgen); espeak-ng
+# and sox make and mix the test speech; the tests' Python tools live in a venv.
+APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils espeak-ng sox python3-venv)
+# D-Bus and service-manager tests: dbus-daemon (dbus), gdbus (libglib2.0-bin),
+# busctl and systemd-analyze (systemd).
+APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
-TEST_MODELS=(silero-vad)
+TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
+# LLM: llama-cpp-sys-2 builds llama.cpp with cmake and bindgen (above); the
+# tests run the offline base Gemma 3 270M GGUF.
 TEST_MODELS+=(gemma3-270m-base)
-# Python packages the tests run (pinned): gguf writes a GGUF with a chat template.
-TEST_PIP_PACKAGES=("gguf==0.19.0")
+# ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from
+# the PyPI wheel: Debian packages none, and ort's own download needs network
+# at build time.
+ORT_VERSION=1.32.0
+# Python packages the tests run (pinned), in one venv whose python the tests
+# get as $VOXD_TEST_PYTHON: faster-whisper transcribes voxd's speech (TTS
+# round trip); piper-tts voices the STT test speech and is the TTS benchmark's
+# reference.
+TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1 piper-tts==1.8.0 onnxruntime==1.32.0)
+# gguf writes the LLM tests' GGUF with a chat template.
+TEST_PYTHON_PACKAGES+=(gguf==0.19.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -85,12 +103,62 @@ install_rust() {
   fi
 }
 
+# Unpacks libonnxruntime.so from the pinned `onnxruntime` wheel into
+# ~/.cache/voxd/onnxruntime/$ORT_VERSION/, where voxd finds it (and copies
+# it beside release binaries so an installed voxd finds it there).
+install_onnxruntime() {
+  local cache="${XDG_CACHE_HOME:-$HOME/.cache}/voxd"
+  local dir="$cache/onnxruntime/$ORT_VERSION"
+  if [[ -f "$dir/libonnxruntime.so" ]]; then
+    say "onnxruntime $ORT_VERSION: present in $dir"
+    return
+  fi
+  say "installing ONNX Runtime $ORT_VERSION from PyPI into $dir"
+  local wheels="$cache/pypi/onnxruntime-$ORT_VERSION"
+  mkdir -p "$wheels" "$dir"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" "onnxruntime==$ORT_VERSION"
+  local tmp
+  tmp="$(mktemp -d)"
+  python3 - "$wheels" "$tmp" <<'PY'
+import glob, sys, zipfile
+wheel = sorted(glob.glob(sys.argv[1] + "/onnxruntime-*.whl"))[-1]
+with zipfile.ZipFile(wheel) as z:
+    libs = [n for n in z.namelist() if "/capi/libonnxruntime.so" in n]
+    if not libs:
+        sys.exit(f"{wheel} ships no libonnxruntime.so")
+    for name in libs:
+        z.extract(name, sys.argv[2])
+PY
+  local lib
+  lib="$(find "$tmp" -name "libonnxruntime.so.*" -type f | sort | tail -n 1)"
+  install -m 0644 "$lib" "$dir/$(basename "$lib")"
+  ln -sf "$(basename "$lib")" "$dir/libonnxruntime.so.1"
+  ln -sf "$(basename "$lib")" "$dir/libonnxruntime.so"
+  rm -rf "$tmp"
+}
+
+# Puts what the voxd binary loads at run time beside it: ONNX Runtime and
+# espeak-ng's data (otherwise found in the build directory, see README).
+install_runtime_files() {
+  local bin_dir="$1"
+  local ort_dir="${XDG_CACHE_HOME:-$HOME/.cache}/voxd/onnxruntime/$ORT_VERSION"
+  cp -a "$ort_dir"/libonnxruntime.so* "$bin_dir/"
+  local data
+  data="$(find "$bin_dir/build" -maxdepth 4 -type d -path '*espeak-rs-sys-*/out/share/espeak-ng-data' | head -n 1)"
+  if [[ -n "$data" ]]; then
+    rm -rf "$bin_dir/espeak-ng-data"
+    cp -a "$data" "$bin_dir/espeak-ng-data"
+  fi
+}
+
 install_apt_packages
 install_rust
+install_onnxruntime
 
 if [[ "$mode" == run ]]; then
   say "building voxd (release) in $CARGO_TARGET_DIR"
   cargo build --workspace --release --locked
+  install_runtime_files "$CARGO_TARGET_DIR/release"
   voxd="$CARGO_TARGET_DIR/release/voxd"
   say "pulling the profile's models"
   "$voxd" models pull
@@ -108,9 +176,21 @@ test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
 say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
 env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
 export VOXD_TEST_MODELS="$test_models"
-say "python packages for the tests: ${TEST_PIP_PACKAGES[*]}"
-python3 -m pip install -q --disable-pip-version-check "${TEST_PIP_PACKAGES[@]}" \
-  || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${TEST_PIP_PACKAGES[@]}"
+test_venv="${XDG_CACHE_HOME:-$HOME/.cache}/voxd/test-venv"
+if [[ ! -x "$test_venv/bin/python" ]]; then
+  say "creating the test Python environment in $test_venv"
+  python3 -m venv "$test_venv"
+fi
+say "test Python packages: ${TEST_PYTHON_PACKAGES[*]}"
+if ! "$test_venv/bin/python" -m pip install --quiet --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}"; then
+  say "pip could not install ${TEST_PYTHON_PACKAGES[*]} (offline?)"
+  exit 1
+fi
+export VOXD_TEST_PYTHON="$test_venv/bin/python"
+stt_audio="${VOXD_TEST_AUDIO:-$HOME/.cache/voxd/test-audio/stt}"
+say "generating the STT test speech in $stt_audio"
+bash scripts/stt-test-audio.sh "$stt_audio" "$test_models/piper-en_US-joe-medium" "$VOXD_TEST_PYTHON"
+export VOXD_TEST_AUDIO="$stt_audio"
 say "running the tests"
 cargo test --workspace --locked
 say "all tests passed"

@@ -16,9 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
-use crate::engine;
+use crate::conversation::History;
 use crate::events::{Event, Events};
 use crate::llm::LocalLlm;
+use crate::metrics::{self, Metrics};
+use crate::rag::Rag;
+use crate::service::notify;
+use crate::vision;
+use crate::{dbus, engine};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +36,12 @@ pub enum DaemonError {
     Lock { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+    #[error("image captions: {0}")]
+    Vision(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::HttpError),
 }
 
 /// Events kept for subscribers that fall behind.
@@ -40,31 +49,69 @@ const EVENT_BACKLOG: usize = 1024;
 
 /// Runs the daemon until SIGTERM, SIGINT or the `shutdown` command, then
 /// shuts down gracefully: stop accepting, let in-flight requests finish
-/// (up to `daemon.shutdown_grace_secs`), stop the engine workers, remove the
-/// socket.
+/// (up to `daemon.shutdown_grace_secs`), stop the engine workers, leave
+/// D-Bus, remove the socket. Under systemd (`Type=notify`) it reports
+/// READY, WATCHDOG, STATUS and STOPPING (see [`notify`]).
 pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let started = Instant::now();
     let socket = paths::socket_path(&config.config.daemon);
     let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
     prepare_dir(&socket, custom_socket)?;
     let _lock = InstanceLock::acquire(&socket)?;
+    let metrics_listener = metrics::http::bind(&config.config.metrics).await?;
     let listener = bind(&socket)?;
 
     let events = Events::new(EVENT_BACKLOG);
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    // Always present: with no model installed it answers `NoModel`, which
+    // `ask` turns into the extractive fallback (auto) or a clear error, and
+    // `reload` picks up a model pulled while the daemon runs.
     let llm = Arc::new(LocalLlm::new(engines.clone(), &config.config));
+    let speaker = crate::speak::Speaker::new(&config.config, events.clone());
+    let shutdown = CancellationToken::new();
+    let rag = Rag::start(&config.config, events.clone(), shutdown.clone());
+    let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
+    let history = History::open(&history_path).map(Arc::new).map_err(|e| {
+        tracing::error!(error = %e, "session history unavailable");
+        e.to_string()
+    });
+    let vision = start_vision(&config, &events)?;
     let ctx = Arc::new(Context {
-        config,
         events,
+        stt: Arc::new(crate::stt::LocalStt::new(
+            engines.clone(),
+            config.config.clone(),
+        )),
+        config,
         engines,
-        llm,
+        speaker,
+        llm: Some(llm),
+        rag,
+        history,
+        vision: vision.clone(),
         started,
         socket: socket.clone(),
-        shutdown: CancellationToken::new(),
+        shutdown,
         in_flight: Default::default(),
         connections: Default::default(),
+        metrics: Metrics::new(),
+        metrics_http: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
     });
     spawn_signal_handler(ctx.clone())?;
+    let dbus = dbus::start(ctx.clone()).await;
+    if let Some(listener) = metrics_listener {
+        tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
+        tokio::spawn(metrics::http::serve(listener, ctx.clone()));
+    }
+    tokio::spawn(vision::service::unload_when_idle(
+        vision.clone(),
+        ctx.shutdown.clone(),
+    ));
+    let watch = vision::watch::WatchSettings::from_config(&ctx.config.config.vision);
+    if !watch.folders.is_empty() {
+        vision::watch::spawn(vision, watch, ctx.shutdown.clone())
+            .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    }
 
     let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
     tracing::info!(
@@ -78,14 +125,28 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         "daemon.ready",
         serde_json::json!({ "pid": std::process::id() }),
     ));
+    let manager = notify::ServiceManager::ready(&ctx, dbus.is_some());
     Server::new(listener, ctx.clone()).run(grace).await;
     ctx.engines.shutdown().await;
+    if let Some(dbus) = dbus {
+        dbus.close().await;
+    }
+    manager.stop();
 
     if let Err(e) = fs::remove_file(&socket) {
         tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");
     }
     tracing::info!("voxd stopped");
     Ok(())
+}
+
+/// The captioning service; the RAG index is connected as its sink at merge.
+fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+    let settings = vision::service::Settings::from_config(&config.config)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    let vision = vision::Vision::open(settings, events.clone(), None)
+        .map_err(|e| DaemonError::Vision(e.to_string()))?;
+    Ok(Arc::new(vision))
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

@@ -341,3 +341,32 @@ fn models_command_lists_the_manifest_with_install_state() {
         .unwrap();
     assert!(gemma["used_by"].to_string().contains("llm"), "{gemma}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let home = Home::new("");
+    let child = home
+        .voxd(&["serve", "--log-format", "json"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while UnixStream::connect(home.socket()).is_err() {
+        assert!(std::time::Instant::now() < deadline, "voxd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (ok, _, err) = home.run(&["shutdown"]);
+    assert!(ok, "{err}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "voxd ready"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l["level"].is_string()));
+}

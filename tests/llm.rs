@@ -333,13 +333,17 @@ fn chat_prompts_are_refused_for_a_model_without_a_template() {
 }
 
 /// A copy of the test GGUF with a Gemma-style chat template added, made with
-/// the `gguf` package's own tool (installed by scripts/bootstrap.sh).
+/// the `gguf` package's own tool (installed by scripts/bootstrap.sh in the
+/// tests' Python environment, `$VOXD_TEST_PYTHON`).
 fn gguf_with_template(dir: &Path) -> PathBuf {
     let out = dir.join("gemma-with-template.gguf");
     let template = "{% for message in messages %}<start_of_turn>{{ message['role'] }}\n\
                     {{ message['content'] }}<end_of_turn>\n{% endfor %}\
                     {% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
-    let status = Command::new("python3")
+    let python = std::env::var("VOXD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("VOXD_TEST_PYTHON is not set: run `bash scripts/bootstrap.sh test`")
+    });
+    let status = Command::new(python)
         .args([
             "-m",
             "gguf.scripts.gguf_new_metadata",
@@ -350,10 +354,10 @@ fn gguf_with_template(dir: &Path) -> PathBuf {
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .status()
-        .expect("python3 runs");
+        .expect("$VOXD_TEST_PYTHON runs");
     assert!(
         status.success(),
-        "python3 -m gguf.scripts.gguf_new_metadata failed: run scripts/bootstrap.sh test (it installs the gguf package)"
+        "gguf_new_metadata failed: run scripts/bootstrap.sh test (it installs the gguf package)"
     );
     out
 }
@@ -488,4 +492,219 @@ fn bad_model_files_give_clear_errors_naming_the_file() {
     let good = conn.ok("reload", json!({ "model": gguf() }));
     assert_eq!(good["model"]["prompt_format"], "completion");
     generated(&mut conn, json!({ "prompt": "Hi", "max_tokens": 2 }));
+}
+
+// --- `ask` on the real model: the generative path of RAG ------------------
+
+/// A daemon with a copy of the fixture notes and the test model.
+fn ask_daemon() -> (Daemon, PathBuf) {
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let rag = format!(
+        "\n[rag]\nnotes = [\"{}\"]\ndebounce_ms = 200\n",
+        notes.display()
+    );
+    std::fs::write(home.path().join("voxd.toml"), config(&rag)).unwrap();
+    let daemon = Daemon::start_in(home);
+    let mut conn = daemon.connect();
+    eventually("the notes are indexed", || {
+        let status = conn.ok("notes", json!({ "action": "status" }));
+        status["files"] == json!(5) && status["indexing"] == json!(false)
+    });
+    (daemon, notes)
+}
+
+/// Polls `cond` for up to 5 minutes (indexing embeds every note first).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// One `ask`: the text its `ask.token` events leave (after the last
+/// `ask.reset`), the resets, and the reply.
+fn ask(conn: &mut Conn, args: Value) -> (String, Vec<Value>, Value) {
+    let id = send(conn, "ask", args);
+    let (mut text, mut resets) = (String::new(), Vec::new());
+    loop {
+        let msg = conn.read().expect("voxd closed the connection");
+        if msg["id"] != id {
+            continue;
+        }
+        match msg["event"].as_str() {
+            Some("ask.token") => text.push_str(msg["data"]["text"].as_str().unwrap()),
+            Some("ask.reset") => {
+                text.clear();
+                resets.push(msg["data"].clone());
+            }
+            Some(other) => panic!("unexpected event {other}: {msg}"),
+            None => return (text, resets, msg),
+        }
+    }
+}
+
+/// Every citation points at lines of a note that hold its snippet.
+fn assert_citations_from_the_notes(answer: &Value, notes: &Path) {
+    for c in answer["citations"].as_array().expect("citations") {
+        let path = PathBuf::from(c["path"].as_str().unwrap());
+        assert!(path.starts_with(notes), "{c}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let (start, end) = (
+            c["line_start"].as_u64().unwrap() as usize,
+            c["line_end"].as_u64().unwrap() as usize,
+        );
+        let span = lines[start - 1..end].join(" ");
+        let snippet = c["snippet"].as_str().unwrap();
+        let first_words: String = snippet.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        assert!(span.contains(&first_words), "{c} not in {span:?}");
+    }
+}
+
+#[test]
+fn ask_answers_generatively_checks_the_answer_and_reuses_the_prompt_prefix() {
+    let (daemon, notes) = ask_daemon();
+    let mut conn = daemon.connect().with_timeout(120);
+
+    let question = "What is the wifi password?";
+    let (streamed, resets, reply) = ask(
+        &mut conn,
+        json!({ "question": question, "mode": "generative", "session": "s1" }),
+    );
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let answer = &reply["result"];
+    assert_eq!(streamed, answer["text"].as_str().unwrap(), "{answer:#}");
+    let llm = &answer["llm"];
+    assert_eq!(llm["cached_tokens"], json!(0), "a fresh worker: {llm}");
+    let first_prompt = llm["prompt_tokens"].as_u64().unwrap();
+    assert!(first_prompt > 150, "sources and examples: {llm}");
+    assert!(llm["generated_tokens"].as_u64().unwrap() <= 96, "{llm}");
+    // The base model's answer is either supported by the sources or replaced
+    // by the extractive one (flagged, with the streamed text withdrawn).
+    match answer["mode"].as_str().unwrap() {
+        "generative" => {
+            assert!(resets.is_empty(), "{resets:?}");
+            assert!(answer["flags"].as_array().unwrap().is_empty(), "{answer:#}");
+        }
+        "extractive" => {
+            assert!(answer["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("unsupported_replaced")));
+            assert_eq!(resets, [json!({ "reason": "unsupported_replaced" })]);
+            assert!(answer["text"]
+                .as_str()
+                .unwrap()
+                .contains("kettle-47-moon"));
+        }
+        other => panic!("mode {other}: {answer:#}"),
+    }
+    assert_citations_from_the_notes(answer, &notes);
+    let status = conn.ok("status", json!({}));
+    assert_eq!(status["llm"]["model"]["prompt_format"], "completion");
+    assert_eq!(status["llm"]["last_reply"], *llm);
+
+    // A follow-up in the same session: the instructions and worked examples
+    // that open every completion prompt come from the KV cache, and the
+    // earlier turn is in the prompt.
+    let (_, _, reply) = ask(
+        &mut conn,
+        json!({ "question": "And when is Maria's birthday?", "mode": "generative", "session": "s1" }),
+    );
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let llm = &reply["result"]["llm"];
+    let cached = llm["cached_tokens"].as_u64().unwrap();
+    assert!(cached >= 100, "the shared prompt prefix is reused: {llm}");
+    assert!(cached < llm["prompt_tokens"].as_u64().unwrap(), "{llm}");
+    assert_citations_from_the_notes(&reply["result"], &notes);
+    let turns = conn.ok("history", json!({ "session": "s1" }))["turns"].clone();
+    assert_eq!(turns.as_array().unwrap().len(), 2, "{turns:#}");
+    assert_eq!(turns[0]["question"], question);
+    assert_eq!(turns[0]["answer"], answer["text"]);
+
+    // auto uses the model too (nothing failed).
+    let (_, _, reply) = ask(&mut conn, json!({ "question": question, "mode": "auto" }));
+    let auto = &reply["result"];
+    assert!(auto["llm"]["prompt_tokens"].as_u64().is_some(), "{auto:#}");
+    assert!(!auto["flags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("llm_unavailable")));
+}
+
+#[test]
+fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it() {
+    let (daemon, notes) = ask_daemon();
+    let mut conn = daemon.connect().with_timeout(120);
+    let mut watcher = daemon.connect().with_timeout(120);
+    let question = "What is the front door code?";
+    let (_, _, warm) = ask(&mut conn, json!({ "question": question, "mode": "generative" }));
+    assert_eq!(warm["ok"], json!(true), "{warm}");
+    let pid = llm_pid(&mut watcher).as_u64().expect("a worker pid");
+
+    // Freeze the worker, ask, and kill it once the ask is at the worker.
+    signal(pid, "-STOP");
+    let id = send(&mut conn, "ask", json!({ "question": question, "mode": "auto" }));
+    eventually("the ask reaches the worker", || {
+        let status = watcher.ok("status", json!({}));
+        let llm = status["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "llm")
+            .unwrap()
+            .clone();
+        llm["state"] == "busy"
+    });
+    signal(pid, "-KILL");
+    let reply = loop {
+        let msg = conn.read().expect("a reply");
+        if msg["id"] == id && msg.get("event").is_none() {
+            break msg;
+        }
+    };
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let answer = &reply["result"];
+    assert_eq!(answer["mode"], "extractive", "{answer:#}");
+    assert_eq!(answer["flags"], json!(["llm_unavailable"]));
+    assert!(answer["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("From home.md: "));
+    assert!(answer["text"].as_str().unwrap().contains("4417"));
+    assert_citations_from_the_notes(answer, &notes);
+    assert!(answer.get("llm").is_none(), "{answer:#}");
+
+    // The next ask restarts the worker and uses the model again.
+    let (_, _, reply) = ask(&mut conn, json!({ "question": question, "mode": "generative" }));
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    assert!(reply["result"]["llm"]["generated_tokens"].is_u64(), "{reply}");
+    assert_ne!(llm_pid(&mut watcher), json!(pid), "a restarted worker");
+}
+
+fn signal(pid: u64, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig} {pid}");
 }

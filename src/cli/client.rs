@@ -66,8 +66,22 @@ impl Client {
 
     /// Waits for the reply to `id`: its result, or its error as an `Err`.
     pub fn reply(&mut self, id: &Value) -> anyhow::Result<Value> {
+        self.reply_with_events(id, |_, _| {})
+    }
+
+    /// Like [`Client::reply`], passing the events streamed for `id` before
+    /// the reply to `on_event(name, data)`.
+    pub fn reply_with_events(
+        &mut self,
+        id: &Value,
+        mut on_event: impl FnMut(&str, &Value),
+    ) -> anyhow::Result<Value> {
         while let Some(msg) = self.next_message()? {
-            if msg.get("id") != Some(id) || msg.get("event").is_some() {
+            if msg.get("id") != Some(id) {
+                continue;
+            }
+            if let Some(event) = msg.get("event") {
+                on_event(event.as_str().unwrap_or(""), &msg["data"]);
                 continue;
             }
             if msg["ok"] == json!(true) {

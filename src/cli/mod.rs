@@ -3,17 +3,29 @@
 //! `models`, works locally without a daemon). One file per command; this
 //! module owns argument parsing and the process's exit code.
 
+mod ask;
+mod audio;
+mod caption;
 mod client;
 mod config;
 mod engine;
 mod generate;
+mod history;
+mod images;
+mod metrics;
 pub mod models;
+mod notes;
 mod ping;
 mod reload;
+mod rag;
+mod say;
 mod serve;
+mod service;
 mod shutdown;
 mod status;
+mod stop;
 mod subscribe;
+mod transcribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,10 +67,38 @@ enum Command {
     Reload(reload::Args),
     /// Install, list and verify models.
     Models(models::ModelsArgs),
+    /// Print every metric in the Prometheus text format.
+    Metrics,
+    /// Install, remove or inspect voxd as a systemd/launchd user service.
+    Service(service::Args),
+    /// Caption image files now and print the captions.
+    Caption(caption::Args),
+    /// List or forget the images captioned from the watched folders.
+    Images(images::Args),
     /// Print daemon events as JSON lines until interrupted.
     Subscribe(subscribe::Args),
     /// Stop the daemon gracefully.
     Shutdown,
+    /// Speak text (through the daemon's audio output, or into a WAV file).
+    Say(say::Args),
+    /// Stop speaking now and clear the speech queue.
+    Stop,
+    /// Sound devices.
+    #[command(subcommand)]
+    Audio(audio::Command),
+    /// Print the transcript of a WAV file (the daemon reads the file).
+    Transcribe(transcribe::Args),
+    /// Ask a question; answers from your notes with citations.
+    Ask(ask::Args),
+    /// Search, reindex or inspect the notes index.
+    #[command(subcommand)]
+    Notes(notes::Command),
+    /// Switch answering from the notes on or off (or show it).
+    Rag(rag::Args),
+    /// List conversation sessions, or show one.
+    History(history::Args),
+    /// Delete a conversation session's history.
+    Forget(history::ForgetArgs),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -114,7 +154,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args, &load()?),
         Command::Reload(args) => reload::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
+        Command::Metrics => metrics::run(&load()?),
+        Command::Service(args) => service::run(args, &load()?, cli.config.clone()),
+        Command::Caption(args) => caption::run(args, &load()?),
+        Command::Images(args) => images::run(args, &load()?),
         Command::Subscribe(args) => subscribe::run(args, &load()?),
         Command::Shutdown => shutdown::run(&load()?),
+        Command::Say(args) => say::run(args, &load()?),
+        Command::Stop => stop::run(&load()?),
+        Command::Audio(cmd) => audio::run(cmd),
+        Command::Transcribe(args) => transcribe::run(args, &load()?),
+        Command::Ask(args) => ask::run(args, &load()?),
+        Command::Notes(cmd) => notes::run(cmd, &load()?),
+        Command::Rag(args) => rag::run(args, &load()?),
+        Command::History(args) => history::run(args, &load()?),
+        Command::Forget(args) => history::forget(args, &load()?),
     }
 }

@@ -1,4 +1,4 @@
-//! `voxd models list | pull | verify`: runs in the client process and needs
+//! `voxd models list | pull | import | verify`: runs in the client process and needs
 //! no daemon (the set-up script pulls models before the daemon starts).
 
 use std::collections::BTreeMap;
@@ -43,6 +43,18 @@ pub enum ModelsCommand {
         /// Install every model in the manifest.
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+    },
+    /// Convert a CTranslate2 / faster-whisper Whisper directory (model.bin,
+    /// config.json, vocabulary.txt or tokenizer.json) into whisper.cpp's ggml
+    /// format, installed as <store>/<ID>/ggml-model.bin.
+    ///
+    /// Use it with `stt.model = "ID"` (or a path to the file).
+    Import {
+        /// The CTranslate2 model directory.
+        path: std::path::PathBuf,
+        /// Store id to install it under (default: the directory's name).
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Re-hash installed files against the manifest.
     Verify {
@@ -128,6 +140,40 @@ pub fn run(args: &ModelsArgs, config: &Config) -> anyhow::Result<()> {
             if !unfilled.is_empty() {
                 return Err(ModelsError::RolesUnfilled { roles: unfilled }.into());
             }
+            Ok(())
+        }
+        ModelsCommand::Import { path, id } => {
+            let id = match id {
+                Some(id) => id.clone(),
+                None => path
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .with_context(|| {
+                        format!("cannot name a model after {}; pass --id", path.display())
+                    })?,
+            };
+            if id.is_empty() || id.contains('/') || id.starts_with('.') {
+                bail!("model id {id:?} must be a plain directory name");
+            }
+            let dest = models::import::ggml_path(&store, &id);
+            let mut progress = BarProgress::new();
+            let report = models::import::import_ct2(path, &dest, &mut progress)?;
+            progress.clear();
+            println!(
+                "{id}: imported {} tensors ({}, {} layers, width {}, {}) in {:.1} s → {}",
+                report.tensors,
+                HumanBytes(report.bytes),
+                report.layers,
+                report.n_state,
+                if report.multilingual {
+                    "multilingual"
+                } else {
+                    "English-only"
+                },
+                report.elapsed_ms as f64 / 1000.0,
+                report.path.display()
+            );
             Ok(())
         }
         ModelsCommand::Verify { ids } => {

@@ -12,9 +12,19 @@ pub struct Args {
     /// Hardware profile: tiny, 2gb, 8gb or workstation (overrides `profile`).
     #[arg(long)]
     profile: Option<String>,
+    /// Caption images dropped into DIR (repeatable; replaces `vision.folders`).
+    #[arg(long = "images", value_name = "DIR")]
+    images: Vec<std::path::PathBuf>,
     /// Log format on stderr: text (human), json, or auto (text, coloured on a TTY).
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
+    /// Write spoken replies to this WAV file instead of a sound device
+    /// (sets audio.output = "wav" and audio.file).
+    #[arg(long, value_name = "FILE.wav")]
+    audio_out: Option<std::path::PathBuf>,
+    /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
+    #[arg(long = "notes", value_name = "DIR")]
+    notes: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -27,10 +37,41 @@ enum LogFormat {
 impl Args {
     /// The configuration keys these flags set.
     pub fn flags(&self) -> Vec<(String, toml::Value)> {
-        self.profile
+        let mut flags: Vec<(String, toml::Value)> = self
+            .profile
             .iter()
             .map(|p| ("profile".to_string(), toml::Value::String(p.clone())))
-            .collect()
+            .collect();
+        if let Some(file) = &self.audio_out {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            flags.push(("audio.output".into(), toml::Value::String("wav".into())));
+            flags.push((
+                "audio.file".into(),
+                toml::Value::String(file.display().to_string()),
+            ));
+        }
+        if !self.notes.is_empty() {
+            let dirs = self
+                .notes
+                .iter()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+                .map(|d| toml::Value::String(d.display().to_string()))
+                .collect();
+            flags.push(("rag.notes".to_string(), toml::Value::Array(dirs)));
+        }
+        if !self.images.is_empty() {
+            let folders = self
+                .images
+                .iter()
+                .map(|dir| {
+                    // Relative to where `voxd serve` was started.
+                    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+                    toml::Value::String(dir.display().to_string())
+                })
+                .collect();
+            flags.push(("vision.folders".to_string(), toml::Value::Array(folders)));
+        }
+        flags
     }
 }
 

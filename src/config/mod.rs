@@ -64,10 +64,11 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// The `VOXD_*` variables of this process.
+    /// The `VOXD_*` variables of this process, except `VOXD_TEST_*`, which
+    /// the test harness sets for itself (test model store, test Python).
     pub fn env_from_process() -> Vec<(String, String)> {
         std::env::vars()
-            .filter(|(k, _)| k.starts_with("VOXD_"))
+            .filter(|(k, _)| k.starts_with("VOXD_") && !k.starts_with("VOXD_TEST_"))
             .collect()
     }
 }

@@ -13,6 +13,15 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub models: ModelsConfig,
     pub engines: EnginesConfig,
+    pub onnx: OnnxConfig,
+    pub tts: TtsConfig,
+    pub audio: AudioConfig,
+    pub stt: SttConfig,
+    pub dbus: DbusConfig,
+    pub metrics: MetricsConfig,
+    pub rag: RagConfig,
+    pub conversation: ConversationConfig,
+    pub vision: VisionConfig,
 }
 
 /// The hardware profiles shipped in `config/profiles/`.
@@ -79,6 +88,20 @@ pub struct ModelsConfig {
     pub vad: Vec<String>,
     pub wake: Vec<String>,
     pub embed: Vec<String>,
+}
+
+/// Speech to text (`[stt]`); the worker's threads are `engines.stt.threads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SttConfig {
+    /// Empty: the installed model of `models.stt`. Else a store id or a path
+    /// to a whisper.cpp ggml file.
+    pub model: String,
+    pub language: String,
+    pub initial_prompt: String,
+    pub fit_audio_ctx: bool,
+    pub audio_ctx_margin_ms: u32,
+    pub partial_interval_ms: u32,
 }
 
 /// Where model files can come from.
@@ -161,4 +184,136 @@ impl EnginesConfig {
             ),
         ]
     }
+}
+
+/// ONNX Runtime, shared by every ONNX model voxd runs (TTS, VAD, wake word).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxConfig {
+    /// Empty: `ORT_DYLIB_PATH`, beside the voxd binary, then the bootstrap cache.
+    pub library: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TtsConfig {
+    /// Empty: the first installed model of `models.tts`.
+    pub voice: String,
+    pub speaker: i64,
+    pub speed: f32,
+    pub volume: f32,
+    pub sentence_silence_ms: u32,
+    pub threads: u32,
+    /// Empty: see `speak::espeak::data_dir`.
+    pub espeak_data: PathBuf,
+    pub max_text_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    /// A sink name from `audio::SINKS`.
+    pub output: String,
+    pub device: String,
+    pub file: PathBuf,
+}
+
+/// The D-Bus interface (`[dbus]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbusConfig {
+    pub bus: DbusBus,
+}
+
+/// Which D-Bus bus voxd offers its interface on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbusBus {
+    /// The user's session bus (`$DBUS_SESSION_BUS_ADDRESS`).
+    Session,
+    /// The system bus (needs a bus policy that lets voxd own its name).
+    System,
+    /// No D-Bus interface.
+    Off,
+}
+
+/// The Prometheus endpoint (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` of the HTTP endpoint; empty: no endpoint.
+    pub listen: String,
+    /// Allow `listen` on a non-loopback address.
+    pub allow_remote: bool,
+}
+
+/// Retrieval over the notes folders and grounded answers (`src/rag`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RagConfig {
+    pub enabled: bool,
+    pub notes: Vec<PathBuf>,
+    /// Empty: `$XDG_DATA_HOME/voxd/index.sqlite`.
+    pub index: PathBuf,
+    pub answer_mode: AnswerMode,
+    pub top_k: usize,
+    pub min_score: f32,
+    pub max_file_kb: u64,
+    pub debounce_ms: u64,
+    pub embed_batch: usize,
+    pub embed_workers: usize,
+    pub max_answer_tokens: u32,
+}
+
+/// How `ask` answers from the notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// The language model writes the answer from numbered sources; an answer
+    /// the sources do not support is replaced by the extractive one.
+    Generative,
+    /// The best source sentences, quoted with their citation; no model.
+    Extractive,
+    /// Generative when a model is available and its answer is supported,
+    /// extractive otherwise.
+    Auto,
+}
+
+impl AnswerMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AnswerMode::Generative => "generative",
+            AnswerMode::Extractive => "extractive",
+            AnswerMode::Auto => "auto",
+        }
+    }
+}
+
+/// Conversation sessions (`ask --session`, `history`, `forget`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationConfig {
+    /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
+    pub history: PathBuf,
+    pub max_turns: usize,
+}
+
+/// `[vision]`: image captions for watched folders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionConfig {
+    pub folders: Vec<PathBuf>,
+    /// A manifest id installed in the model store, or a directory (contains `/`).
+    pub model: String,
+    /// Empty: unconditional captions.
+    pub prompt: String,
+    pub max_length: u32,
+    pub settle_ms: u64,
+    pub queue: u32,
+    pub max_side: u32,
+    pub max_decode_mb: u64,
+    pub sidecar: bool,
+    pub idle_unload_secs: u64,
+    /// Empty: `$XDG_DATA_HOME/voxd/images.db`.
+    pub db: PathBuf,
 }

@@ -22,6 +22,7 @@ const OUTBOX: usize = 1024;
 
 pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
     ctx.connections.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.connection_accepted();
     let (read, mut write) = stream.into_split();
     let (out, mut outbox) = mpsc::channel::<Message>(OUTBOX);
     let writer = tokio::spawn(async move {
@@ -49,6 +50,8 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                 let Ok(line) = String::from_utf8(bytes.to_vec()) else {
                     let error =
                         ControlError::new(ErrorCode::ParseError, "request line is not UTF-8");
+                    ctx.metrics
+                        .count_request(crate::metrics::INVALID, error.code.as_str());
                     let _ = out.send(Message::err(Value::Null, error)).await;
                     continue;
                 };
@@ -69,6 +72,8 @@ pub(super) async fn handle(stream: UnixStream, ctx: Arc<Context>) {
                         "request line longer than {MAX_LINE_BYTES} bytes; closing the connection"
                     ),
                 );
+                ctx.metrics
+                    .count_request(crate::metrics::INVALID, error.code.as_str());
                 let _ = out.send(Message::err(Value::Null, error)).await;
                 break;
             }
@@ -92,22 +97,17 @@ async fn dispatch(line: &str, ctx: &Context, session: Session) {
     let (id, command) = match cmd::parse(line) {
         Ok(parsed) => parsed,
         Err((id, error)) => {
+            ctx.metrics
+                .count_request(crate::metrics::INVALID, error.code.as_str());
             let _ = session.out.send(Message::err(id, error)).await;
             return;
         }
     };
-    if ctx.shutdown.is_cancelled() {
-        let error = ControlError::new(ErrorCode::ShuttingDown, "voxd is shutting down");
-        let _ = session.out.send(Message::err(id, error)).await;
-        return;
-    }
-    ctx.in_flight.fetch_add(1, Ordering::Relaxed);
-    let reply = match command.apply(ctx, &session, &id).await {
+    let reply = match super::execute(ctx, &session, &id, command).await {
         Ok(Some(result)) => Some(Message::ok(id, result)),
         Ok(None) => None, // the handler replied itself
         Err(error) => Some(Message::err(id, error)),
     };
-    ctx.in_flight.fetch_sub(1, Ordering::Relaxed);
     if let Some(reply) = reply {
         let _ = session.out.send(reply).await;
     }

@@ -30,10 +30,12 @@ pub enum ErrorCode {
     LineTooLong,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
+    /// Audio input that cannot be used (unreadable, truncated, corrupt, empty).
+    BadAudio,
+    /// A model the request needs is not installed.
+    NoModel,
     /// An engine worker failed (crashed, hung, could not start).
     EngineFailed,
-    /// No language model is installed for the profile.
-    NoModel,
     /// A chat prompt for a model with no chat template.
     NoChatTemplate,
     /// The model file could not be loaded (missing, not GGUF, corrupt).
@@ -42,6 +44,27 @@ pub enum ErrorCode {
     ModelFailed,
     /// Something voxd did not expect; the message says what.
     Internal,
+}
+
+impl ErrorCode {
+    /// The code as the wire spells it (`engine_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ParseError => "parse_error",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::UnknownCommand => "unknown_command",
+            ErrorCode::InvalidParams => "invalid_params",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::BadAudio => "bad_audio",
+            ErrorCode::NoModel => "no_model",
+            ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::NoChatTemplate => "no_chat_template",
+            ErrorCode::ModelLoadFailed => "model_load_failed",
+            ErrorCode::ModelFailed => "model_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 /// An error reply's payload.
@@ -101,5 +124,26 @@ impl Message {
     /// One line of the wire format, without the newline.
     pub fn to_line(&self) -> String {
         serde_json::to_string(self).expect("messages always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_is_the_wire_spelling() {
+        for code in [
+            ErrorCode::ParseError,
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnknownCommand,
+            ErrorCode::InvalidParams,
+            ErrorCode::LineTooLong,
+            ErrorCode::ShuttingDown,
+            ErrorCode::EngineFailed,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 }

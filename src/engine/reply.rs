@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedMutexGuard};
-use voxd_proto::{kind, Frame};
+use voxd_proto::{kind, Frame, ProtoError};
 
 use super::supervisor::{Supervisor, EXIT_GRACE};
 use super::worker::{EndReason, Worker};
@@ -108,6 +108,34 @@ impl ReplyStream {
                     return Some(Err(err));
                 }
             }
+        }
+    }
+
+    /// Sends a follow-up frame of this request, such as the `audio-chunk`s
+    /// and `audio-stop` that follow a `transcribe`. If the worker is gone,
+    /// the error says why (as [`ReplyStream::next`] would).
+    pub async fn send(&mut self, frame: &Frame) -> Result<(), EngineError> {
+        if self.inbox.is_none() {
+            return Err(EngineError::Stopped {
+                engine: self.engine.clone(),
+            });
+        }
+        match self.worker.send(frame).await {
+            Ok(()) => Ok(()),
+            Err(ProtoError::Io(e)) => {
+                tracing::debug!(engine = %self.engine, error = %e, "follow-up frame could not be written");
+                // The worker is ending: its reply (or its death) says why.
+                while let Some(next) = self.next().await {
+                    next?;
+                }
+                Err(EngineError::Stopped {
+                    engine: self.engine.clone(),
+                })
+            }
+            Err(source) => Err(EngineError::InvalidRequest {
+                engine: self.engine.clone(),
+                source,
+            }),
         }
     }
 

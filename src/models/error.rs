@@ -64,6 +64,15 @@ pub enum ModelsError {
         /// The directory the files belong in.
         dir: PathBuf,
     },
+    /// A CTranslate2 Whisper model was installed but could not be converted
+    /// to whisper.cpp's ggml format.
+    #[error("`{id}`: cannot import it for whisper.cpp: {source}")]
+    Import {
+        /// The model.
+        id: String,
+        /// Why the import failed.
+        source: super::import::ImportError,
+    },
     /// Some roles of a profile got no model at all.
     #[error("no model could be installed for: {}", roles.join(", "))]
     RolesUnfilled {

@@ -12,6 +12,7 @@ use crate::config::{ModelsConfig, SourceKind};
 
 use super::error::{FetchError, ModelsError, SourceFailure};
 use super::hub::Hub;
+use super::import;
 use super::manifest::{Manifest, ModelSpec, Source};
 use super::progress::PullProgress;
 use super::pypi::Pypi;
@@ -90,6 +91,7 @@ fn pull_spec(
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
     if spec.files.iter().all(|f| store.is_file_installed(spec, f)) {
+        derive_files(spec, store, progress)?;
         return Ok(report(None, Vec::new()));
     }
     let pypi = Pypi::new(options.pypi_cache.clone());
@@ -117,7 +119,10 @@ fn pull_spec(
             }
         };
         match result {
-            Ok(()) => return Ok(report(Some(label), installed)),
+            Ok(()) => {
+                derive_files(spec, store, progress)?;
+                return Ok(report(Some(label), installed));
+            }
             Err(error) => {
                 if i + 1 < sources.len() {
                     progress.note(&format!(
@@ -137,6 +142,37 @@ fn pull_spec(
         failures,
         dir: store.model_dir(&spec.id),
     })
+}
+
+/// Files derived from an installed model: a CTranslate2 Whisper model gets
+/// its ggml conversion (`ggml-model.bin`) once, beside its files.
+fn derive_files(
+    spec: &ModelSpec,
+    store: &Store,
+    progress: &mut dyn PullProgress,
+) -> Result<(), ModelsError> {
+    if spec.format != import::CT2_WHISPER_FORMAT {
+        return Ok(());
+    }
+    let dest = import::ggml_path(store, &spec.id);
+    if dest.is_file() {
+        return Ok(());
+    }
+    let report =
+        import::import_ct2(&store.model_dir(&spec.id), &dest, progress).map_err(|source| {
+            ModelsError::Import {
+                id: spec.id.clone(),
+                source,
+            }
+        })?;
+    progress.note(&format!(
+        "{}: imported for whisper.cpp → {} ({} tensors, {:.1} s)",
+        spec.id,
+        report.path.display(),
+        report.tensors,
+        report.elapsed_ms as f64 / 1000.0
+    ));
+    Ok(())
 }
 
 /// Installs every file of `spec` still missing from `source`.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod tiny_blip;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -11,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+pub mod wer;
 
 /// The `voxd` binary under test.
 pub fn voxd_bin() -> PathBuf {
@@ -48,6 +52,42 @@ pub fn test_model(id: &str) -> PathBuf {
     dir
 }
 
+/// The generated speech clips (`$VOXD_TEST_AUDIO`, made by
+/// `scripts/stt-test-audio.sh`, which `scripts/bootstrap.sh test` runs).
+pub fn test_audio() -> PathBuf {
+    let dir = std::env::var_os("VOXD_TEST_AUDIO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/voxd/test-audio/stt")
+        });
+    assert!(
+        dir.join(".complete").is_file(),
+        "the STT test speech is not in {}: run `bash scripts/bootstrap.sh test`",
+        dir.display()
+    );
+    dir
+}
+
+/// The tiny random BLIP of [`tiny_blip`], written once per build into
+/// `CARGO_TARGET_TMPDIR` (atomically, so parallel tests share it).
+pub fn tiny_blip_model() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = root.join(format!("tiny-blip-{}", tiny_blip::SEED));
+    if dir.join("model.safetensors").is_file() {
+        return dir;
+    }
+    let tokenizer = test_model("all-minilm-l6-v2").join("tokenizer.json");
+    let tmp = tempfile::tempdir_in(&root).unwrap();
+    tiny_blip::write(tmp.path(), tiny_blip::SEED, &tokenizer);
+    // Another test may have won the race: theirs is the same bytes.
+    let written = tmp.keep();
+    if fs::rename(&written, &dir).is_err() {
+        let _ = fs::remove_dir_all(&written);
+    }
+    dir
+}
+
 /// A private home for one daemon: runtime, config, data and cache dirs.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -71,10 +111,21 @@ impl Home {
         self.path().join("run/voxd/voxd.sock")
     }
 
-    /// `voxd <args>` in this home, with no VOXD_* leaking in from outside.
+    /// `voxd <args>` in this home, with no VOXD_*, D-Bus or systemd
+    /// variables leaking in from outside.
     pub fn voxd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(voxd_bin());
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("VOXD_")) {
+            cmd.env_remove(key);
+        }
+        // Tests that want a bus or a service manager start their own.
+        for key in [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+        ] {
             cmd.env_remove(key);
         }
         cmd.env("HOME", self.path())
@@ -115,9 +166,20 @@ impl Daemon {
     }
 
     pub fn start_with_env(home: Home, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(home, env, &[])
+    }
+
+    /// `voxd serve` with extra flags, e.g. `["--images", dir]`.
+    pub fn start_with_args(home: Home, args: &[&str]) -> Daemon {
+        Daemon::spawn(home, &[], args)
+    }
+
+    fn spawn(home: Home, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let log = fs::File::create(home.path().join("voxd.log")).unwrap();
+        let mut serve = vec!["serve", "--log-format", "text"];
+        serve.extend_from_slice(args);
         let child = home
-            .voxd(&["serve", "--log-format", "text"])
+            .voxd(&serve)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -197,6 +259,14 @@ impl Conn {
         }
     }
 
+    /// Waits up to `secs` for each line (default 30 s).
+    pub fn with_timeout(self, secs: u64) -> Conn {
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(secs)))
+            .unwrap();
+        self
+    }
+
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
     }
@@ -238,5 +308,40 @@ impl Conn {
         let reply = self.request(cmd, args);
         assert_eq!(reply["ok"], json!(true), "{cmd} failed: {reply}");
         reply["result"].clone()
+    }
+}
+
+/// The `voxd-echo` test worker as both engines, in TOML, with `extra`
+/// appended (e.g. more sections).
+pub fn echo_engines_config(extra: &str) -> String {
+    format!(
+        r#"
+[engines]
+memory_budget_mb = 0
+idle_unload_secs = 0
+health_interval_secs = 1
+health_timeout_secs = 1
+restart_backoff_initial_ms = 50
+restart_backoff_max_ms = 200
+
+[engines.stt]
+command = "{echo}"
+memory_mb = 10
+
+[engines.llm]
+command = "{echo}"
+memory_mb = 10
+{extra}
+"#,
+        echo = worker_bin("voxd-echo").display()
+    )
+}
+
+/// Waits up to 20 s for `cond`, polling; panics with `what` on timeout.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

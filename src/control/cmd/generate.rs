@@ -71,8 +71,9 @@ impl Generate {
             seed: self.seed,
             session: self.session,
         };
+        let llm = ctx.llm.as_ref().ok_or_else(|| llm_error(LlmError::NoModel))?;
         let (tx, mut rx) = mpsc::channel::<String>(PIECES);
-        let generation = ctx.llm.generate(request, tx);
+        let generation = llm.generate(request, tx);
         tokio::pin!(generation);
         let mut text = String::new();
         let forward = |piece: String, text: &mut String| {

@@ -1,15 +1,25 @@
 //! One file per control command. [`parse`] turns a request line into a
 //! [`Command`]; each command's `apply` runs it against the [`Context`].
 
+mod ask;
+mod caption;
 mod config;
 mod engine;
 mod generate;
+mod history;
+mod images;
+mod metrics;
 mod models;
+mod notes;
 mod ping;
 mod reload;
+mod rag;
+mod say;
 mod shutdown;
 mod status;
+mod stop;
 mod subscribe;
+mod transcribe;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -19,15 +29,25 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
+pub use ask::Ask;
+pub use caption::Caption;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
 pub use generate::{llm_error, Generate};
+pub use history::{Forget, HistoryCmd};
+pub use images::Images;
+pub use metrics::MetricsCmd;
 pub use models::Models;
+pub use notes::Notes;
 pub use ping::Ping;
 pub use reload::Reload;
+pub use rag::RagCmd;
+pub use say::Say;
 pub use shutdown::Shutdown;
 pub use status::Status;
+pub use stop::Stop;
 pub use subscribe::Subscribe;
+pub use transcribe::Transcribe;
 
 /// Every command a client can send, tagged by `cmd`.
 #[derive(Debug, Deserialize)]
@@ -40,8 +60,19 @@ pub enum Command {
     Models(Models),
     Generate(Generate),
     Reload(Reload),
+    Metrics(MetricsCmd),
+    Caption(Caption),
+    Images(Images),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
+    Say(Say),
+    Stop(Stop),
+    Transcribe(Transcribe),
+    Ask(Ask),
+    Notes(Notes),
+    Rag(RagCmd),
+    History(HistoryCmd),
+    Forget(Forget),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -53,8 +84,19 @@ pub const NAMES: &[&str] = &[
     "models",
     "generate",
     "reload",
+    "metrics",
+    "caption",
+    "images",
     "subscribe",
     "shutdown",
+    "say",
+    "stop",
+    "transcribe",
+    "ask",
+    "notes",
+    "rag",
+    "history",
+    "forget",
 ];
 
 /// The connection a request arrived on.
@@ -70,6 +112,32 @@ pub struct Session {
 pub type Outcome = Result<Option<Value>, ControlError>;
 
 impl Command {
+    /// The command's name, as in `cmd` and [`NAMES`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Ping(_) => "ping",
+            Command::Status(_) => "status",
+            Command::Config(_) => "config",
+            Command::Engine(_) => "engine",
+            Command::Models(_) => "models",
+            Command::Generate(_) => "generate",
+            Command::Reload(_) => "reload",
+            Command::Metrics(_) => "metrics",
+            Command::Subscribe(_) => "subscribe",
+            Command::Shutdown(_) => "shutdown",
+            Command::Say(_) => "say",
+            Command::Stop(_) => "stop",
+            Command::Transcribe(_) => "transcribe",
+            Command::Ask(_) => "ask",
+            Command::Notes(_) => "notes",
+            Command::Rag(_) => "rag",
+            Command::History(_) => "history",
+            Command::Forget(_) => "forget",
+            Command::Caption(_) => "caption",
+            Command::Images(_) => "images",
+        }
+    }
+
     pub async fn apply(self, ctx: &Context, session: &Session, id: &Value) -> Outcome {
         match self {
             Command::Ping(cmd) => cmd.apply().map(Some),
@@ -79,8 +147,19 @@ impl Command {
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Generate(cmd) => cmd.apply(ctx, session, id).await.map(Some),
             Command::Reload(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
+            Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
+            Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
+            Command::Stop(cmd) => cmd.apply(ctx).map(Some),
+            Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Ask(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Notes(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
+            Command::History(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Forget(cmd) => cmd.apply(ctx).await.map(Some),
         }
     }
 }
@@ -168,7 +247,17 @@ mod tests {
 
     #[test]
     fn parses_every_command_and_keeps_the_id() {
-        for name in NAMES.iter().filter(|n| !["engine", "generate"].contains(n)) {
+        let needs_args = [
+            "engine",
+            "generate",
+            "transcribe",
+            "ask",
+            "notes",
+            "forget",
+            "caption",
+            "images",
+        ];
+        for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
             assert_eq!(id, Value::from(format!("a{name}")));
         }
@@ -177,6 +266,46 @@ mod tests {
         assert!(matches!(cmd, Command::Subscribe(s) if s.events == ["engine."]));
         let (_, cmd) = parse(r#"{"id":8,"cmd":"engine","name":"stt","action":"start"}"#).unwrap();
         assert!(matches!(cmd, Command::Engine(_)));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"caption","paths":["/a.png"]}"#).unwrap();
+        assert!(matches!(cmd, Command::Caption(c) if c.prompt.is_none()));
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"images","action":"list","since":5}"#).unwrap();
+        assert!(matches!(
+            cmd,
+            Command::Images(Images::List { since: Some(5) })
+        ));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"images","action":"forget","path":"/a"}"#).unwrap();
+        assert!(matches!(cmd, Command::Images(Images::Forget { .. })));
+        let (_, cmd) = parse(r#"{"id":9,"cmd":"ask","question":"q","mode":"extractive"}"#).unwrap();
+        assert!(
+            matches!(cmd, Command::Ask(a) if a.mode == Some(crate::config::AnswerMode::Extractive))
+        );
+        let (_, cmd) = parse(r#"{"id":10,"cmd":"notes","action":"search","query":"q"}"#).unwrap();
+        assert!(matches!(cmd, Command::Notes(_)));
+        let (_, cmd) = parse(r#"{"id":11,"cmd":"rag","action":"off"}"#).unwrap();
+        assert!(matches!(cmd, Command::Rag(_)));
+        assert_eq!(
+            code(r#"{"id":12,"cmd":"ask","question":"q","mode":"creative"}"#),
+            (Value::from(12), ErrorCode::InvalidParams)
+        );
+    }
+
+    #[test]
+    fn every_command_knows_its_name() {
+        let args = |name: &str| match name {
+            "engine" => r#","name":"stt","action":"stop""#,
+            "generate" => r#","prompt":"Once""#,
+            "transcribe" => r#","path":"/a.wav""#,
+            "ask" => r#","question":"q""#,
+            "notes" => r#","action":"status""#,
+            "forget" => r#","session":"s""#,
+            "caption" => r#","paths":["/a.png"]"#,
+            "images" => r#","action":"list""#,
+            _ => "",
+        };
+        for name in NAMES {
+            let (_, cmd) = parse(&format!(r#"{{"id":1,"cmd":"{name}"{}}}"#, args(name))).unwrap();
+            assert_eq!(cmd.name(), *name);
+        }
     }
 
     #[test]
@@ -209,6 +338,10 @@ mod tests {
         );
         assert_eq!(
             code(r#"{"id":1,"cmd":"engine","name":"stt","action":"explode"}"#),
+            (Value::from(1), ErrorCode::InvalidParams)
+        );
+        assert_eq!(
+            code(r#"{"id":1,"cmd":"images","action":"burn"}"#),
             (Value::from(1), ErrorCode::InvalidParams)
         );
         assert_eq!(

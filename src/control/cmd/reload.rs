@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::llm_error;
 use crate::control::protocol::{ControlError, ErrorCode};
 use crate::control::Context;
+use crate::llm::LlmError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +33,8 @@ impl Reload {
                 ));
             }
         }
-        let info = ctx.llm.reload(self.model).await.map_err(llm_error)?;
+        let llm = ctx.llm.as_ref().ok_or_else(|| llm_error(LlmError::NoModel))?;
+        let info = llm.reload(self.model).await.map_err(llm_error)?;
         Ok(json!({ "model": info }))
     }
 }

@@ -28,7 +28,7 @@ impl Status {
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),
-            "llm": ctx.llm.status(),
+            "llm": ctx.llm.as_ref().map(|llm| llm.status()),
         }))
     }
 }

@@ -1,0 +1,179 @@
+//! Audio out: one [`Sink`] trait, one file per sink, and the [`SINKS`]
+//! table that `audio.output` names an entry of (the way librespot registers
+//! its audio backends). Sinks are driven from the speech thread, never from
+//! the async runtime; [`resample`] converts rates with rubato.
+//!
+//! This module may touch: sound devices (through cpal), the WAV files it is
+//! told to write, and the event bus (the socket sink).
+
+mod device;
+mod null;
+mod socket;
+mod wav;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::events::Events;
+
+pub use device::{output_devices, DeviceInfo};
+pub use wav::WavSink;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("unknown audio output {name:?}; one of: {known}")]
+    UnknownSink { name: String, known: String },
+    #[error("no audio output device{}: {message}; list them with `voxd audio devices`, or write to a file with `voxd serve --audio-out FILE.wav`",
+        if .device.is_empty() { String::new() } else { format!(" named {:?}", .device) })]
+    NoDevice { device: String, message: String },
+    #[error("audio device error: {0}")]
+    Device(String),
+    #[error("cannot write {path}: {message}")]
+    File {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("audio.output = \"wav\" needs audio.file (or `voxd serve --audio-out FILE.wav`)")]
+    NoFile,
+    #[error("cannot resample {from} Hz to {to} Hz: {message}")]
+    Resample { from: u32, to: u32, message: String },
+}
+
+/// Drops audio that was written but not yet played; callable from any thread.
+pub type Interrupter = Arc<dyn Fn() + Send + Sync>;
+
+/// Somewhere speech goes.
+pub trait Sink {
+    /// Queues mono samples in [-1, 1] at `rate` Hz. May buffer; returns
+    /// once the samples are buffered, not played.
+    fn write(&mut self, samples: &[f32], rate: u32) -> Result<(), AudioError>;
+    /// Blocks until everything written has been played or stored, or until
+    /// `cancelled()` returns true.
+    fn drain(&mut self, cancelled: &dyn Fn() -> bool) -> Result<(), AudioError>;
+    /// The handle that stops playback at once (within one device buffer).
+    fn interrupter(&self) -> Interrupter;
+}
+
+/// What a sink may be opened with.
+pub struct SinkOptions<'a> {
+    /// Output device name (`audio.device`); empty means the default.
+    pub device: &'a str,
+    /// WAV file (`audio.file`).
+    pub file: &'a Path,
+    /// The bus the socket sink publishes on.
+    pub events: &'a Events,
+}
+
+/// One entry of the sink table.
+pub struct SinkKind {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub open: fn(&SinkOptions) -> Result<Box<dyn Sink>, AudioError>,
+}
+
+/// Every sink `audio.output` can name.
+pub const SINKS: &[SinkKind] = &[
+    SinkKind {
+        name: "cpal",
+        about: "a sound device (audio.device; resampled to the device's rate)",
+        open: device::open,
+    },
+    SinkKind {
+        name: "wav",
+        about: "appended to the WAV file audio.file",
+        open: wav::open,
+    },
+    SinkKind {
+        name: "socket",
+        about: "speech.audio events with base64 PCM, to socket subscribers",
+        open: socket::open,
+    },
+    SinkKind {
+        name: "null",
+        about: "discarded",
+        open: null::open,
+    },
+];
+
+/// Opens the sink named `name`.
+pub fn open_sink(name: &str, options: &SinkOptions) -> Result<Box<dyn Sink>, AudioError> {
+    let kind = SINKS
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| AudioError::UnknownSink {
+            name: name.to_string(),
+            known: SINKS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+        })?;
+    (kind.open)(options)
+}
+
+/// Converts mono `samples` from `from` Hz to `to` Hz.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    use rubato::audioadapter_buffers::direct::InterleavedSlice;
+    use rubato::{Fft, FixedSync, Resampler};
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    let err = |message: String| AudioError::Resample { from, to, message };
+    let mut resampler = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Both)
+        .map_err(|e| err(e.to_string()))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
+    let out = resampler
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| err(e.to_string()))?;
+    Ok(out.take_data())
+}
+
+/// Samples in [-1, 1] as 16-bit PCM.
+pub fn to_i16(samples: &[f32]) -> impl Iterator<Item = i16> + '_ {
+    samples
+        .iter()
+        .map(|s| (s.clamp(-1.0, 1.0) * i16::MAX as f32).round() as i16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_keeps_duration_and_pitch() {
+        // One second of 440 Hz at 22050 Hz → 48000 Hz.
+        let tone: Vec<f32> = (0..22050)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 22050.0).sin() * 0.5)
+            .collect();
+        let out = resample(&tone, 22050, 48000).unwrap();
+        assert!(
+            (out.len() as i64 - 48000).abs() < 50,
+            "{} samples",
+            out.len()
+        );
+        // Zero crossings per second ≈ 2 × 440.
+        let crossings = out
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
+        assert!((870..=890).contains(&crossings), "{crossings} crossings");
+    }
+
+    #[test]
+    fn unknown_sinks_name_the_known_ones() {
+        let events = Events::new(4);
+        let options = SinkOptions {
+            device: "",
+            file: Path::new(""),
+            events: &events,
+        };
+        let err = open_sink("speaker", &options).err().unwrap().to_string();
+        assert!(err.contains("cpal, wav, socket, null"), "{err}");
+        assert!(matches!(
+            open_sink("wav", &options).err(),
+            Some(AudioError::NoFile)
+        ));
+    }
+
+    #[test]
+    fn pcm_conversion_clips() {
+        let pcm: Vec<i16> = to_i16(&[0.0, 1.0, -1.0, 2.0]).collect();
+        assert_eq!(pcm, [0, i16::MAX, -i16::MAX, i16::MAX]);
+    }
+}

@@ -1,0 +1,268 @@
+//! The D-Bus interface: `io.github.voxd.Assistant1` at
+//! `/io/github/voxd/Assistant1`, owning the bus name `io.github.voxd` on the
+//! session bus (or the system bus, by `dbus.bus`). Documented in
+//! `docs/dbus.md`.
+//!
+//! It owns the bus connection and may touch nothing else: every method runs
+//! the socket command of the same meaning through [`control::call`] (the
+//! same parsing, handlers, metrics and errors as the socket), and every
+//! event on the daemon's bus is re-emitted as a signal.
+//!
+//! # Adding a command
+//!
+//! A new socket command is reachable at once through the generic
+//! `Call(command, args_json)` method; give it a typed method here (one line
+//! calling [`Assistant::run`]) when desktop callers want it. A new event
+//! flows as the generic `Event(name, data_json)` signal without code; give
+//! it a typed signal in [`bridge`] when it deserves one.
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use zbus::object_server::{InterfaceRef, SignalEmitter};
+
+use crate::config::DbusBus;
+use crate::control::{self, Context};
+use crate::events::Event;
+pub use error::Error;
+
+/// The well-known bus name voxd owns.
+pub const BUS_NAME: &str = "io.github.voxd";
+/// The object that carries the interface.
+pub const OBJECT_PATH: &str = "/io/github/voxd/Assistant1";
+/// The interface; the trailing number changes on incompatible changes.
+pub const INTERFACE: &str = "io.github.voxd.Assistant1";
+/// Prefix of every error name: `io.github.voxd.Error.EngineFailed`, …
+pub const ERROR_PREFIX: &str = "io.github.voxd.Error";
+
+/// The object served at [`OBJECT_PATH`].
+pub struct Assistant {
+    ctx: Arc<Context>,
+}
+
+impl Assistant {
+    /// Runs socket command `cmd` with `args` as a D-Bus call.
+    async fn run(&self, cmd: &str, args: Value) -> Result<Value, Error> {
+        Ok(control::call(&self.ctx, cmd, args).await?)
+    }
+
+    /// Runs `cmd` and returns its result as JSON text.
+    async fn run_json(&self, cmd: &str, args: Value) -> Result<String, Error> {
+        Ok(self.run(cmd, args).await?.to_string())
+    }
+}
+
+#[zbus::interface(name = "io.github.voxd.Assistant1")]
+impl Assistant {
+    /// Liveness: returns the control protocol version.
+    async fn ping(&self) -> Result<u32, Error> {
+        let reply = self.run("ping", json!({})).await?;
+        Ok(reply["protocol"].as_u64().unwrap_or_default() as u32)
+    }
+
+    /// The `status` command's result as JSON: version, uptime, profile,
+    /// memory and budget, engines.
+    async fn status(&self) -> Result<String, Error> {
+        self.run_json("status", json!({})).await
+    }
+
+    /// The effective configuration and each value's origin, as JSON.
+    async fn config(&self) -> Result<String, Error> {
+        self.run_json("config", json!({})).await
+    }
+
+    /// Every model in the manifest with its install state, as JSON.
+    async fn models(&self) -> Result<String, Error> {
+        self.run_json("models", json!({})).await
+    }
+
+    /// Every metric in the Prometheus/OpenMetrics text format.
+    async fn metrics(&self) -> Result<String, Error> {
+        let reply = self.run("metrics", json!({})).await?;
+        Ok(reply["text"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Starts (preloads) engine `name` and waits until it is ready; returns
+    /// its status as JSON.
+    async fn start_engine(&self, name: String) -> Result<String, Error> {
+        self.run_json("engine", json!({ "name": name, "action": "start" }))
+            .await
+    }
+
+    /// Stops engine `name`, freeing its memory; returns its status as JSON.
+    async fn stop_engine(&self, name: String) -> Result<String, Error> {
+        self.run_json("engine", json!({ "name": name, "action": "stop" }))
+            .await
+    }
+
+    /// Stops the daemon gracefully.
+    async fn shutdown(&self) -> Result<(), Error> {
+        self.run("shutdown", json!({})).await.map(|_| ())
+    }
+
+    /// Any socket command by name, with its arguments as a JSON object
+    /// (`""` for none); returns its result as JSON. Commands without a
+    /// typed method yet are reachable this way.
+    async fn call(&self, command: String, args: String) -> Result<String, Error> {
+        let args = if args.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&args).map_err(|e| {
+                Error::invalid_params(format!("args is not JSON: {e} (use \"\" or an object)"))
+            })?
+        };
+        self.run_json(&command, args).await
+    }
+
+    /// The hardware profile the daemon runs with (`tiny`, `2gb`, …).
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn profile(&self) -> String {
+        self.ctx.config.config.profile.to_string()
+    }
+
+    /// voxd's version.
+    #[zbus(property(emits_changed_signal = "const"))]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+
+    /// `running`, or `stopping` once shutdown has begun.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        if self.ctx.shutdown.is_cancelled() {
+            "stopping".into()
+        } else {
+            "running".into()
+        }
+    }
+
+    /// An engine changed state (`engine.state` event). `pid` is 0 while
+    /// there is no worker process; `error` is empty unless it failed.
+    #[zbus(signal)]
+    async fn engine_state_changed(
+        emitter: &SignalEmitter<'_>,
+        engine: &str,
+        state: &str,
+        pid: u32,
+        error: &str,
+    ) -> zbus::Result<()>;
+
+    /// Every daemon event, by its dotted name, with its data as JSON.
+    #[zbus(signal)]
+    async fn event(emitter: &SignalEmitter<'_>, name: &str, data: &str) -> zbus::Result<()>;
+}
+
+/// The running D-Bus service; [`Service::close`] it on shutdown.
+pub struct Service {
+    conn: zbus::Connection,
+    bridge: JoinHandle<()>,
+}
+
+/// Connects to the bus `dbus.bus` names, serves the interface, owns
+/// [`BUS_NAME`], and starts re-emitting events as signals. Returns `None`
+/// (after a warning) when that is not possible: voxd keeps serving on its
+/// socket.
+pub async fn start(ctx: Arc<Context>) -> Option<Service> {
+    let bus = ctx.config.config.dbus.bus;
+    if bus == DbusBus::Off {
+        return None;
+    }
+    match connect(bus, ctx.clone()).await {
+        Ok(service) => {
+            tracing::info!(bus = ?bus, name = BUS_NAME, path = OBJECT_PATH, "D-Bus interface ready");
+            Some(service)
+        }
+        Err(e) => {
+            tracing::warn!(
+                bus = ?bus,
+                error = %e,
+                "no D-Bus interface (set dbus.bus = \"off\" to silence this); still serving on the control socket"
+            );
+            None
+        }
+    }
+}
+
+async fn connect(bus: DbusBus, ctx: Arc<Context>) -> zbus::Result<Service> {
+    // Subscribe before the name is visible, so no event is missed.
+    let events = ctx.events.subscribe();
+    let builder = match bus {
+        DbusBus::System => zbus::connection::Builder::system()?,
+        _ => zbus::connection::Builder::session()?,
+    };
+    let conn = builder
+        .serve_at(OBJECT_PATH, Assistant { ctx })?
+        .name(BUS_NAME)?
+        .build()
+        .await?;
+    let iface = conn
+        .object_server()
+        .interface::<_, Assistant>(OBJECT_PATH)
+        .await?;
+    let bridge = tokio::spawn(bridge(events, iface));
+    Ok(Service { conn, bridge })
+}
+
+impl Service {
+    /// Lets the last signals (`daemon.shutdown`) go out, then leaves the bus.
+    pub async fn close(self) {
+        if tokio::time::timeout(Duration::from_secs(2), self.bridge)
+            .await
+            .is_err()
+        {
+            tracing::warn!("D-Bus signals still pending at shutdown; dropping them");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.graceful_shutdown()).await;
+    }
+}
+
+/// Re-emits every event as signals until the daemon shuts down.
+async fn bridge(
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+    iface: InterfaceRef<Assistant>,
+) {
+    let emitter = iface.signal_emitter();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                Event::new("events.lagged", json!({ "missed": missed }))
+            }
+            Err(RecvError::Closed) => break,
+        };
+        if let Err(e) = emit(emitter, &iface, &event).await {
+            tracing::debug!(event = %event.event, error = %e, "could not emit a D-Bus signal");
+        }
+        if event.event == "daemon.shutdown" {
+            break;
+        }
+    }
+}
+
+async fn emit(
+    emitter: &SignalEmitter<'_>,
+    iface: &InterfaceRef<Assistant>,
+    event: &Event,
+) -> zbus::Result<()> {
+    let data = &event.data;
+    match event.event.as_str() {
+        "engine.state" => {
+            Assistant::engine_state_changed(
+                emitter,
+                data["engine"].as_str().unwrap_or_default(),
+                data["state"].as_str().unwrap_or_default(),
+                data["pid"].as_u64().unwrap_or_default() as u32,
+                data["error"].as_str().unwrap_or_default(),
+            )
+            .await?
+        }
+        "daemon.shutdown" => iface.get().await.state_changed(emitter).await?,
+        _ => {}
+    }
+    Assistant::event(emitter, &event.event, &data.to_string()).await
+}

@@ -1,0 +1,388 @@
+//! Metrics in the Prometheus/OpenMetrics text format, for `voxd metrics`,
+//! the `metrics` socket command and the optional HTTP endpoint ([`http`]).
+//!
+//! It owns the metric registry and nothing else. Two kinds of metrics:
+//!
+//! - **Counted as things happen**, kept in the long-lived [`Metrics`]
+//!   registry: requests by command and outcome, request latency, accepted
+//!   connections, and whatever other subsystems register (tokens/s, STT/TTS
+//!   real-time factors, stage latencies, index size, …).
+//! - **Sampled at scrape time** from the daemon's state, given as a
+//!   [`Sample`]: uptime, RSS of the daemon and of each engine, engine
+//!   states, restarts, queue depths, open connections. They are encoded
+//!   from a fresh registry per scrape, so nothing has to keep them current.
+//!
+//! # Adding a metric
+//!
+//! Make the metric (any `prometheus_client` metric, e.g. a
+//! `Family<Labels, Histogram>`), register a clone once with
+//! [`Metrics::register`] (names get the `voxd_` prefix; counters get
+//! `_total` appended by the encoder), keep the handle where the work is
+//! done and update it there. `ctx.metrics` reaches the registry from every
+//! command handler.
+
+pub mod http;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Metric, Registry, Unit};
+
+use crate::engine::{BudgetStatus, EngineState, EngineStatus};
+
+/// The `command` label of requests that could not be parsed.
+pub const INVALID: &str = "invalid";
+
+/// Prefix of every metric name.
+const PREFIX: &str = "voxd";
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every engine state, for the one-hot `voxd_engine_state` gauge.
+const ENGINE_STATES: [EngineState; 6] = [
+    EngineState::Stopped,
+    EngineState::Starting,
+    EngineState::Ready,
+    EngineState::Busy,
+    EngineState::Backoff,
+    EngineState::Failed,
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    command: String,
+    /// `ok`, or the error code of the reply.
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineStateLabels {
+    engine: String,
+    state: String,
+}
+
+/// Buckets for request latency: 1 ms to ~65 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// The daemon's metric registry and the metrics the control plane updates;
+/// shared through [`crate::control::Context`].
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
+    connections: Counter,
+}
+
+/// The daemon's state at scrape time.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub uptime: Duration,
+    pub daemon_rss_bytes: u64,
+    pub budget: BudgetStatus,
+    pub engines: Vec<EngineStatus>,
+    pub connections_open: usize,
+    pub requests_in_flight: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::with_prefix(PREFIX)),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            connections: Counter::default(),
+        };
+        metrics.register(
+            "requests",
+            "Requests handled, by command and outcome (ok or the error code)",
+            metrics.requests.clone(),
+        );
+        metrics.register_with_unit(
+            "request_duration",
+            "Time from a parsed request to its reply, by command",
+            Unit::Seconds,
+            metrics.latency.clone(),
+        );
+        metrics.register(
+            "connections",
+            "Control-socket connections accepted",
+            metrics.connections.clone(),
+        );
+        metrics
+    }
+
+    /// Registers `metric` as `voxd_<name>`. Keep a clone of it and update
+    /// that; the registry encodes the shared value.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.lock().register(name, help, metric);
+    }
+
+    /// [`Metrics::register`] with a unit suffix (`_seconds`, `_bytes`, …).
+    pub fn register_with_unit(&self, name: &str, help: &str, unit: Unit, metric: impl Metric) {
+        self.lock().register_with_unit(name, help, unit, metric);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves the registry usable.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts one request to `command` that was refused with error `code`
+    /// before it ran (for a request that names no command: `command` is
+    /// [`INVALID`]).
+    pub fn count_request(&self, command: &str, code: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                command: command.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one request to `command` that ran and ended with `code` (`ok`
+    /// or an error code) after `elapsed`.
+    pub fn observe_request(&self, command: &str, code: &str, elapsed: Duration) {
+        self.count_request(command, code);
+        self.latency
+            .get_or_create(&CommandLabels {
+                command: command.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts an accepted control connection.
+    pub fn connection_accepted(&self) {
+        self.connections.inc();
+    }
+
+    /// Every metric in the OpenMetrics text format, ending in `# EOF`.
+    pub fn render(&self, sample: &Sample) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode_registry(&mut out, &self.lock());
+        let _ = encode_registry(&mut out, &sampled(sample));
+        let _ = encode_eof(&mut out);
+        out
+    }
+}
+
+/// A registry holding the values of one [`Sample`].
+fn sampled(sample: &Sample) -> Registry {
+    let mut reg = Registry::with_prefix(PREFIX);
+    let gauge = |v: u64| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        g
+    };
+    let uptime = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    uptime.set(sample.uptime.as_secs_f64());
+    reg.register_with_unit(
+        "uptime",
+        "Time since the daemon started",
+        Unit::Seconds,
+        uptime,
+    );
+    reg.register_with_unit(
+        "process_resident_memory",
+        "Resident memory of the daemon process itself",
+        Unit::Bytes,
+        gauge(sample.daemon_rss_bytes),
+    );
+    reg.register_with_unit(
+        "memory_budget",
+        "Memory budget for the daemon and all engine workers (0: none)",
+        Unit::Bytes,
+        gauge(sample.budget.budget_mb << 20),
+    );
+    reg.register_with_unit(
+        "memory_used",
+        "Memory the budget counts as used: the daemon plus every resident engine",
+        Unit::Bytes,
+        gauge(sample.budget.used_mb << 20),
+    );
+    reg.register(
+        "connections_open",
+        "Open control-socket connections",
+        gauge(sample.connections_open as u64),
+    );
+    reg.register(
+        "requests_in_flight",
+        "Requests being handled now, over all connections and D-Bus",
+        gauge(sample.requests_in_flight as u64),
+    );
+
+    let rss = Family::<EngineLabels, Gauge>::default();
+    let state = Family::<EngineStateLabels, Gauge>::default();
+    let restarts = Family::<EngineLabels, Counter>::default();
+    let queued = Family::<EngineLabels, Gauge>::default();
+    for engine in &sample.engines {
+        let labels = EngineLabels {
+            engine: engine.name.clone(),
+        };
+        rss.get_or_create(&labels).set(
+            engine
+                .rss_bytes
+                .map_or(0, |b| i64::try_from(b).unwrap_or(i64::MAX)),
+        );
+        restarts
+            .get_or_create(&labels)
+            .inc_by(u64::from(engine.restarts));
+        queued
+            .get_or_create(&labels)
+            .set(i64::try_from(engine.queued).unwrap_or(i64::MAX));
+        for s in ENGINE_STATES {
+            state
+                .get_or_create(&EngineStateLabels {
+                    engine: engine.name.clone(),
+                    state: state_name(s),
+                })
+                .set(i64::from(s == engine.state));
+        }
+    }
+    reg.register_with_unit(
+        "engine_resident_memory",
+        "Resident memory of each engine worker process (0 while it has none)",
+        Unit::Bytes,
+        rss,
+    );
+    reg.register(
+        "engine_state",
+        "1 for the state each engine is in, 0 for the others",
+        state,
+    );
+    reg.register(
+        "engine_restarts",
+        "Worker restarts after crashes since the daemon started",
+        restarts,
+    );
+    reg.register(
+        "engine_queue_depth",
+        "Requests waiting for each engine",
+        queued,
+    );
+    reg
+}
+
+/// An engine state as the protocol spells it (`ready`, `backoff`, …).
+pub fn state_name(state: EngineState) -> String {
+    match serde_json::to_value(state) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{state:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(name: &str, state: EngineState) -> EngineStatus {
+        EngineStatus {
+            name: name.into(),
+            state,
+            pid: Some(42),
+            rss_bytes: Some(3 << 20),
+            memory_mb: 10,
+            restarts: 2,
+            last_error: None,
+            queued: 1,
+            idle_secs: None,
+        }
+    }
+
+    #[test]
+    fn state_names_match_the_protocol() {
+        assert_eq!(state_name(EngineState::Backoff), "backoff");
+    }
+
+    #[test]
+    fn renders_counted_and_sampled_metrics() {
+        let m = Metrics::new();
+        m.observe_request("status", "ok", Duration::from_millis(3));
+        m.observe_request("status", "ok", Duration::from_millis(5));
+        m.observe_request("engine", "engine_failed", Duration::from_secs(2));
+        m.connection_accepted();
+        let sample = Sample {
+            uptime: Duration::from_secs(90),
+            daemon_rss_bytes: 12 << 20,
+            budget: BudgetStatus {
+                budget_mb: 800,
+                daemon_mb: 12,
+                used_mb: 22,
+                resident: vec!["stt".into()],
+            },
+            engines: vec![engine("stt", EngineState::Busy)],
+            connections_open: 1,
+            requests_in_flight: 1,
+        };
+        let text = m.render(&sample);
+        for line in [
+            "voxd_requests_total{command=\"status\",code=\"ok\"} 2",
+            "voxd_requests_total{command=\"engine\",code=\"engine_failed\"} 1",
+            "voxd_request_duration_seconds_count{command=\"status\"} 2",
+            "voxd_connections_total 1",
+            "voxd_uptime_seconds 90.0",
+            "voxd_memory_budget_bytes 838860800",
+            "voxd_engine_resident_memory_bytes{engine=\"stt\"} 3145728",
+            "voxd_engine_state{engine=\"stt\",state=\"busy\"} 1",
+            "voxd_engine_state{engine=\"stt\",state=\"ready\"} 0",
+            "voxd_engine_restarts_total{engine=\"stt\"} 2",
+            "voxd_engine_queue_depth{engine=\"stt\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+    }
+
+    #[test]
+    fn other_subsystems_register_their_own_metrics() {
+        let m = Metrics::new();
+        let rtf = Histogram::new([0.1, 0.5, 1.0]);
+        m.register("stt_real_time_factor", "STT time / audio time", rtf.clone());
+        rtf.observe(0.3);
+        let text = m.render(&Sample {
+            uptime: Duration::ZERO,
+            daemon_rss_bytes: 0,
+            budget: BudgetStatus {
+                budget_mb: 0,
+                daemon_mb: 0,
+                used_mb: 0,
+                resident: vec![],
+            },
+            engines: vec![],
+            connections_open: 0,
+            requests_in_flight: 0,
+        });
+        assert!(
+            text.contains("voxd_stt_real_time_factor_bucket{le=\"0.5\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! systemd's notify protocol (`Type=notify`), from the daemon's side:
+//! `READY=1` once the control socket listens, `WATCHDOG=1` every half
+//! `WATCHDOG_USEC` from the async runtime (so a wedged runtime is noticed),
+//! `STATUS=` lines, and `STOPPING=1` when shutdown begins. Without
+//! `NOTIFY_SOCKET` (not under systemd) every message is skipped.
+
+use std::sync::Arc;
+
+use sd_notify::NotifyState;
+use tokio::task::JoinHandle;
+
+use crate::control::Context;
+
+/// Keeps the watchdog fed and reports the shutdown; [`ServiceManager::stop`]
+/// it once the daemon has stopped.
+pub struct ServiceManager {
+    task: JoinHandle<()>,
+}
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
+}
+
+impl ServiceManager {
+    /// Tells the service manager the daemon is ready, and starts the
+    /// watchdog pings (when `WATCHDOG_USEC` asks for them).
+    pub fn ready(ctx: &Arc<Context>, dbus: bool) -> ServiceManager {
+        let status = format!(
+            "serving on {}{}",
+            ctx.socket.display(),
+            if dbus { " and D-Bus" } else { "" }
+        );
+        send(&[NotifyState::Ready, NotifyState::Status(&status)]);
+        let watchdog = sd_notify::watchdog_enabled();
+        if let Some(timeout) = watchdog {
+            tracing::info!(?timeout, "systemd watchdog enabled");
+        }
+        let shutdown = ctx.shutdown.clone();
+        let task = tokio::spawn(async move {
+            let mut ping = watchdog.map(|timeout| tokio::time::interval(timeout / 2));
+            let mut stopping = false;
+            loop {
+                let tick = async {
+                    match ping.as_mut() {
+                        Some(ping) => ping.tick().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled(), if !stopping => {
+                        stopping = true;
+                        send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+                    }
+                    _ = tick => send(&[NotifyState::Watchdog]),
+                }
+            }
+        });
+        ServiceManager { task }
+    }
+
+    /// Stops the watchdog pings: the daemon is about to exit.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}

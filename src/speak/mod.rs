@@ -1,0 +1,83 @@
+//! Spoken replies: text (whole, or streamed token by token from the LLM)
+//! is split into sentences ([`split`]), each synthesised as soon as it is
+//! complete by a [`Tts`] engine ([`piper`], phonemes from [`espeak`]) and
+//! queued for playback on an audio sink ([`crate::audio`]) by the
+//! [`Speaker`] ([`queue`]), which also owns interruption (`voxd stop`,
+//! later barge-in).
+//!
+//! This module may touch: the model store (read), espeak-ng's data, ONNX
+//! Runtime (through [`crate::onnx`]), the audio sinks, and the event bus
+//! (`speech.*` events). Synthesis and playback run on one dedicated thread,
+//! never on the async runtime.
+
+pub mod espeak;
+pub mod piper;
+pub mod queue;
+pub mod split;
+
+use std::path::{Path, PathBuf};
+
+pub use queue::{SayOptions, SayOutcome, Speaker, Utterance};
+
+use crate::audio::AudioError;
+use crate::config::ModelsConfig;
+use crate::models::{self, Manifest, Role, Store};
+
+/// A text-to-speech engine: text in, mono audio out.
+pub trait Tts {
+    /// Sample rate of the audio [`Tts::synthesize`] returns.
+    fn sample_rate(&self) -> u32;
+    /// Speaks `text` (one chunk: a sentence or a few) as samples in [-1, 1].
+    fn synthesize(&mut self, text: &str) -> Result<Vec<f32>, SpeakError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakError {
+    #[error("voice {path}: {message}")]
+    Voice { path: PathBuf, message: String },
+    #[error(
+        "no TTS voice is installed (models.tts: {wanted}); install one with `voxd models pull`"
+    )]
+    NoVoice { wanted: String },
+    #[error(transparent)]
+    Espeak(#[from] espeak::EspeakError),
+    #[error("speech synthesis failed: {0}")]
+    Inference(String),
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error("{0}")]
+    Settings(String),
+    #[error("text is {bytes} bytes; at most {max} (tts.max_text_bytes) can be spoken at once")]
+    TooLong { bytes: usize, max: usize },
+    #[error("nothing to say: the text has no words")]
+    NothingToSay,
+    #[error("no open utterance {0}")]
+    NoUtterance(u64),
+    #[error("the speech thread has stopped")]
+    Stopped,
+}
+
+/// The voice files for `voice`: a path to a voice (directory or `.onnx`),
+/// a model id in the store, or, when empty, the first installed `models.tts`.
+pub fn voice_path(voice: &str, models_config: &ModelsConfig) -> Result<PathBuf, SpeakError> {
+    let as_path = Path::new(voice);
+    if voice.contains('/') || voice.ends_with(".onnx") {
+        return Ok(as_path.to_path_buf());
+    }
+    let store = Store::from_config(models_config).map_err(|e| SpeakError::Voice {
+        path: PathBuf::from(voice),
+        message: e.to_string(),
+    })?;
+    if !voice.is_empty() {
+        return Ok(store.model_dir(voice));
+    }
+    let manifest = Manifest::load(models_config).map_err(|e| SpeakError::Voice {
+        path: PathBuf::from("(manifest)"),
+        message: e.to_string(),
+    })?;
+    models::resolve(Role::Tts, models_config, &manifest, &store)
+        .map(|id| store.model_dir(&id))
+        .ok_or_else(|| SpeakError::NoVoice {
+            wanted: models_config.tts.join(", "),
+        })
+}

@@ -1,0 +1,209 @@
+//! Reads WAV files into what Whisper wants: 16 kHz mono f32. Any PCM
+//! layout `hound` reads (8/16/24/32-bit integer, 32-bit float, any channel
+//! count and rate) is accepted; channels are averaged and the rate is
+//! converted with rubato's FFT resampler (band-limited, not decimation).
+
+use std::path::{Path, PathBuf};
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+
+/// Whisper's sample rate.
+pub const RATE: u32 = 16_000;
+
+/// Longest audio accepted from a file (1 hour, 230 MB of samples), so a
+/// huge or lying header cannot make the daemon allocate without bound.
+pub const MAX_SECS: u64 = 3600;
+
+/// Why a WAV file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WavError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a usable WAV file: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{} is truncated: its header announces {expected} samples but only {got} could be read ({message})", path.display())]
+    Truncated {
+        path: PathBuf,
+        expected: u64,
+        got: u64,
+        message: String,
+    },
+    #[error("{} holds no audio (0 samples)", path.display())]
+    Empty { path: PathBuf },
+    #[error("{} is {secs} s long; at most {MAX_SECS} s can be transcribed at once", path.display())]
+    TooLong { path: PathBuf, secs: u64 },
+    #[error("cannot resample {} from {rate} Hz: {message}", path.display())]
+    Resample {
+        path: PathBuf,
+        rate: u32,
+        message: String,
+    },
+}
+
+/// Audio ready for Whisper.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio16k {
+    /// Mono samples in [-1, 1] at 16 kHz.
+    pub samples: Vec<f32>,
+    /// The file's own rate and channels.
+    pub source_rate: u32,
+    pub source_channels: u16,
+}
+
+impl Audio16k {
+    /// Duration in seconds.
+    pub fn secs(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(RATE)
+    }
+
+    /// The samples as 16-bit little-endian PCM (Wyoming `audio-chunk` payload).
+    pub fn to_s16le(samples: &[f32]) -> Vec<u8> {
+        samples
+            .iter()
+            .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+            .collect()
+    }
+}
+
+/// Reads and converts `path`.
+pub fn read(path: &Path) -> Result<Audio16k, WavError> {
+    let invalid = |message: String| WavError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| WavError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| match e {
+        hound::Error::IoError(e) => invalid(format!("cannot read its header: {e}")),
+        other => invalid(other.to_string()),
+    })?;
+    let spec = reader.spec();
+    if spec.channels == 0 || spec.sample_rate == 0 {
+        return Err(invalid(format!(
+            "header says {} channel(s) at {} Hz",
+            spec.channels, spec.sample_rate
+        )));
+    }
+    let frames = u64::from(reader.duration());
+    let secs = frames / u64::from(spec.sample_rate);
+    if secs > MAX_SECS {
+        return Err(WavError::TooLong {
+            path: path.to_path_buf(),
+            secs,
+        });
+    }
+    let expected = u64::from(reader.len());
+    let interleaved = decode(reader, spec).map_err(|(got, e)| match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            WavError::Truncated {
+                path: path.to_path_buf(),
+                expected,
+                got,
+                message: io.to_string(),
+            }
+        }
+        other => invalid(format!("sample {got}: {other}")),
+    })?;
+    let channels = usize::from(spec.channels);
+    let mono: Vec<f32> = if channels == 1 {
+        interleaved
+    } else {
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+            .collect()
+    };
+    if mono.is_empty() {
+        return Err(WavError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let samples = resample(&mono, spec.sample_rate).map_err(|message| WavError::Resample {
+        path: path.to_path_buf(),
+        rate: spec.sample_rate,
+        message,
+    })?;
+    Ok(Audio16k {
+        samples,
+        source_rate: spec.sample_rate,
+        source_channels: spec.channels,
+    })
+}
+
+/// Every sample as f32 in [-1, 1]; on failure, how many were read and why.
+fn decode<R: std::io::Read>(
+    mut reader: hound::WavReader<R>,
+    spec: hound::WavSpec,
+) -> Result<Vec<f32>, (u64, hound::Error)> {
+    let mut out = Vec::with_capacity(reader.len() as usize);
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for s in reader.samples::<f32>() {
+                out.push(s.map_err(|e| (out.len() as u64, e))?);
+            }
+        }
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+            for s in reader.samples::<i32>() {
+                out.push(s.map_err(|e| (out.len() as u64, e))? as f32 * scale);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `mono` at `rate` → 16 kHz.
+pub fn resample(mono: &[f32], rate: u32) -> Result<Vec<f32>, String> {
+    if rate == RATE {
+        return Ok(mono.to_vec());
+    }
+    let mut fft = Fft::<f32>::new(rate as usize, RATE as usize, 1024, 1, FixedSync::Both)
+        .map_err(|e| e.to_string())?;
+    let input = InterleavedSlice::new(mono, 1, mono.len()).map_err(|e| e.to_string())?;
+    let out = fft
+        .process_all(&input, mono.len(), None)
+        .map_err(|e| e.to_string())?;
+    Ok(out.take_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1 kHz tone survives 48 kHz → 16 kHz with its amplitude and length;
+    /// a 12 kHz tone (above the new Nyquist) is filtered out, not aliased.
+    #[test]
+    fn resampling_is_band_limited() {
+        let tone = |f: f32, rate: u32| -> Vec<f32> {
+            (0..rate)
+                .map(|i| (2.0 * std::f32::consts::PI * f * i as f32 / rate as f32).sin() * 0.5)
+                .collect()
+        };
+        let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+        let out = resample(&tone(1000.0, 48_000), 48_000).unwrap();
+        assert!(
+            (out.len() as i64 - 16_000).abs() <= 2,
+            "{} samples",
+            out.len()
+        );
+        let mid = &out[2000..14_000];
+        assert!(
+            (rms(mid) - 0.5 / 2f32.sqrt()).abs() < 0.01,
+            "rms {}",
+            rms(mid)
+        );
+        let aliased = resample(&tone(12_000.0, 48_000), 48_000).unwrap();
+        assert!(
+            rms(&aliased[2000..14_000]) < 0.005,
+            "rms {}",
+            rms(&aliased[2000..14_000])
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The D-Bus interface on a private `dbus-daemon`: methods routed through
+//! the socket's handlers, properties, error names, signals for events,
+//! introspection by `gdbus` and `busctl`, and a daemon that keeps serving
+//! its socket when there is no bus.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{json, Value};
+use support::{echo_engines_config, wait_until, Daemon, Home};
+use zbus::message::Type as MessageType;
+use zbus::{Connection, MatchRule, MessageStream, Proxy};
+
+const NAME: &str = "io.github.voxd";
+const PATH: &str = "/io/github/voxd/Assistant1";
+const IFACE: &str = "io.github.voxd.Assistant1";
+
+/// A private session bus, killed on drop.
+struct Bus {
+    child: Child,
+    address: String,
+}
+
+impl Bus {
+    fn start() -> Bus {
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("dbus-daemon is missing: run `bash scripts/bootstrap.sh test` (apt dbus)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line.trim().to_string();
+        assert!(address.starts_with("unix:"), "dbus-daemon said {line:?}");
+        Bus { child, address }
+    }
+
+    async fn connect(&self) -> Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .unwrap()
+            .build()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// voxd on `bus` (as its session bus unless `env` says otherwise), once it
+/// owns its name there.
+async fn voxd_on(bus: &Bus, conn: &Connection, config: &str, env: &[(&str, &str)]) -> Daemon {
+    let mut env = env.to_vec();
+    if !env.iter().any(|(k, _)| k.starts_with("DBUS_")) {
+        env.push(("DBUS_SESSION_BUS_ADDRESS", bus.address.as_str()));
+    }
+    let daemon = Daemon::start_with_env(Home::new(config), &env);
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.unwrap();
+    for _ in 0..1000 {
+        if dbus.name_has_owner(NAME.try_into().unwrap()).await.unwrap() {
+            return daemon;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("voxd never owned {NAME}:\n{}", daemon.log());
+}
+
+/// The next signal: (interface, member, message).
+async fn next_signal(signals: &mut MessageStream) -> (String, String, zbus::Message) {
+    let msg = tokio::time::timeout(Duration::from_secs(30), signals.next())
+        .await
+        .expect("a signal within 30 s")
+        .unwrap()
+        .unwrap();
+    let member = msg.header().member().unwrap().to_string();
+    let interface = msg.header().interface().unwrap().to_string();
+    (interface, member, msg)
+}
+
+async fn assistant(conn: &Connection) -> Proxy<'static> {
+    Proxy::new(conn, NAME, PATH, IFACE).await.unwrap()
+}
+
+/// The D-Bus error name of a failed call.
+fn error_name(result: zbus::Result<impl std::fmt::Debug>) -> (String, String) {
+    match result {
+        Err(zbus::Error::MethodError(name, desc, _)) => {
+            (name.to_string(), desc.unwrap_or_default())
+        }
+        other => panic!("expected a D-Bus error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_and_properties_run_the_socket_commands() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let daemon = voxd_on(&bus, &conn, &echo_engines_config(""), &[]).await;
+    let voxd = assistant(&conn).await;
+
+    let protocol: u32 = voxd.call("Ping", &()).await.unwrap();
+    assert_eq!(protocol, 1);
+
+    let status: String = voxd.call("Status", &()).await.unwrap();
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["pid"], json!(daemon.child.id()));
+    assert_eq!(status["profile"], "tiny");
+
+    let profile: String = voxd.get_property("Profile").await.unwrap();
+    assert_eq!(profile, "tiny");
+    let state: String = voxd.get_property("State").await.unwrap();
+    assert_eq!(state, "running");
+    let version: String = voxd.get_property("Version").await.unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+
+    // Engines start for real through D-Bus, and the socket sees it.
+    let started: String = voxd.call("StartEngine", &("stt",)).await.unwrap();
+    let started: Value = serde_json::from_str(&started).unwrap();
+    assert_eq!(started["engine"]["state"], "ready", "{started}");
+    let pid = started["engine"]["pid"].as_u64().unwrap();
+    let seen = daemon.connect().ok("status", json!({}));
+    assert_eq!(seen["engines"][0]["pid"], json!(pid), "{seen}");
+    let stopped: String = voxd.call("StopEngine", &("stt",)).await.unwrap();
+    assert!(stopped.contains("\"stopped\""), "{stopped}");
+
+    // The generic Call reaches every socket command, arguments and all.
+    let config: String = voxd.call("Call", &("config", "")).await.unwrap();
+    assert!(config.contains("\"origins\""));
+    let engine: String = voxd
+        .call("Call", &("engine", r#"{"name":"llm","action":"stop"}"#))
+        .await
+        .unwrap();
+    assert!(engine.contains("\"llm\""), "{engine}");
+
+    // Errors carry the socket's code as a D-Bus error name.
+    let (name, desc) = error_name(voxd.call::<_, _, String>("StartEngine", &("tts",)).await);
+    assert_eq!(name, "io.github.voxd.Error.InvalidParams");
+    assert!(desc.contains("tts"), "{desc}");
+    let (name, desc) = error_name(voxd.call::<_, _, String>("Call", &("fly", "")).await);
+    assert_eq!(name, "io.github.voxd.Error.UnknownCommand");
+    assert!(desc.contains("status"), "lists the commands: {desc}");
+    let (name, _) = error_name(voxd.call::<_, _, String>("Call", &("status", "[1]")).await);
+    assert_eq!(name, "io.github.voxd.Error.InvalidParams");
+    let (name, _) = error_name(voxd.call::<_, _, String>("Call", &("ping", "{nope")).await);
+    assert_eq!(name, "io.github.voxd.Error.InvalidParams");
+
+    // One code path: D-Bus calls are counted like socket requests.
+    let metrics: String = voxd.call("Metrics", &()).await.unwrap();
+    for line in [
+        "voxd_requests_total{command=\"ping\",code=\"ok\"} 1",
+        "voxd_requests_total{command=\"engine\",code=\"invalid_params\"} 1",
+        "voxd_requests_total{command=\"invalid\",code=\"invalid_params\"} 1",
+        "voxd_requests_total{command=\"invalid\",code=\"unknown_command\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_become_signals() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let mut daemon = voxd_on(&bus, &conn, &echo_engines_config(""), &[]).await;
+    let voxd = assistant(&conn).await;
+    let rule = MatchRule::builder()
+        .msg_type(MessageType::Signal)
+        .sender(NAME)
+        .unwrap()
+        .path(PATH)
+        .unwrap()
+        .build();
+    let mut signals = MessageStream::for_match_rule(rule, &conn, None)
+        .await
+        .unwrap();
+    let _: String = voxd.call("StartEngine", &("stt",)).await.unwrap();
+    let mut typed = vec![];
+    let mut generic = vec![];
+    while typed.len() < 2 || generic.len() < 2 {
+        let (interface, member, msg) = next_signal(&mut signals).await;
+        assert_eq!(interface, IFACE);
+        match member.as_str() {
+            "EngineStateChanged" => {
+                let (engine, state, pid, error): (String, String, u32, String) =
+                    msg.body().deserialize().unwrap();
+                assert_eq!((engine.as_str(), error.as_str()), ("stt", ""));
+                assert_eq!(
+                    pid > 0,
+                    state == "ready" || state == "starting",
+                    "{state} {pid}"
+                );
+                typed.push(state);
+            }
+            "Event" => {
+                let (name, data): (String, String) = msg.body().deserialize().unwrap();
+                if name == "daemon.ready" {
+                    continue; // published as the daemon came up, racing our match rule
+                }
+                assert_eq!(name, "engine.state");
+                let data: Value = serde_json::from_str(&data).unwrap();
+                generic.push(data["state"].as_str().unwrap().to_string());
+            }
+            other => panic!("unexpected signal {other}"),
+        }
+    }
+    assert_eq!(typed, ["starting", "ready"]);
+    assert_eq!(generic, typed);
+
+    // Shutting down over D-Bus: the State property changes, the event goes
+    // out as a signal, and the daemon exits cleanly.
+    voxd.call::<_, _, ()>("Shutdown", &()).await.unwrap();
+    let mut saw_event = false;
+    let mut saw_state = false;
+    while !(saw_event && saw_state) {
+        let (interface, member, msg) = next_signal(&mut signals).await;
+        match (interface.as_str(), member.as_str()) {
+            (IFACE, "Event") => {
+                let (name, data): (String, String) = msg.body().deserialize().unwrap();
+                if name == "daemon.shutdown" {
+                    assert!(data.contains("shutdown command"), "{data}");
+                    saw_event = true;
+                }
+            }
+            ("org.freedesktop.DBus.Properties", "PropertiesChanged") => {
+                let body = msg.body();
+                let (iface, changed, _): (
+                    String,
+                    std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+                    Vec<String>,
+                ) = body.deserialize().unwrap();
+                assert_eq!(iface, IFACE);
+                let state: String = changed["State"].clone().try_into().unwrap();
+                assert_eq!(state, "stopping");
+                saw_state = true;
+            }
+            _ => {}
+        }
+    }
+    assert!(daemon.wait_exit().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gdbus_and_busctl_introspect_and_call_it() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let _daemon = voxd_on(&bus, &conn, &echo_engines_config(""), &[]).await;
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (ok, out, err) = run(Command::new("gdbus").args([
+        "introspect",
+        "--address",
+        &bus.address,
+        "--dest",
+        NAME,
+        "--object-path",
+        PATH,
+    ]));
+    assert!(ok, "gdbus introspect failed: {err}");
+    for needle in [
+        "interface io.github.voxd.Assistant1 {",
+        "Ping(out u ",
+        "Status(out s ",
+        "StartEngine(in  s name,",
+        "Call(in  s command,",
+        "EngineStateChanged(s engine,",
+        "Event(s name,",
+        "readonly s Profile = 'tiny';",
+        "readonly s State = 'running';",
+    ] {
+        assert!(out.contains(needle), "no {needle:?} in\n{out}");
+    }
+
+    let (ok, out, err) = run(Command::new("busctl").args([
+        &format!("--address={}", bus.address),
+        "introspect",
+        NAME,
+        PATH,
+        IFACE,
+    ]));
+    assert!(ok, "busctl introspect failed: {err}");
+    for needle in [".Metrics", ".Shutdown", ".EngineStateChanged", ".Profile"] {
+        assert!(out.contains(needle), "no {needle:?} in\n{out}");
+    }
+
+    let (ok, out, _) = run(Command::new("busctl").args([
+        &format!("--address={}", bus.address),
+        "call",
+        NAME,
+        PATH,
+        IFACE,
+        "Ping",
+    ]));
+    assert!(ok);
+    assert_eq!(out.trim(), "u 1");
+
+    let (ok, _, err) = run(Command::new("gdbus").args([
+        "call",
+        "--address",
+        &bus.address,
+        "--dest",
+        NAME,
+        "--object-path",
+        PATH,
+        "--method",
+        "io.github.voxd.Assistant1.StartEngine",
+        "tts",
+    ]));
+    assert!(!ok);
+    assert!(err.contains("io.github.voxd.Error.InvalidParams"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_bus_is_a_config_choice() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let config = echo_engines_config("\n[dbus]\nbus = \"system\"\n");
+    let daemon = voxd_on(
+        &bus,
+        &conn,
+        &config,
+        &[("DBUS_SYSTEM_BUS_ADDRESS", bus.address.as_str())],
+    )
+    .await;
+    let voxd = assistant(&conn).await;
+    let protocol: u32 = voxd.call("Ping", &()).await.unwrap();
+    assert_eq!(protocol, 1);
+    assert!(daemon.log().contains("bus=System"), "{}", daemon.log());
+}
+
+#[test]
+fn without_a_bus_voxd_warns_and_keeps_serving_its_socket() {
+    let home = Home::new(&echo_engines_config(""));
+    let missing = home.path().join("no-bus");
+    let address = format!("unix:path={}", missing.display());
+    let mut daemon = Daemon::start_with_env(home, &[("DBUS_SESSION_BUS_ADDRESS", &address)]);
+    wait_until("the D-Bus warning", || {
+        daemon.log().contains("no D-Bus interface")
+    });
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+    assert!(daemon.log().contains("still serving on the control socket"));
+    assert!(daemon.terminate().success());
+
+    // `off` means no attempt and no warning.
+    let config = echo_engines_config("\n[dbus]\nbus = \"off\"\n");
+    let mut daemon = Daemon::start_with_env(
+        Home::new(&config),
+        &[("DBUS_SESSION_BUS_ADDRESS", &address)],
+    );
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+    assert!(daemon.terminate().success());
+    assert!(!daemon.log().contains("D-Bus"), "{}", daemon.log());
+}

@@ -1,0 +1,252 @@
+//! Metrics over the socket (`metrics`, `voxd metrics`) and over the
+//! optional HTTP endpoint, parsed as Prometheus text; `/health`; and the
+//! loopback-only rule.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{echo_engines_config, wait_until, Daemon, Home};
+
+/// Parses Prometheus text and returns (metric name, labels, value) samples.
+fn parse(text: &str) -> Vec<prometheus_parse::Sample> {
+    // Every line is a comment, a sample, or the OpenMetrics end marker.
+    assert!(text.ends_with("# EOF\n"), "no EOF marker:\n{text}");
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines)
+        .expect("valid Prometheus text")
+        .samples
+}
+
+fn value(samples: &[prometheus_parse::Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)));
+    match found.map(|s| &s.value) {
+        Some(prometheus_parse::Value::Counter(v))
+        | Some(prometheus_parse::Value::Gauge(v))
+        | Some(prometheus_parse::Value::Untyped(v)) => *v,
+        other => panic!("no {metric}{labels:?} (found {other:?})"),
+    }
+}
+
+/// One HTTP/1.1 request: (status, content type, body).
+fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_owned())
+}
+
+const HTTP_ON: &str = "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
+
+#[test]
+fn the_socket_command_counts_requests_and_samples_the_daemon() {
+    let daemon = Daemon::start(&echo_engines_config(""));
+    let mut conn = daemon.connect();
+    conn.ok("status", json!({}));
+    conn.ok("status", json!({}));
+    conn.ok("engine", json!({"name": "stt", "action": "start"}));
+    conn.request("engine", json!({"name": "tts", "action": "start"}));
+    conn.request("fly", json!({}));
+
+    let reply = conn.ok("metrics", json!({}));
+    assert_eq!(reply["http"], Value::Null, "the endpoint is off by default");
+    assert!(reply["content_type"]
+        .as_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let samples = parse(reply["text"].as_str().unwrap());
+    let requests = |command, code| {
+        value(
+            &samples,
+            "voxd_requests_total",
+            &[("command", command), ("code", code)],
+        )
+    };
+    assert_eq!(requests("status", "ok"), 2.0);
+    assert_eq!(requests("engine", "ok"), 1.0);
+    assert_eq!(requests("engine", "invalid_params"), 1.0);
+    assert_eq!(requests("invalid", "unknown_command"), 1.0);
+    let status_latency = samples
+        .iter()
+        .find(|s| {
+            s.metric == "voxd_request_duration_seconds" && s.labels.get("command") == Some("status")
+        })
+        .expect("a latency histogram for status");
+    match &status_latency.value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.last().unwrap().count, 2.0, "{buckets:?}");
+        }
+        other => panic!("latency is not a histogram: {other:?}"),
+    }
+    // Ours, and the probe `Daemon::start` made to see the socket up.
+    assert_eq!(value(&samples, "voxd_connections_total", &[]), 2.0);
+    assert_eq!(value(&samples, "voxd_connections_open", &[]), 1.0);
+    // The metrics request itself is in flight.
+    assert_eq!(value(&samples, "voxd_requests_in_flight", &[]), 1.0);
+    assert!(value(&samples, "voxd_uptime_seconds", &[]) > 0.0);
+    assert!(value(&samples, "voxd_process_resident_memory_bytes", &[]) > 1e6);
+
+    // The engine the daemon started, as `status` reports it.
+    let status = conn.ok("status", json!({}));
+    let stt = &status["engines"][0];
+    assert_eq!(stt["name"], "stt");
+    let stt_rss = value(
+        &samples,
+        "voxd_engine_resident_memory_bytes",
+        &[("engine", "stt")],
+    );
+    assert!(stt_rss > 1e5, "worker RSS {stt_rss}");
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_engine_state",
+            &[("engine", "stt"), ("state", "ready")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_engine_state",
+            &[("engine", "stt"), ("state", "stopped")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_engine_state",
+            &[("engine", "llm"), ("state", "stopped")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "voxd_engine_restarts_total", &[("engine", "stt")]),
+        0.0
+    );
+    assert_eq!(
+        value(&samples, "voxd_engine_queue_depth", &[("engine", "llm")]),
+        0.0
+    );
+
+    // The CLI prints the same text.
+    let (ok, out, err) = daemon.home.run(&["metrics"]);
+    assert!(ok, "{err}");
+    let cli = parse(&out);
+    assert_eq!(
+        value(
+            &cli,
+            "voxd_requests_total",
+            &[("command", "metrics"), ("code", "ok")]
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn the_http_endpoint_serves_metrics_and_health() {
+    let daemon = Daemon::start(&echo_engines_config(HTTP_ON));
+    let mut conn = daemon.connect();
+    let addr = conn.ok("metrics", json!({}))["http"]
+        .as_str()
+        .expect("the endpoint's address")
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+
+    let (status, content_type, body) = http(&addr, "GET", "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let samples = parse(&body);
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_requests_total",
+            &[("command", "metrics"), ("code", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_engine_state",
+            &[("engine", "stt"), ("state", "stopped")]
+        ),
+        1.0
+    );
+
+    let (status, content_type, body) = http(&addr, "GET", "/health");
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(
+        health["engines"],
+        json!({"stt": "stopped", "llm": "stopped"})
+    );
+
+    assert_eq!(http(&addr, "GET", "/nope").0, 404);
+    assert_eq!(http(&addr, "POST", "/metrics").0, 405);
+    assert_eq!(http(&addr, "HEAD", "/health").0, 200);
+
+    // A crashed engine waiting out its backoff makes the daemon degraded.
+    conn.ok("engine", json!({"name": "stt", "action": "start"}));
+    let pid = conn.ok("status", json!({}))["engines"][0]["pid"]
+        .as_u64()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    wait_until("the crash to show in /health", || {
+        let (_, _, body) = http(&addr, "GET", "/health");
+        body.contains("\"degraded\"")
+    });
+    let (status, _, body) = http(&addr, "GET", "/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"stt\":\"backoff\""), "{body}");
+}
+
+#[test]
+fn the_endpoint_stays_on_loopback_unless_allowed() {
+    let home = Home::new(&echo_engines_config(
+        "\n[metrics]\nlisten = \"0.0.0.0:0\"\n",
+    ));
+    let out = home.voxd(&["serve"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.allow_remote"), "{err}");
+    assert!(!home.socket().exists(), "refused before serving");
+
+    let home = Home::new(&echo_engines_config(
+        "\n[metrics]\nlisten = \"0.0.0.0:0\"\nallow_remote = true\n",
+    ));
+    let daemon = Daemon::start_in(home);
+    let addr = daemon.connect().ok("metrics", json!({}))["http"]
+        .as_str()
+        .unwrap()
+        .replace("0.0.0.0", "127.0.0.1");
+    assert_eq!(http(&addr, "GET", "/health").0, 200);
+}
