@@ -7,6 +7,11 @@
 #   snr20/NN.wav    piper/NN.wav + white noise at 20 dB SNR (sox)
 #   snr10/NN.wav    piper/NN.wav + white noise at 10 dB SNR (sox)
 #   long.wav        every Piper clip in a row (for the partials and bench)
+#   wake/NN.wav     1.5 s silence, "Hey Jarvis.", 0.4 s pause, a question from
+#                   tests/fixtures/listen/questions.txt, 2.5 s silence; 16 kHz
+#                   mono; Piper for even NN, espeak-ng voices/rates for odd NN.
+#                   wake/NN.txt is the question, wake/NN.times its start and
+#                   end in seconds (speech trimmed of its own silence).
 #
 # Usage: scripts/stt-test-audio.sh OUT_DIR PIPER_MODEL_DIR PYTHON
 # Idempotent: a complete OUT_DIR (marked by .complete) is left alone.
@@ -17,12 +22,14 @@ piper_dir="$2"
 python="$3"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sentences="$repo/tests/fixtures/stt/sentences.txt"
+questions="$repo/tests/fixtures/listen/questions.txt"
 
-if [[ -f "$out/.complete" && "$out/.complete" -nt "$sentences" && "$out/.complete" -nt "${BASH_SOURCE[0]}" ]]; then
+# (A cache made by an older version of this script lacks wake/: remake it.)
+if [[ -f "$out/.complete" && -f "$out/wake/00.times" && "$out/.complete" -nt "$sentences" && "$out/.complete" -nt "$questions" && "$out/.complete" -nt "${BASH_SOURCE[0]}" ]]; then
   exit 0
 fi
 rm -rf "$out.tmp"
-mkdir -p "$out.tmp"/{espeak,piper,snr20,snr10}
+mkdir -p "$out.tmp"/{espeak,piper,snr20,snr10,wake}
 
 voices=(en-us en-gb en-us+m3 en-gb-x-rp en-us+f3)
 rates=(150 165 175 160 140)
@@ -48,7 +55,40 @@ while IFS= read -r line; do
 done < "$sentences"
 rm -f "$out.tmp/noise.wav"
 sox "$out.tmp"/piper/*.wav "$out.tmp/long.wav"
+
+# Wake-word clips. speak VOICE RATE TEXT OUT: 16 kHz mono speech trimmed of
+# its leading and trailing silence.
+speak() {
+  local raw="$out.tmp/raw.wav"
+  if [[ "$1" == piper ]]; then
+    printf '%s\n' "$3" | "$python" -m piper --model "$piper_dir/en_US-joe-medium.onnx" \
+      --output_file "$raw" >/dev/null 2>&1
+  else
+    espeak-ng -v "$1" -s "$2" -w "$raw" "$3"
+  fi
+  sox "$raw" -r 16000 -c 1 -b 16 "$4" silence 1 0.01 -45d reverse silence 1 0.01 -45d reverse
+  rm -f "$raw"
+}
+wake_voices=(piper en-us piper en-gb-x-rp piper en-us+f3 piper en-gb)
+wake_rates=(0 160 0 150 0 170 0 155)
+j=0
+while IFS= read -r line; do
+  [[ -z "$line" || "$line" == \#* ]] && continue
+  n=$(printf '%02d' "$j")
+  speak "${wake_voices[j % 8]}" "${wake_rates[j % 8]}" "Hey Jarvis." "$out.tmp/w.wav"
+  speak "${wake_voices[j % 8]}" "${wake_rates[j % 8]}" "$line" "$out.tmp/q.wav"
+  sox -n -r 16000 -c 1 -b 16 "$out.tmp/lead.wav" trim 0 1.5
+  sox -n -r 16000 -c 1 -b 16 "$out.tmp/gap.wav" trim 0 0.4
+  sox -n -r 16000 -c 1 -b 16 "$out.tmp/tail.wav" trim 0 2.5
+  sox "$out.tmp/lead.wav" "$out.tmp/w.wav" "$out.tmp/gap.wav" "$out.tmp/q.wav" "$out.tmp/tail.wav" \
+    "$out.tmp/wake/$n.wav"
+  printf '%s\n' "$line" > "$out.tmp/wake/$n.txt"
+  awk -v w="$(sox --i -D "$out.tmp/w.wav")" -v q="$(sox --i -D "$out.tmp/q.wav")" \
+    'BEGIN { s = 1.5 + w + 0.4; printf "%.3f %.3f\n", s, s + q }' > "$out.tmp/wake/$n.times"
+  j=$((j + 1))
+done < "$questions"
+rm -f "$out.tmp"/{w,q,lead,gap,tail}.wav
 touch "$out.tmp/.complete"
 rm -rf "$out"
 mv "$out.tmp" "$out"
-echo "generated $i sentences × 4 sets in $out" >&2
+echo "generated $i sentences × 4 sets and $j wake-word clips in $out" >&2

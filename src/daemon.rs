@@ -62,26 +62,37 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let listener = bind(&socket)?;
 
     let events = Events::new(EVENT_BACKLOG);
+    let metrics = Metrics::new();
     let engines = engine::Host::new(&config.config.engines, events.clone());
     // Always present: with no model installed it answers `NoModel`, which
     // `ask` turns into the extractive fallback (auto) or a clear error, and
     // `reload` picks up a model pulled while the daemon runs.
     let llm = Arc::new(LocalLlm::new(engines.clone(), &config.config));
-    let speaker = crate::speak::Speaker::new(&config.config, events.clone());
+    let speaker =
+        crate::speak::Speaker::new(&config.config, events.clone(), metrics.pipeline.clone());
     let shutdown = CancellationToken::new();
-    let rag = Rag::start(&config.config, events.clone(), shutdown.clone());
+    let rag = Rag::start(
+        &config.config,
+        events.clone(),
+        shutdown.clone(),
+        metrics.pipeline.clone(),
+    );
     let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
     let history = History::open(&history_path).map(Arc::new).map_err(|e| {
         tracing::error!(error = %e, "session history unavailable");
         e.to_string()
     });
-    let vision = start_vision(&config, &events)?;
+    let vision = start_vision(&config, &events, &rag, &metrics)?;
+    let stt: Arc<dyn crate::stt::Stt> = Arc::new(crate::stt::LocalStt::new(
+        engines.clone(),
+        config.config.clone(),
+    ));
+    let ear =
+        crate::listen::Listener::new(&config.config, events.clone(), stt.clone(), speaker.clone());
     let ctx = Arc::new(Context {
         events,
-        stt: Arc::new(crate::stt::LocalStt::new(
-            engines.clone(),
-            config.config.clone(),
-        )),
+        listener: ear,
+        stt,
         config,
         engines,
         speaker,
@@ -94,7 +105,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         shutdown,
         in_flight: Default::default(),
         connections: Default::default(),
-        metrics: Metrics::new(),
+        metrics,
         metrics_http: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
     });
     spawn_signal_handler(ctx.clone())?;
@@ -102,6 +113,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     if let Some(listener) = metrics_listener {
         tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
         tokio::spawn(metrics::http::serve(listener, ctx.clone()));
+    }
+    if ctx.config.config.assistant.voice_loop {
+        tokio::spawn(crate::pipeline::run(ctx.clone()));
     }
     tokio::spawn(vision::service::unload_when_idle(
         vision.clone(),
@@ -126,7 +140,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         serde_json::json!({ "pid": std::process::id() }),
     ));
     let manager = notify::ServiceManager::ready(&ctx, dbus.is_some());
+    ctx.listener.start_if_configured();
     Server::new(listener, ctx.clone()).run(grace).await;
+    ctx.listener.stop().await;
     ctx.engines.shutdown().await;
     if let Some(dbus) = dbus {
         dbus.close().await;
@@ -140,13 +156,25 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The captioning service; the RAG index is connected as its sink at merge.
-fn start_vision(config: &Loaded, events: &Events) -> Result<Arc<vision::Vision>, DaemonError> {
+/// The captioning service, with the RAG index as its caption sink. The
+/// index is brought in step with the image store in the background (it may
+/// have been rebuilt, or changed while voxd was down); that job is queued
+/// before any change the watcher makes, and reads the store when it runs.
+fn start_vision(
+    config: &Loaded,
+    events: &Events,
+    rag: &Arc<Rag>,
+    metrics: &Metrics,
+) -> Result<Arc<vision::Vision>, DaemonError> {
     let settings = vision::service::Settings::from_config(&config.config)
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    let vision = vision::Vision::open(settings, events.clone(), None)
+    let sink: Arc<dyn vision::CaptionSink> = rag.clone();
+    let vision = vision::Vision::open(settings, events.clone(), Some(sink))
+        .map(|v| Arc::new(v.with_metrics(metrics.pipeline.clone())))
         .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    Ok(Arc::new(vision))
+    let store = vision.clone();
+    rag.sync_captions(move || store.documents().map_err(|e| e.to_string()));
+    Ok(vision)
 }
 
 fn prepare_dir(socket: &Path, custom_socket: bool) -> Result<(), DaemonError> {

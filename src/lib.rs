@@ -21,8 +21,13 @@
 //! - [`speak`]: spoken replies: the sentence splitter, Piper voices on ONNX
 //!   Runtime with espeak-ng phonemes, and the playback queue with its
 //!   cancel API (`stop`).
-//! - [`audio`]: audio out: the `Sink` trait and its sinks (sound device via
-//!   cpal, WAV file, socket events), resampling.
+//! - [`audio`]: audio in (the `Source` trait: capture device, WAV file,
+//!   socket PCM, streaming conversion to 16 kHz mono) and audio out (the
+//!   `Sink` trait and its sinks: sound device via cpal, WAV file, socket
+//!   events), resampling.
+//! - [`listen`]: voxd's ear: audio sources → wake words (openWakeWord) +
+//!   VAD (Silero) → utterance endpointing → transcription, with the
+//!   [`listen::Listener`] handle (follow-ups, echo gate).
 //! - [`onnx`]: ONNX Runtime, found and loaded once for every ONNX model.
 //! - [`rag`]: retrieval over the notes folders: chunking, in-process
 //!   sentence embeddings, the SQLite index (FTS5 + vectors), hybrid ranking,
@@ -31,6 +36,9 @@
 //!   budget.
 //! - [`vision`]: image captions: BLIP on candle, image decoding, the folder
 //!   watcher and the caption store; captions feed the notes index.
+//! - [`pipeline`]: the assistant's turn: built-in intents, else `ask`; the
+//!   reply spoken while it is written; barge-in; the voice loop that
+//!   answers the listener's transcripts; per-stage timings.
 //! - [`events`]: the in-process event bus that the socket streams to subscribers.
 //! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
 //!   socket commands as methods and the events as signals.
@@ -54,10 +62,12 @@ pub mod daemon;
 pub mod dbus;
 pub mod engine;
 pub mod events;
+pub mod listen;
 pub mod llm;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod pipeline;
 pub mod rag;
 pub mod service;
 pub mod speak;

@@ -250,3 +250,118 @@ fn the_endpoint_stays_on_loopback_unless_allowed() {
         .replace("0.0.0.0", "127.0.0.1");
     assert_eq!(http(&addr, "GET", "/health").0, 200);
 }
+
+/// The last (+Inf) bucket of a histogram: how many observations it has.
+fn observations(samples: &[prometheus_parse::Sample], metric: &str) -> f64 {
+    let found = samples
+        .iter()
+        .find(|s| s.metric == metric)
+        .unwrap_or_else(|| panic!("no {metric}"));
+    match &found.value {
+        prometheus_parse::Value::Histogram(buckets) => buckets.last().unwrap().count,
+        other => panic!("{metric} is not a histogram: {other:?}"),
+    }
+}
+
+/// The pipeline's own metrics after real work: a transcription (whisper
+/// tiny.en in the real `voxd-stt`), a spoken reply (Piper), a question to
+/// the notes (MiniLM, SQLite) and a captioned image (the tiny BLIP).
+#[test]
+fn pipeline_metrics_follow_real_requests() {
+    let store = support::test_model("whisper-tiny.en")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let home = Home::new("");
+    let root = home.path().canonicalize().unwrap();
+    let (notes, images) = (root.join("notes"), root.join("images"));
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        notes.join("home.md"),
+        "# Home\n\nThe wifi password is kettle-47-moon.\n\nThe bins go out on Monday.\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[models]\ndir = {:?}\nsources = [\"pypi\"]\n\n\
+         [engines.stt]\ncommand = {:?}\n\n\
+         [tts]\nvoice = \"piper-en_US-joe-medium\"\n\n[audio]\noutput = \"null\"\n\n\
+         [rag]\nnotes = [{:?}]\ndebounce_ms = 200\n\n\
+         [vision]\nfolders = [{:?}]\nmodel = {:?}\nsettle_ms = 300\nidle_unload_secs = 0\n",
+        store.display().to_string(),
+        support::worker_bin("voxd-stt").display().to_string(),
+        notes.display().to_string(),
+        images.display().to_string(),
+        support::tiny_blip_model().display().to_string(),
+    );
+    std::fs::write(home.path().join("voxd.toml"), config).unwrap();
+    let daemon = Daemon::start_in(home);
+    let mut conn = daemon.connect();
+    let mut sub = daemon.connect();
+    sub.send_raw(b"{\"id\":\"s\",\"cmd\":\"subscribe\",\"events\":[\"image.\"]}\n");
+    assert_eq!(sub.read().unwrap()["ok"], json!(true));
+
+    let clip = support::test_audio().join("piper/00.wav");
+    let transcript = conn.ok("transcribe", json!({ "path": clip }));
+    assert!(!transcript["text"].as_str().unwrap().is_empty());
+    conn.ok(
+        "say",
+        json!({ "text": "Hello there. The weather is fine." }),
+    );
+    let answer = conn.ok(
+        "ask",
+        json!({ "question": "What is the wifi password?", "mode": "extractive" }),
+    );
+    assert!(answer["text"].as_str().unwrap().contains("kettle-47-moon"));
+    let image = images.join("a.png");
+    let mut png = std::io::Cursor::new(Vec::new());
+    support::tiny_blip::test_image(0, 64, 64)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    std::fs::write(&image, png.into_inner()).unwrap();
+    loop {
+        let msg = sub.read().expect("an image event");
+        if msg["event"] == json!("image.captioned") {
+            break;
+        }
+        assert_ne!(msg["event"], json!("image.error"), "{msg}");
+    }
+
+    let scrape = || {
+        let mut conn = daemon.connect();
+        parse(conn.ok("metrics", json!({}))["text"].as_str().unwrap())
+    };
+    let mut samples = scrape();
+    // The index gauges follow the indexer's jobs; the caption's job ends
+    // just after `image.captioned`.
+    wait_until("the index gauges count the caption", || {
+        samples = scrape();
+        value(&samples, "voxd_rag_index_images", &[]) == 1.0
+    });
+    assert_eq!(observations(&samples, "voxd_stt_real_time_factor"), 1.0);
+    assert_eq!(
+        observations(&samples, "voxd_stt_decode_duration_seconds"),
+        1.0
+    );
+    // Two sentences: two chunks, one first chunk.
+    assert_eq!(observations(&samples, "voxd_tts_real_time_factor"), 2.0);
+    assert_eq!(
+        observations(&samples, "voxd_tts_first_chunk_latency_seconds"),
+        1.0
+    );
+    assert!(observations(&samples, "voxd_rag_query_duration_seconds") >= 1.0);
+    assert_eq!(value(&samples, "voxd_rag_index_files", &[]), 1.0);
+    assert_eq!(value(&samples, "voxd_rag_index_chunks", &[]), 3.0);
+    assert_eq!(
+        value(
+            &samples,
+            "voxd_vision_captions_total",
+            &[("outcome", "captioned")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        observations(&samples, "voxd_vision_caption_duration_seconds"),
+        1.0
+    );
+}

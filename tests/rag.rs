@@ -39,19 +39,6 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A home whose notes folder is a copy of the fixture (config via `extra`)
 /// and whose daemon has no language model (`models.llm = []`, though the test store holds one):
 /// these tests pin down what voxd answers without a model; tests/llm.rs
@@ -63,7 +50,7 @@ fn home_with_notes(extra: &str) -> (Home, PathBuf) {
         .to_path_buf();
     let home = Home::new("");
     let notes = home.path().join("notes");
-    copy_dir(&fixtures(), &notes);
+    support::copy_dir(&fixtures(), &notes);
     let config = format!(
         "[models]\ndir = {:?}\nsources = [\"pypi\"]\nllm = []\n\n[rag]\nnotes = [{:?}]\ndebounce_ms = 200\n{extra}",
         store.display().to_string(),

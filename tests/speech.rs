@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{Conn, Daemon, Home};
+use support::{wait_until, Conn, Daemon, Home};
 
 /// Config with the test model store and extra TOML appended.
 fn config(extra: &str) -> String {
@@ -261,12 +261,16 @@ fn stop_interrupts_speech_and_clears_the_queue() {
     let long: String = (1..=12)
         .map(|i| format!("This is sentence number {i} of a long answer. "))
         .collect();
-    // Two utterances queued: the long one and one behind it.
+    // Two utterances queued: the long one, speaking, and one behind it.
     let mut first = daemon.connect();
     first.send_raw(format!("{}\n", json!({"id": "long", "cmd": "say", "text": long})).as_bytes());
+    next_event(&mut events, "speech.chunk");
     let mut second = daemon.connect();
     second.send_raw(b"{\"id\":\"next\",\"cmd\":\"say\",\"text\":\"Queued behind.\"}\n");
-    next_event(&mut events, "speech.chunk");
+    let mut status = daemon.connect();
+    wait_until("the second utterance is queued", || {
+        status.ok("status", json!({}))["speech"]["active"] == json!(2)
+    });
     let stopped = daemon.connect().ok("stop", json!({}));
     assert_eq!(stopped["stopped"], json!(true));
     let reply = first.read().unwrap();
@@ -312,8 +316,10 @@ fn speech_plays_through_an_alsa_device_resampled_to_its_rate() {
     );
     let (ok, stdout, stderr) = home.run(&["audio", "devices", "--json"]);
     assert!(ok, "{stderr}");
-    let devices: Vec<Value> = serde_json::from_str(&stdout).unwrap();
-    let device = devices
+    let devices: Value = serde_json::from_str(&stdout).unwrap();
+    let device = devices["outputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("outputs listed: {stdout}"))
         .iter()
         .find(|d| d["name"] == "voxd test output")
         .unwrap_or_else(|| panic!("the test device is listed: {stdout}"));

@@ -23,9 +23,11 @@ pub struct DeviceInfo {
     pub default: bool,
     pub sample_rate: Option<u32>,
     pub channels: Option<u16>,
+    /// The default stream's sample format (`f32`, `i16`, ...).
+    pub sample_format: Option<String>,
 }
 
-fn device_name(device: &cpal::Device) -> String {
+pub(super) fn device_name(device: &cpal::Device) -> String {
     device
         .description()
         .map(|d| d.name().to_string())
@@ -36,16 +38,38 @@ fn device_id(device: &cpal::Device) -> String {
     device.id().map(|id| id.to_string()).unwrap_or_default()
 }
 
+/// Capture or playback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
 /// The output devices of the default host.
 pub fn output_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    devices(Direction::Output)
+}
+
+/// The input (capture) devices of the default host.
+pub fn input_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    devices(Direction::Input)
+}
+
+fn devices(direction: Direction) -> Result<Vec<DeviceInfo>, AudioError> {
     let host = cpal::default_host();
-    let default_id = host.default_output_device().map(|d| device_id(&d));
-    let devices = host
-        .output_devices()
-        .map_err(|e| AudioError::Device(e.to_string()))?;
+    let (default, devices) = match direction {
+        Direction::Input => (host.default_input_device(), host.input_devices()),
+        Direction::Output => (host.default_output_device(), host.output_devices()),
+    };
+    let default_id = default.map(|d| device_id(&d));
+    let devices = devices.map_err(|e| AudioError::Device(e.to_string()))?;
     Ok(devices
         .map(|d| {
-            let config = d.default_output_config().ok();
+            let config = match direction {
+                Direction::Input => d.default_input_config(),
+                Direction::Output => d.default_output_config(),
+            }
+            .ok();
             let id = device_id(&d);
             DeviceInfo {
                 name: device_name(&d),
@@ -53,26 +77,35 @@ pub fn output_devices() -> Result<Vec<DeviceInfo>, AudioError> {
                 id,
                 sample_rate: config.as_ref().map(|c| c.sample_rate()),
                 channels: config.as_ref().map(|c| c.channels()),
+                sample_format: config.as_ref().map(|c| c.sample_format().to_string()),
             }
         })
         .collect())
 }
 
-fn find_device(name: &str) -> Result<cpal::Device, AudioError> {
+/// The device called `name` (by name or id), or the default one when
+/// `name` is empty.
+pub(super) fn find_device(name: &str, direction: Direction) -> Result<cpal::Device, AudioError> {
     let host = cpal::default_host();
     let missing = |message: String| AudioError::NoDevice {
         device: name.to_string(),
         message,
     };
+    let (default, devices, what) = match direction {
+        Direction::Input => (host.default_input_device(), host.input_devices(), "input"),
+        Direction::Output => (
+            host.default_output_device(),
+            host.output_devices(),
+            "output",
+        ),
+    };
     if name.is_empty() {
-        return host
-            .default_output_device()
-            .ok_or_else(|| missing("the system has no default output".into()));
+        return default.ok_or_else(|| missing(format!("the system has no default {what}")));
     }
-    let mut devices = host.output_devices().map_err(|e| missing(e.to_string()))?;
+    let mut devices = devices.map_err(|e| missing(e.to_string()))?;
     devices
         .find(|d| device_name(d) == name || device_id(d) == name)
-        .ok_or_else(|| missing("not among the output devices".into()))
+        .ok_or_else(|| missing(format!("not among the {what} devices")))
 }
 
 type Queue = Arc<Mutex<VecDeque<f32>>>;
@@ -84,7 +117,7 @@ pub struct DeviceSink {
 }
 
 pub fn open(options: &SinkOptions) -> Result<Box<dyn Sink>, AudioError> {
-    let device = find_device(options.device)?;
+    let device = find_device(options.device, Direction::Output)?;
     let supported = device
         .default_output_config()
         .map_err(|e| AudioError::NoDevice {

@@ -1,4 +1,5 @@
-//! Audio out: one [`Sink`] trait, one file per sink, and the [`SINKS`]
+//! Audio in ([`input`]: the `Source` trait and its sources) and audio out:
+//! one [`Sink`] trait, one file per sink, and the [`SINKS`]
 //! table that `audio.output` names an entry of (the way librespot registers
 //! its audio backends). Sinks are driven from the speech thread, never from
 //! the async runtime; [`resample`] converts rates with rubato.
@@ -7,6 +8,7 @@
 //! told to write, and the event bus (the socket sink).
 
 mod device;
+pub mod input;
 mod null;
 mod socket;
 mod wav;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 
 use crate::events::Events;
 
-pub use device::{output_devices, DeviceInfo};
+pub use device::{input_devices, output_devices, DeviceInfo};
 pub use wav::WavSink;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,19 @@ pub enum AudioError {
     #[error("no audio output device{}: {message}; list them with `voxd audio devices`, or write to a file with `voxd serve --audio-out FILE.wav`",
         if .device.is_empty() { String::new() } else { format!(" named {:?}", .device) })]
     NoDevice { device: String, message: String },
+    #[error("no audio input device{}: {message}; list them with `voxd audio devices`, or listen to a file with `voxd serve --audio-in FILE.wav`",
+        if .device.is_empty() { String::new() } else { format!(" named {:?}", .device) })]
+    NoInputDevice { device: String, message: String },
+    #[error("unknown audio input {name:?}; one of: {known}")]
+    UnknownSource { name: String, known: String },
+    #[error("listen.input = \"wav\" needs listen.file (or `voxd serve --audio-in FILE.wav`)")]
+    NoInputFile,
+    #[error("audio input: {0}")]
+    Input(String),
+    #[error("bad PCM chunk: {0}")]
+    BadPcm(String),
+    #[error("not listening to socket audio: start it with {{\"cmd\": \"listen\", \"action\": \"start\", \"input\": \"socket\"}}")]
+    NotStreaming,
     #[error("audio device error: {0}")]
     Device(String),
     #[error("cannot write {path}: {message}")]

@@ -1,13 +1,14 @@
-//! `voxd audio devices`: the sound output devices of this machine, by the
-//! name `audio.device` takes. Works without a daemon.
+//! `voxd audio devices`: the sound devices of this machine, inputs
+//! (`listen.device`) and outputs (`audio.device`), by the name those keys
+//! take. Works without a daemon.
 
-use crate::audio;
+use crate::audio::{self, DeviceInfo};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// List output devices.
+    /// List input and output devices.
     Devices {
-        /// Print JSON instead of a table.
+        /// Print JSON (`{"inputs": [...], "outputs": [...]}`) instead of tables.
         #[arg(long)]
         json: bool,
     },
@@ -15,15 +16,44 @@ pub enum Command {
 
 pub fn run(cmd: Command) -> anyhow::Result<()> {
     let Command::Devices { json } = cmd;
-    let devices = audio::output_devices()?;
+    let inputs = audio::input_devices();
+    let outputs = audio::output_devices();
     if json {
-        println!("{}", serde_json::to_string_pretty(&devices)?);
+        let list = |r: &Result<Vec<DeviceInfo>, audio::AudioError>| match r {
+            Ok(d) => serde_json::json!(d),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        let all = serde_json::json!({ "inputs": list(&inputs), "outputs": list(&outputs) });
+        println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
+    print_table(
+        "input devices (listen.device)",
+        &inputs,
+        "no input devices (listen to a file with `voxd serve --audio-in FILE.wav`, \
+         or stream PCM over the socket: listen.input = \"socket\")",
+    );
+    println!();
+    print_table(
+        "output devices (audio.device)",
+        &outputs,
+        "no output devices (write speech to a file with `voxd serve --audio-out FILE.wav`)",
+    );
+    Ok(())
+}
+
+fn print_table(title: &str, devices: &Result<Vec<DeviceInfo>, audio::AudioError>, none: &str) {
+    println!("{title}:");
+    let devices = match devices {
+        Ok(d) => d,
+        Err(e) => {
+            println!("  cannot list them: {e}");
+            println!("  {none}");
+            return;
+        }
+    };
     if devices.is_empty() {
-        println!(
-            "no output devices (write speech to a file with `voxd serve --audio-out FILE.wav`)"
-        );
+        println!("  {none}");
     }
     for d in devices {
         let format = match (d.sample_rate, d.channels) {
@@ -38,5 +68,4 @@ pub fn run(cmd: Command) -> anyhow::Result<()> {
             d.id
         );
     }
-    Ok(())
 }

@@ -12,12 +12,14 @@ mod engine;
 mod generate;
 mod history;
 mod images;
+mod listen;
 mod metrics;
 pub mod models;
 mod notes;
 mod ping;
 mod reload;
 mod rag;
+mod respond;
 mod say;
 mod serve;
 mod service;
@@ -88,6 +90,10 @@ enum Command {
     Audio(audio::Command),
     /// Print the transcript of a WAV file (the daemon reads the file).
     Transcribe(transcribe::Args),
+    /// One assistant turn on text, as if spoken: intents, else ask; spoken reply.
+    Respond(respond::Args),
+    /// Listen to the microphone for wake words and questions (--stop, --status).
+    Listen(listen::Args),
     /// Ask a question; answers from your notes with citations.
     Ask(ask::Args),
     /// Search, reindex or inspect the notes index.
@@ -164,6 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop => stop::run(&load()?),
         Command::Audio(cmd) => audio::run(cmd),
         Command::Transcribe(args) => transcribe::run(args, &load()?),
+        Command::Respond(args) => respond::run(args, &load()?),
+        Command::Listen(args) => listen::run(args, &load()?),
         Command::Ask(args) => ask::run(args, &load()?),
         Command::Notes(cmd) => notes::run(cmd, &load()?),
         Command::Rag(args) => rag::run(args, &load()?),

@@ -116,6 +116,7 @@ fn print_status(out: &mut impl Write, s: &Value) -> anyhow::Result<()> {
     )?;
     writeln!(out, "index:       {}", s["index"].as_str().unwrap_or(""))?;
     writeln!(out, "files:       {}", s["files"])?;
+    writeln!(out, "images:      {}", s["images"])?;
     writeln!(
         out,
         "chunks:      {} ({} embedded)",

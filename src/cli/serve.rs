@@ -22,6 +22,10 @@ pub struct Args {
     /// (sets audio.output = "wav" and audio.file).
     #[arg(long, value_name = "FILE.wav")]
     audio_out: Option<std::path::PathBuf>,
+    /// Listen to this WAV file as if it were the microphone, from start-up
+    /// (sets listen.input = "wav", listen.file and listen.start).
+    #[arg(long, value_name = "FILE.wav")]
+    audio_in: Option<std::path::PathBuf>,
     /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
     #[arg(long = "notes", value_name = "DIR")]
     notes: Vec<std::path::PathBuf>,
@@ -49,6 +53,15 @@ impl Args {
                 "audio.file".into(),
                 toml::Value::String(file.display().to_string()),
             ));
+        }
+        if let Some(file) = &self.audio_in {
+            let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+            flags.push(("listen.input".into(), toml::Value::String("wav".into())));
+            flags.push((
+                "listen.file".into(),
+                toml::Value::String(file.display().to_string()),
+            ));
+            flags.push(("listen.start".into(), toml::Value::Boolean(true)));
         }
         if !self.notes.is_empty() {
             let dirs = self

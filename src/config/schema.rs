@@ -17,10 +17,12 @@ pub struct Config {
     pub tts: TtsConfig,
     pub audio: AudioConfig,
     pub stt: SttConfig,
+    pub listen: ListenConfig,
     pub dbus: DbusConfig,
     pub metrics: MetricsConfig,
     pub rag: RagConfig,
     pub conversation: ConversationConfig,
+    pub assistant: AssistantConfig,
     pub vision: VisionConfig,
 }
 
@@ -102,6 +104,31 @@ pub struct SttConfig {
     pub fit_audio_ctx: bool,
     pub audio_ctx_margin_ms: u32,
     pub partial_interval_ms: u32,
+}
+
+/// The microphone loop (`[listen]`): audio input, VAD, wake words and
+/// utterance endpointing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// A source name from `audio::SOURCES`.
+    pub input: String,
+    pub device: String,
+    pub file: PathBuf,
+    pub start: bool,
+    /// Wake word names in the `models.wake` model, or paths to classifiers.
+    pub wake_words: Vec<String>,
+    pub wake_threshold: f32,
+    pub wake_refractory_ms: u64,
+    pub vad_threshold: f32,
+    pub vad_neg_threshold: f32,
+    pub min_speech_ms: u64,
+    pub hangover_ms: u64,
+    pub preroll_ms: u64,
+    pub wake_timeout_ms: u64,
+    pub max_utterance_secs: u64,
+    pub gate_while_speaking: bool,
+    pub threads: u32,
 }
 
 /// Where model files can come from.
@@ -296,6 +323,16 @@ pub struct ConversationConfig {
     /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
     pub history: PathBuf,
     pub max_turns: usize,
+}
+
+/// The assistant's turns (`src/pipeline`): the voice loop and `respond`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    pub voice_loop: bool,
+    /// Empty: spoken turns keep no history.
+    pub session: String,
+    pub followup_secs: f64,
 }
 
 /// `[vision]`: image captions for watched folders.

@@ -41,6 +41,8 @@ pub struct Context {
     pub engines: engine::Host,
     /// Spoken replies: the speech queue and its cancel API.
     pub speaker: crate::speak::Speaker,
+    /// The listening loop: microphone, wake words, VAD, utterances.
+    pub listener: crate::listen::Listener,
     /// Speech to text.
     pub stt: std::sync::Arc<dyn crate::stt::Stt>,
     /// The language model: the daemon's is [`crate::llm::LocalLlm`] (the
@@ -117,11 +119,9 @@ pub async fn execute(ctx: &Context, session: &Session, id: &Value, command: Comm
     outcome
 }
 
-/// Runs command `cmd` with `args` (a JSON object of its arguments, as on the
-/// socket) and returns its result: the socket protocol without the socket,
-/// for D-Bus. A command that streams events after its reply (`subscribe`)
-/// returns its reply; the stream ends with the call.
-pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, ControlError> {
+/// Parses command `cmd` with `args` (a JSON object of its arguments, as on
+/// the socket), counting a request that cannot be parsed.
+fn parse_call(ctx: &Context, cmd: &str, args: Value) -> Result<(Value, Command), ControlError> {
     let mut request = json!({ "id": 0, "cmd": cmd });
     let parsed = match (request.as_object_mut(), args) {
         (Some(request), Value::Object(args)) => {
@@ -135,10 +135,18 @@ pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, Contro
         )),
     }
     .and_then(|()| cmd::parse(&request.to_string()).map_err(|(_, e)| e));
-    let (id, command) = parsed.inspect_err(|e| {
+    parsed.inspect_err(|e| {
         ctx.metrics
             .count_request(crate::metrics::INVALID, e.code.as_str())
-    })?;
+    })
+}
+
+/// Runs command `cmd` with `args` (a JSON object of its arguments, as on the
+/// socket) and returns its result: the socket protocol without the socket,
+/// for D-Bus. A command that streams events after its reply (`subscribe`)
+/// returns its reply; the stream ends with the call.
+pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, ControlError> {
+    let (id, command) = parse_call(ctx, cmd, args)?;
     let (out, mut replies) = mpsc::channel(16);
     let closed = CancellationToken::new();
     let _end_stream = closed.clone().drop_guard();
@@ -158,4 +166,50 @@ pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, Contro
         ErrorCode::Internal,
         format!("`{cmd}` ended without a reply"),
     ))
+}
+
+/// Like [`call`], for a command that streams events *before* its reply
+/// (`ask`): each event goes to `events` as it comes. Cancelling `cancel`
+/// is what a client's disconnecting is to the command: it stops early.
+pub async fn call_streaming(
+    ctx: &Context,
+    cmd: &str,
+    args: Value,
+    events: mpsc::UnboundedSender<(String, Value)>,
+    cancel: CancellationToken,
+) -> Result<Value, ControlError> {
+    let (id, command) = parse_call(ctx, cmd, args)?;
+    let (out, mut replies) = mpsc::channel(16);
+    let session = Session {
+        out,
+        closed: cancel,
+    };
+    let run = async move {
+        // Boxed: `respond` runs `ask` through here, and `ask` could be any command.
+        let outcome = Box::pin(execute(ctx, &session, &id, command)).await;
+        drop(session);
+        outcome
+    };
+    let forward = async {
+        let mut reply = None;
+        while let Some(msg) = replies.recv().await {
+            match msg {
+                Message::Event { event, data, .. } => {
+                    let _ = events.send((event, data));
+                }
+                Message::Ok { result, .. } => reply = Some(Ok(result)),
+                Message::Err { error, .. } => reply = Some(Err(error)),
+            }
+        }
+        reply
+    };
+    let (outcome, sent) = tokio::join!(run, forward);
+    match (outcome?, sent) {
+        (Some(result), _) => Ok(result),
+        (None, Some(reply)) => reply,
+        (None, None) => Err(ControlError::new(
+            ErrorCode::Internal,
+            format!("`{cmd}` ended without a reply"),
+        )),
+    }
 }

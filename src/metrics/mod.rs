@@ -20,6 +20,12 @@
 //! `_total` appended by the encoder), keep the handle where the work is
 //! done and update it there. `ctx.metrics` reaches the registry from every
 //! command handler.
+//!
+//! The voice pipeline's own metrics (STT and TTS real-time factors and
+//! latencies, the notes index's size and query latency, captions) are the
+//! handles of [`Pipeline`], registered once by [`Metrics::new`]; the daemon
+//! gives a clone to each subsystem, which updates it where it already times
+//! its work.
 
 pub mod http;
 
@@ -90,6 +96,156 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
     connections: Counter,
+    /// The pipeline's metrics; clone it for a subsystem.
+    pub pipeline: Pipeline,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// Buckets for real-time factors (processing time / audio time): 0.005 to
+/// ~20, doubling.
+fn rtf_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+/// The voice pipeline's metrics, cheap to clone (each handle is shared).
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    stt_rtf: Histogram,
+    stt_decode: Histogram,
+    tts_rtf: Histogram,
+    tts_first_chunk: Histogram,
+    rag_query: Histogram,
+    rag_files: Gauge,
+    rag_images: Gauge,
+    rag_chunks: Gauge,
+    captions: Family<OutcomeLabels, Counter>,
+    caption_duration: Histogram,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            stt_rtf: rtf_histogram(),
+            stt_decode: latency_histogram(),
+            tts_rtf: rtf_histogram(),
+            tts_first_chunk: latency_histogram(),
+            rag_query: latency_histogram(),
+            rag_files: Gauge::default(),
+            rag_images: Gauge::default(),
+            rag_chunks: Gauge::default(),
+            captions: Family::default(),
+            caption_duration: latency_histogram(),
+        }
+    }
+}
+
+impl Pipeline {
+    fn register(&self, m: &Metrics) {
+        let secs = |name: &str, help: &str, h: &Histogram| {
+            m.register_with_unit(name, help, Unit::Seconds, h.clone());
+        };
+        m.register(
+            "stt_real_time_factor",
+            "Transcription time (request to transcript) / audio duration",
+            self.stt_rtf.clone(),
+        );
+        secs(
+            "stt_decode_duration",
+            "Time the STT engine spent decoding one transcription",
+            &self.stt_decode,
+        );
+        m.register(
+            "tts_real_time_factor",
+            "Synthesis time / audio duration, per spoken chunk",
+            self.tts_rtf.clone(),
+        );
+        secs(
+            "tts_first_chunk_latency",
+            "Start of an utterance (voice load included) to its first audio chunk",
+            &self.tts_first_chunk,
+        );
+        secs(
+            "rag_query_duration",
+            "Hybrid retrieval (embedding the query, BM25, cosine, fusion)",
+            &self.rag_query,
+        );
+        m.register(
+            "rag_index_files",
+            "Note files in the notes index",
+            self.rag_files.clone(),
+        );
+        m.register(
+            "rag_index_images",
+            "Image captions in the notes index",
+            self.rag_images.clone(),
+        );
+        m.register(
+            "rag_index_chunks",
+            "Chunks (notes and captions) in the notes index",
+            self.rag_chunks.clone(),
+        );
+        m.register(
+            "vision_captions",
+            "Watched images processed, by outcome (captioned, cached, failed)",
+            self.captions.clone(),
+        );
+        secs(
+            "vision_caption_duration",
+            "Decoding and captioning one image with the model",
+            &self.caption_duration,
+        );
+    }
+
+    /// One transcription: `audio_secs` of audio took `elapsed` in all, of
+    /// which the engine decoded for `decode`.
+    pub fn observe_stt(&self, audio_secs: f64, elapsed: Duration, decode: Duration) {
+        if audio_secs > 0.0 {
+            self.stt_rtf.observe(elapsed.as_secs_f64() / audio_secs);
+        }
+        self.stt_decode.observe(decode.as_secs_f64());
+    }
+
+    /// One synthesised chunk of `audio` that took `synth`.
+    pub fn observe_tts_chunk(&self, synth: Duration, audio: Duration) {
+        if !audio.is_zero() {
+            self.tts_rtf
+                .observe(synth.as_secs_f64() / audio.as_secs_f64());
+        }
+    }
+
+    /// An utterance's first chunk came `latency` after it started.
+    pub fn observe_tts_first_chunk(&self, latency: Duration) {
+        self.tts_first_chunk.observe(latency.as_secs_f64());
+    }
+
+    pub fn observe_rag_query(&self, elapsed: Duration) {
+        self.rag_query.observe(elapsed.as_secs_f64());
+    }
+
+    /// The notes index now holds these.
+    pub fn set_rag_index(&self, files: u64, images: u64, chunks: u64) {
+        let set = |g: &Gauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        set(&self.rag_files, files);
+        set(&self.rag_images, images);
+        set(&self.rag_chunks, chunks);
+    }
+
+    /// A watched image was processed: `captioned` (by the model, which took
+    /// `model_time`), `cached` (known content) or `failed`.
+    pub fn observe_caption(&self, outcome: &str, model_time: Option<Duration>) {
+        self.captions
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if let Some(t) = model_time {
+            self.caption_duration.observe(t.as_secs_f64());
+        }
+    }
 }
 
 /// The daemon's state at scrape time.
@@ -116,7 +272,9 @@ impl Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             connections: Counter::default(),
+            pipeline: Pipeline::default(),
         };
+        metrics.pipeline.register(&metrics);
         metrics.register(
             "requests",
             "Requests handled, by command and outcome (ok or the error code)",

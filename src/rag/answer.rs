@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::chunk::Lines;
 use super::embed::cosine;
 use super::index::SentenceRow;
+use super::DocKind;
 use crate::llm::{ChatMessage, ChatRole};
 
 /// What voxd says when the notes do not cover a question.
@@ -41,13 +42,15 @@ const HEADING_WEIGHT: f32 = 0.1;
 pub struct Source {
     /// 1-based number in the prompt.
     pub n: usize,
-    /// Absolute path of the note.
+    pub kind: DocKind,
+    /// Absolute path of the note, or of the captioned image.
     pub path: String,
-    /// Path relative to its notes folder, for display.
+    /// Path relative to its notes folder (an image's file name), for display.
     pub name: String,
     pub heading: String,
     pub lines: Lines,
-    /// Cosine similarity of the chunk to the question (0 without embeddings).
+    /// Cosine similarity of the chunk to the question (0 without
+    /// embeddings; 1 for the newest picture when the question asks for it).
     pub score: f32,
     pub sentences: Vec<SentenceRow>,
 }
@@ -57,6 +60,8 @@ pub struct Source {
 pub struct Citation {
     /// The source number in the prompt.
     pub n: usize,
+    /// `note`, or `image` (a caption: `path` is the image, lines 1-1).
+    pub kind: DocKind,
     pub path: String,
     pub name: String,
     pub line_start: u32,
@@ -269,6 +274,7 @@ pub fn best_sentence(
 pub fn cite_sentence(source: &Source, sentence: &SentenceRow) -> Citation {
     Citation {
         n: source.n,
+        kind: source.kind,
         path: source.path.clone(),
         name: source.name.clone(),
         line_start: sentence.lines.start,
@@ -281,6 +287,7 @@ pub fn cite_sentence(source: &Source, sentence: &SentenceRow) -> Citation {
 pub fn cite_source(source: &Source, text: &str) -> Citation {
     Citation {
         n: source.n,
+        kind: source.kind,
         path: source.path.clone(),
         name: source.name.clone(),
         line_start: source.lines.start,
@@ -695,6 +702,7 @@ mod tests {
     fn source(n: usize, name: &str, sentences: Vec<SentenceRow>) -> Source {
         Source {
             n,
+            kind: DocKind::Note,
             path: format!("/notes/{name}"),
             name: name.into(),
             heading: String::new(),

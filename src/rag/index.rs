@@ -5,8 +5,17 @@
 //! or after that file, never between. A monotonically increasing revision
 //! per sentence (kept when the sentence survives an edit) records
 //! modification order: "newer content wins". The index holds only what the
-//! notes can rebuild: an index that fails its integrity check is set aside
-//! and rebuilt. Owns the index file; touches nothing else.
+//! notes and the image store can rebuild: an index that fails its integrity
+//! check is set aside and rebuilt.
+//!
+//! Two kinds of documents share the tables: notes, keyed by their absolute
+//! path, and image captions, keyed by their document id (`image:` + the
+//! image's path, [`CaptionDoc::id_for`]). No note path starts with
+//! `image:`, so the notes' path and folder-prefix operations never touch a
+//! caption; [`Index::paths`] lists notes only. Owns the index file; touches
+//! nothing else.
+
+use crate::vision::CaptionDoc;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -134,7 +143,11 @@ pub struct ChunkRow {
 /// Totals for `notes status`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Totals {
+    /// Note files.
     pub files: u64,
+    /// Image caption documents.
+    pub images: u64,
+    /// Chunks of both.
     pub chunks: u64,
     pub with_vectors: u64,
     /// Unix seconds of the last change; `None` before the first.
@@ -263,15 +276,41 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// Every indexed path.
+    /// Every indexed note path (caption documents left out).
     pub fn paths(&self) -> Result<Vec<String>, IndexError> {
+        self.keys("SELECT path FROM files WHERE substr(path, 1, length(?1)) != ?1 ORDER BY path")
+    }
+
+    /// Every caption document id.
+    pub fn image_docs(&self) -> Result<Vec<String>, IndexError> {
+        self.keys("SELECT path FROM files WHERE substr(path, 1, length(?1)) = ?1 ORDER BY path")
+    }
+
+    fn keys(&self, sql: &str) -> Result<Vec<String>, IndexError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([CaptionDoc::ID_PREFIX], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>());
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// The chunks of the caption document indexed last (the newest picture):
+    /// documents are rows of `files`, and a replaced one is inserted anew, so
+    /// the highest row id is the most recently added.
+    pub fn newest_image(&self) -> Result<Vec<i64>, IndexError> {
         let conn = self.reader();
         let mut stmt = conn
-            .prepare("SELECT path FROM files ORDER BY path")
+            .prepare_cached(
+                "SELECT c.id FROM chunks c WHERE c.file_id = (
+                     SELECT id FROM files WHERE substr(path, 1, length(?1)) = ?1
+                     ORDER BY id DESC LIMIT 1)
+                 ORDER BY c.ord",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| r.get(0))
-            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>());
+            .query_map([CaptionDoc::ID_PREFIX], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>());
         rows.map_err(|e| self.err(e))
     }
 
@@ -427,19 +466,22 @@ impl Index {
     pub fn totals(&self) -> Result<Totals, IndexError> {
         self.reader()
             .query_row(
-                "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM chunks),
+                "SELECT (SELECT count(*) FROM files WHERE substr(path, 1, length(?1)) != ?1),
+                        (SELECT count(*) FROM files WHERE substr(path, 1, length(?1)) = ?1),
+                        (SELECT count(*) FROM chunks),
                         (SELECT count(*) FROM chunks WHERE vector IS NOT NULL),
                         (SELECT value FROM meta WHERE key = 'updated_at'),
                         (SELECT value FROM meta WHERE key = 'revision')",
-                [],
+                [CaptionDoc::ID_PREFIX],
                 |r| {
-                    let updated: i64 = r.get(3)?;
+                    let updated: i64 = r.get(4)?;
                     Ok(Totals {
                         files: r.get::<_, i64>(0)? as u64,
-                        chunks: r.get::<_, i64>(1)? as u64,
-                        with_vectors: r.get::<_, i64>(2)? as u64,
+                        images: r.get::<_, i64>(1)? as u64,
+                        chunks: r.get::<_, i64>(2)? as u64,
+                        with_vectors: r.get::<_, i64>(3)? as u64,
                         last_update: (updated > 0).then_some(updated as u64),
-                        revision: r.get(4)?,
+                        revision: r.get(5)?,
                     })
                 },
             )
@@ -666,6 +708,34 @@ mod tests {
         assert_eq!(index.totals().unwrap().chunks, 2);
         // The FTS table follows the deletes.
         assert_eq!(index.bm25("alpha", 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn caption_documents_stay_out_of_note_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(&dir.path().join("i.sqlite")).unwrap();
+        let c = chunk("alpha beta", Format::Plain);
+        index.replace_file(&update("/n/a.md", &c)).unwrap();
+        let cap = chunk("a dog on a red sofa", Format::Plain);
+        let first = CaptionDoc::id_for(Path::new("/n/old.png"));
+        let second = CaptionDoc::id_for(Path::new("/pics/new.png"));
+        index.replace_file(&update(&first, &cap)).unwrap();
+        index.replace_file(&update(&second, &cap)).unwrap();
+        assert_eq!(index.paths().unwrap(), ["/n/a.md"]);
+        assert_eq!(index.image_docs().unwrap(), [first.clone(), second.clone()]);
+        let totals = index.totals().unwrap();
+        assert_eq!((totals.files, totals.images, totals.chunks), (1, 2, 3));
+        // The notes folder going away takes its notes, not the captions.
+        assert_eq!(index.remove("/n").unwrap().removed.len(), 1);
+        assert_eq!(index.rename("/pics", "/moved").unwrap(), 0);
+        assert_eq!(index.image_docs().unwrap().len(), 2);
+        // The newest caption is the one indexed last; replacing the older
+        // one makes it the newest.
+        let newest = index.chunks(&index.newest_image().unwrap()).unwrap();
+        assert_eq!(newest[0].path, second);
+        index.replace_file(&update(&first, &cap)).unwrap();
+        let newest = index.chunks(&index.newest_image().unwrap()).unwrap();
+        assert_eq!(newest[0].path, first);
     }
 
     #[test]

@@ -5,10 +5,17 @@
 //! sources into grounded answers.
 //!
 //! [`Rag`] is the running service: one indexer task applies every change
-//! (a full rescan at start, then the watcher's batches) in order, so the
-//! index has a single writer; queries read concurrently. The embedder is
-//! loaded on first use. Owns the index file and the watcher; reaches the
-//! model store (read-only) and the event bus.
+//! (a full rescan at start, then the watcher's batches, and the image
+//! captions it receives as the vision service's [`CaptionSink`]) in order,
+//! so the index has a single writer; queries read concurrently. The
+//! embedder is loaded on first use. Owns the index file and the watcher;
+//! reaches the model store (read-only) and the event bus.
+//!
+//! Image captions are documents of their own kind ([`DocKind::Image`]): one
+//! chunk per caption, embedded like a note, cited as the image file at
+//! line 1. The notes rescan and watcher never touch them; the vision service adds,
+//! replaces and removes them, and [`Rag::sync_captions`] brings them in step
+//! with the image store at start.
 
 pub mod answer;
 pub mod chunk;
@@ -30,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RagConfig};
 use crate::events::{Event, Events};
+use crate::metrics::Pipeline;
 use crate::models::{self, Manifest, Role, Store};
+use crate::vision::{CaptionDoc, CaptionSink, SinkError};
 use answer::{At, Source};
 use chunk::Format;
 use embed::Pool;
@@ -66,6 +75,43 @@ pub enum Job {
     Changed(Vec<PathBuf>),
     /// A file or folder was renamed.
     Renamed(PathBuf, PathBuf),
+    /// A change to the image captions, answered when applied.
+    Caption(CaptionJob, Option<oneshot::Sender<Result<(), String>>>),
+}
+
+/// Where the caption documents come from for [`CaptionJob::Sync`].
+pub type CaptionSource = Box<dyn FnOnce() -> Result<Vec<CaptionDoc>, String> + Send>;
+
+/// A change from the image captioner.
+pub enum CaptionJob {
+    /// Add or replace one caption document.
+    Upsert(CaptionDoc),
+    /// Remove the caption document with this id.
+    Remove(String),
+    /// Make the caption documents exactly what the source gives (read when
+    /// the job runs, so no change queued before it is undone), oldest first.
+    Sync(CaptionSource),
+}
+
+impl std::fmt::Debug for CaptionJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptionJob::Upsert(doc) => f.debug_tuple("Upsert").field(&doc.doc_id).finish(),
+            CaptionJob::Remove(id) => f.debug_tuple("Remove").field(id).finish(),
+            CaptionJob::Sync(_) => f.write_str("Sync"),
+        }
+    }
+}
+
+/// What an indexed document is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocKind {
+    /// A note file: cited by path and line range.
+    #[default]
+    Note,
+    /// An image's caption: cited as the image file, lines 1-1.
+    Image,
 }
 
 /// What a rescan did.
@@ -93,7 +139,11 @@ pub struct Status {
     pub enabled: bool,
     pub folders: Vec<String>,
     pub index: String,
+    /// Note files indexed.
     pub files: u64,
+    /// Image captions indexed.
+    pub images: u64,
+    /// Chunks of notes and captions.
     pub chunks: u64,
     pub embedded_chunks: u64,
     /// Unix seconds of the last change to the index.
@@ -107,7 +157,10 @@ pub struct Status {
 /// One retrieved chunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
+    pub kind: DocKind,
+    /// The note, or the captioned image.
     pub path: String,
+    /// Relative to its notes folder; an image's file name.
     pub name: String,
     pub heading: String,
     pub line_start: u32,
@@ -119,6 +172,10 @@ pub struct Hit {
     pub cosine: Option<f32>,
     pub bm25_rank: Option<usize>,
     pub cosine_rank: Option<usize>,
+    /// The newest picture, put first because the query asks for the latest
+    /// one ([`rank::asks_for_latest_image`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub latest: bool,
     #[serde(skip)]
     pub chunk: ChunkRow,
 }
@@ -156,12 +213,18 @@ pub struct Rag {
     state: Mutex<State>,
     jobs: mpsc::UnboundedSender<Job>,
     events: Events,
+    metrics: Pipeline,
 }
 
 impl Rag {
     /// Starts the service: opens the index, then (in the background) runs
     /// a full rescan and watches the notes folders until `shutdown`.
-    pub fn start(config: &Config, events: Events, shutdown: CancellationToken) -> Arc<Rag> {
+    pub fn start(
+        config: &Config,
+        events: Events,
+        shutdown: CancellationToken,
+        metrics: Pipeline,
+    ) -> Arc<Rag> {
         let cfg = config.rag.clone();
         let roots: Vec<PathBuf> = cfg
             .notes
@@ -184,6 +247,7 @@ impl Rag {
             state: Mutex::new(State::default()),
             jobs: tx,
             events,
+            metrics,
         });
         if !rag.roots.is_empty() {
             let _ = rag.jobs.send(Job::Rescan(None));
@@ -279,6 +343,16 @@ impl Rag {
         loaded.as_ref().ok()
     }
 
+    /// Puts the index's size in the metrics (after each indexer job).
+    async fn count(&self) {
+        let Ok(index) = self.index().await else {
+            return;
+        };
+        if let Ok(Ok(t)) = tokio::task::spawn_blocking(move || index.totals()).await {
+            self.metrics.set_rag_index(t.files, t.images, t.chunks);
+        }
+    }
+
     /// Runs a full rescan now and waits for it.
     pub async fn reindex(&self) -> Result<ScanReport, RagError> {
         let (tx, rx) = oneshot::channel();
@@ -313,6 +387,7 @@ impl Rag {
             folders: self.roots.iter().map(|p| p.display().to_string()).collect(),
             index: self.index_path.display().to_string(),
             files: totals.as_ref().map_or(0, |t| t.files),
+            images: totals.as_ref().map_or(0, |t| t.images),
             chunks: totals.as_ref().map_or(0, |t| t.chunks),
             embedded_chunks: totals.as_ref().map_or(0, |t| t.with_vectors),
             last_update: totals.as_ref().and_then(|t| t.last_update),
@@ -325,6 +400,7 @@ impl Rag {
 
     /// Hybrid search: BM25 and cosine rankings fused by RRF, best `k`.
     pub async fn search(&self, query: &str, k: usize) -> Result<(Vec<Hit>, Vec<f32>), RagError> {
+        let started = Instant::now();
         let index = self.index().await?;
         let qvec = match self.embedder().await {
             Some((_, pool)) => pool
@@ -355,7 +431,20 @@ impl Rag {
                 scores,
             )
         };
-        let fused = rank::rrf(&[&bm25, &cosine]);
+        let mut fused = rank::rrf(&[&bm25, &cosine]);
+        let latest = if rank::asks_for_latest_image(query) {
+            let index = index.clone();
+            tokio::task::spawn_blocking(move || index.newest_image())
+                .await
+                .map_err(|e| RagError::Internal(e.to_string()))??
+        } else {
+            Vec::new()
+        };
+        if !latest.is_empty() {
+            let top = fused.first().map_or(0.0, |(_, s)| *s);
+            fused.retain(|(id, _)| !latest.contains(id));
+            fused.splice(0..0, latest.iter().map(|id| (*id, top)));
+        }
         let ids: Vec<i64> = fused.iter().take(k).map(|(id, _)| *id).collect();
         let rows = tokio::task::spawn_blocking(move || index.chunks(&ids))
             .await
@@ -364,8 +453,11 @@ impl Rag {
         let hits = rows
             .into_iter()
             .map(|row| Hit {
+                kind: self.kind_of(&row.path),
                 name: self.display_name(&row.path),
-                path: row.path.clone(),
+                path: CaptionDoc::path_of(&row.path)
+                    .map_or_else(|| row.path.clone(), |p| p.display().to_string()),
+                latest: latest.contains(&row.id),
                 heading: row.heading.clone(),
                 line_start: row.lines.start,
                 line_end: row.lines.end,
@@ -377,22 +469,36 @@ impl Rag {
                 chunk: row,
             })
             .collect();
+        self.metrics.observe_rag_query(started.elapsed());
         Ok((hits, qvec))
     }
 
     /// Retrieves and prepares the sources for answering `question`.
+    /// A question about the latest picture is answered from that picture
+    /// alone: older pictures and notes that merely resemble the question
+    /// would only compete with it.
     pub async fn prepare(&self, question: &str) -> Result<Prepared, RagError> {
-        let (hits, query) = self.search(question, self.config.top_k).await?;
+        let (mut hits, query) = self.search(question, self.config.top_k).await?;
+        if hits.first().is_some_and(|h| h.latest) {
+            hits.retain(|h| h.latest);
+        }
         let sources: Vec<Source> = hits
             .into_iter()
             .enumerate()
             .map(|(i, hit)| Source {
                 n: i + 1,
+                kind: hit.kind,
                 path: hit.path,
                 name: hit.name,
                 heading: hit.heading,
                 lines: hit.chunk.lines,
-                score: hit.cosine.unwrap_or(0.0),
+                // What the question asks for by recency is relevant, whatever
+                // its words.
+                score: if hit.latest {
+                    1.0
+                } else {
+                    hit.cosine.unwrap_or(0.0)
+                },
                 sentences: hit.chunk.sentences,
             })
             .collect();
@@ -431,13 +537,47 @@ impl Rag {
         })
     }
 
-    /// `path` relative to the notes folder that holds it.
+    /// The most recently changed note in the notes folders ("read my last
+    /// note"), from the files themselves, not the index.
+    pub async fn latest_note(&self) -> Option<PathBuf> {
+        let roots = self.roots.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for root in &roots {
+                walk(root, &mut files);
+            }
+            files
+                .into_iter()
+                .max_by_key(|(path, mtime)| (*mtime, path.clone()))
+        })
+        .await
+        .ok()
+        .flatten()
+        .map(|(path, _)| path)
+    }
+
+    /// `path` relative to the notes folder that holds it; a caption
+    /// document's image file name.
     fn display_name(&self, path: &str) -> String {
+        if let Some(image) = CaptionDoc::path_of(path) {
+            return image.file_name().map_or_else(
+                || image.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+        }
         let p = Path::new(path);
         self.roots
             .iter()
             .find_map(|root| p.strip_prefix(root).ok())
             .map_or_else(|| path.to_string(), |rel| rel.display().to_string())
+    }
+
+    fn kind_of(&self, key: &str) -> DocKind {
+        if CaptionDoc::path_of(key).is_some() {
+            DocKind::Image
+        } else {
+            DocKind::Note
+        }
     }
 
     fn root_of(&self, path: &Path) -> Option<&PathBuf> {
@@ -491,8 +631,19 @@ impl Rag {
                         tracing::warn!(from = %from.display(), to = %to.display(), error = %e, "cannot apply this rename");
                     }
                 }
+                Job::Caption(job, reply) => {
+                    let what = format!("{job:?}");
+                    let result = self.apply_caption(job).await.map_err(|e| e.to_string());
+                    if let Err(e) = &result {
+                        tracing::warn!(job = %what, error = %e, "cannot apply this caption change");
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
             }
             self.state().indexing = !rx.is_empty();
+            self.count().await;
         }
         self.state().indexing = false;
     }
@@ -674,6 +825,24 @@ impl Rag {
             } => (text, hash, size, mtime_ns),
         };
         let chunks = chunk::chunk(&text, format);
+        let stored = Stored {
+            key: path.display().to_string(),
+            hash,
+            size,
+            mtime_ns,
+            model,
+        };
+        self.store(index, stored, chunks).await.map(Indexed::Chunks)
+    }
+
+    /// Embeds `chunks` and replaces the document's chunks with them (one
+    /// transaction), then updates the vector table. Returns the chunk count.
+    async fn store(
+        &self,
+        index: &Arc<Index>,
+        doc: Stored,
+        chunks: Vec<chunk::Chunk>,
+    ) -> Result<usize, RagError> {
         let vectors = match self.embedder().await {
             Some((_, pool)) => Some(
                 pool.embed(chunks.iter().map(chunk::Chunk::embed_text).collect())
@@ -684,14 +853,13 @@ impl Rag {
         let n = chunks.len();
         let changed = {
             let index = index.clone();
-            let path = path.display().to_string();
             tokio::task::spawn_blocking(move || {
                 index.replace_file(&FileUpdate {
-                    path: &path,
-                    hash: &hash,
-                    size,
-                    mtime_ns,
-                    embed_model: model.as_deref(),
+                    path: &doc.key,
+                    hash: &doc.hash,
+                    size: doc.size,
+                    mtime_ns: doc.mtime_ns,
+                    embed_model: doc.model.as_deref(),
                     chunks: &chunks,
                     vectors: vectors.as_deref(),
                 })
@@ -706,8 +874,123 @@ impl Rag {
         for (id, v) in &changed.added {
             table.insert(*id, v);
         }
-        Ok(Indexed::Chunks(n))
+        Ok(n)
     }
+
+    /// Applies one change from the image captioner.
+    async fn apply_caption(&self, job: CaptionJob) -> Result<(), RagError> {
+        let index = self.index().await?;
+        match job {
+            CaptionJob::Upsert(doc) => {
+                self.index_caption(&index, &doc).await?;
+            }
+            CaptionJob::Remove(doc_id) => {
+                self.remove(&index, &doc_id).await?;
+            }
+            CaptionJob::Sync(source) => {
+                let docs = tokio::task::spawn_blocking(source)
+                    .await
+                    .map_err(|e| RagError::Internal(e.to_string()))?
+                    .map_err(RagError::Internal)?;
+                let wanted: HashSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
+                let known = {
+                    let index = index.clone();
+                    tokio::task::spawn_blocking(move || index.image_docs())
+                        .await
+                        .map_err(|e| RagError::Internal(e.to_string()))??
+                };
+                let mut removed = 0;
+                for doc_id in known.iter().filter(|id| !wanted.contains(id.as_str())) {
+                    removed += self.remove(&index, doc_id).await?.min(1);
+                }
+                let mut added = 0;
+                for doc in &docs {
+                    added += usize::from(self.index_caption(&index, doc).await?);
+                }
+                tracing::info!(
+                    captions = docs.len(),
+                    added,
+                    removed,
+                    "image captions in step with the index"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Indexes one caption unless the same text is indexed already with the
+    /// same embedder. Returns whether it wrote.
+    async fn index_caption(&self, index: &Arc<Index>, doc: &CaptionDoc) -> Result<bool, RagError> {
+        let model = self.embedder().await.map(|(id, _)| id.clone());
+        let hash = hex::encode(Sha256::digest(doc.text.as_bytes()));
+        let known = {
+            let index = index.clone();
+            let key = doc.doc_id.clone();
+            tokio::task::spawn_blocking(move || index.file_state(&key))
+                .await
+                .map_err(|e| RagError::Internal(e.to_string()))??
+        };
+        if known.is_some_and(|k| k.hash == hash && k.embed_model == model) {
+            return Ok(false);
+        }
+        let mtime_ns = std::fs::metadata(&doc.path).map_or(0, |m| mtime_ns(&m));
+        let stored = Stored {
+            key: doc.doc_id.clone(),
+            hash,
+            size: doc.text.len() as u64,
+            mtime_ns,
+            model,
+        };
+        self.store(index, stored, chunk::chunk(&doc.text, Format::Plain))
+            .await?;
+        Ok(true)
+    }
+
+    /// Makes the caption documents exactly what `source` gives (the image
+    /// store's records, oldest first); queued behind earlier changes and
+    /// read when it runs.
+    pub fn sync_captions(
+        &self,
+        source: impl FnOnce() -> Result<Vec<CaptionDoc>, String> + Send + 'static,
+    ) {
+        let _ = self
+            .jobs
+            .send(Job::Caption(CaptionJob::Sync(Box::new(source)), None));
+    }
+
+    /// Sends a caption change to the indexer and waits until it is applied.
+    /// Blocks: call from a blocking thread (as [`CaptionSink`] promises).
+    fn caption_job(&self, job: CaptionJob) -> Result<(), SinkError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Job::Caption(job, Some(tx)))
+            .map_err(|_| SinkError(RagError::Stopped.to_string()))?;
+        rx.blocking_recv()
+            .map_err(|_| SinkError(RagError::Stopped.to_string()))?
+            .map_err(SinkError)
+    }
+}
+
+/// The vision service's captions become documents of the notes index; each
+/// call returns once the index holds the change (one transaction).
+impl CaptionSink for Rag {
+    fn upsert(&self, doc: &CaptionDoc) -> Result<(), SinkError> {
+        self.caption_job(CaptionJob::Upsert(doc.clone()))
+    }
+
+    fn remove(&self, doc_id: &str) -> Result<(), SinkError> {
+        self.caption_job(CaptionJob::Remove(doc_id.to_string()))
+    }
+}
+
+/// A document's key and stamp as the index stores them.
+struct Stored {
+    /// The note's path, or the caption's document id.
+    key: String,
+    hash: String,
+    size: u64,
+    mtime_ns: i64,
+    model: Option<String>,
 }
 
 enum Indexed {

@@ -128,9 +128,56 @@ pub fn rrf(rankings: &[&[i64]]) -> Vec<(i64, f32)> {
     scores
 }
 
+/// Whether `question` asks about the most recent picture ("what was in the
+/// last picture I saved?"): a word for a picture and a word for recency.
+/// Captions say what is in a picture, never when it came, so no ranking by
+/// content finds "the last one"; the caller puts the newest caption first.
+pub fn asks_for_latest_image(question: &str) -> bool {
+    const PICTURE: &[&str] = &[
+        "picture",
+        "pictures",
+        "photo",
+        "photos",
+        "photograph",
+        "image",
+        "images",
+        "screenshot",
+        "pic",
+        "snapshot",
+        "snap",
+    ];
+    const RECENT: &[&str] = &["last", "latest", "newest", "recent", "recently", "just"];
+    let words: Vec<String> = question
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .collect();
+    let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
+    has(PICTURE) && has(RECENT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_about_the_latest_picture_are_recognised() {
+        for q in [
+            "What was in the last picture I saved?",
+            "describe my latest photo",
+            "What's in the screenshot I just took?",
+            "most recent image?",
+        ] {
+            assert!(asks_for_latest_image(q), "{q}");
+        }
+        for q in [
+            "What is the wifi password?",
+            "Where is the picture frame?",
+            "When did I last water the roses?",
+            "the lastimage", // not a word of either kind
+        ] {
+            assert!(!asks_for_latest_image(q), "{q}");
+        }
+    }
 
     #[test]
     fn dot_product_matches_the_plain_sum() {

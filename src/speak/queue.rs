@@ -26,6 +26,7 @@ use crate::audio::{self, Interrupter, Sink, SinkOptions, WavSink};
 use crate::config::Config;
 use crate::config::{AudioConfig, ModelsConfig, OnnxConfig, TtsConfig};
 use crate::events::{Event, Events};
+use crate::metrics::Pipeline;
 
 /// How one utterance is to be spoken.
 #[derive(Debug, Clone, Default)]
@@ -119,7 +120,7 @@ impl Utterance {
 
 impl Speaker {
     /// Starts the speech thread. Nothing is loaded until the first utterance.
-    pub fn new(config: &Config, events: Events) -> Speaker {
+    pub fn new(config: &Config, events: Events, metrics: Pipeline) -> Speaker {
         let (jobs, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
@@ -139,6 +140,7 @@ impl Speaker {
                 models: config.models,
                 audio: config.audio,
                 events,
+                metrics,
                 shared: thread_shared,
                 voice: None,
                 sink: None,
@@ -268,6 +270,7 @@ struct SpeechThread {
     models: ModelsConfig,
     audio: AudioConfig,
     events: Events,
+    metrics: Pipeline,
     shared: Arc<Shared>,
     /// The loaded voice and the path it came from.
     voice: Option<(PathBuf, PiperVoice)>,
@@ -332,6 +335,7 @@ impl SpeechThread {
         if Self::cancelled(&shared, epoch) {
             return Ok(outcome); // stopped while queued
         }
+        let begun = Instant::now();
         self.load_voice(&options.voice)?;
         let mut file_sink = match &options.out {
             Some(path) => Some(WavSink::create(path)?),
@@ -380,13 +384,21 @@ impl SpeechThread {
             }
             let started = Instant::now();
             let mut samples = voice.synthesize(&text)?;
-            let synth_ms = started.elapsed().as_millis() as u64;
+            let synth = started.elapsed();
+            let synth_ms = synth.as_millis() as u64;
             if Self::cancelled(&shared, epoch) {
                 return Ok(outcome);
             }
             let spoken = samples.len() as u64;
+            self.metrics.observe_tts_chunk(
+                synth,
+                Duration::from_secs_f64(spoken as f64 / f64::from(rate)),
+            );
             samples.extend_from_slice(&silence);
             sink.write(&samples, rate)?;
+            if outcome.chunks == 0 {
+                self.metrics.observe_tts_first_chunk(begun.elapsed());
+            }
             outcome.chunks += 1;
             outcome.samples += samples.len() as u64;
             self.events.publish(Event::new(

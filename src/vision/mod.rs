@@ -73,9 +73,18 @@ pub struct CaptionDoc {
 }
 
 impl CaptionDoc {
+    /// What every caption document id starts with; no note path can (note
+    /// paths are absolute).
+    pub const ID_PREFIX: &'static str = "image:";
+
     /// The document id for the image at `path`.
     pub fn id_for(path: &Path) -> String {
-        format!("image:{}", path.display())
+        format!("{}{}", Self::ID_PREFIX, path.display())
+    }
+
+    /// The image path of a document id, or `None` for a note's id.
+    pub fn path_of(doc_id: &str) -> Option<&Path> {
+        doc_id.strip_prefix(Self::ID_PREFIX).map(Path::new)
     }
 }
 

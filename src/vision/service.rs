@@ -18,6 +18,7 @@ use super::decode::{self, DecodeLimits};
 use super::store::{self, Caption, Entry, FileMeta, Store, StoreError};
 use super::{CaptionDoc, CaptionError, CaptionSink, Captioner};
 use crate::events::{Event, Events};
+use crate::metrics::Pipeline;
 
 /// How the service captions; built from the `[vision]` config section.
 #[derive(Debug, Clone)]
@@ -100,6 +101,7 @@ pub struct Vision {
     model: Mutex<Slot>,
     events: Events,
     sink: Option<Arc<dyn CaptionSink>>,
+    metrics: Pipeline,
 }
 
 struct Slot {
@@ -149,7 +151,14 @@ impl Vision {
             }),
             events,
             sink,
+            metrics: Pipeline::default(),
         })
+    }
+
+    /// Reports captions to the daemon's metrics (a private set otherwise).
+    pub fn with_metrics(mut self, metrics: Pipeline) -> Vision {
+        self.metrics = metrics;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -293,6 +302,7 @@ impl Vision {
             }
             return CaptionOutcome::Unchanged;
         }
+        let started = Instant::now();
         let (caption, cached) = match self.with_store(|s| s.caption(&meta.hash)).flatten() {
             Some(caption) => (caption, true),
             None => match self.caption_bytes(&bytes, &meta.hash, self.settings.prompt.as_deref()) {
@@ -300,6 +310,7 @@ impl Vision {
                 Err(reason) => return self.failed(path, Some(&meta), reason),
             },
         };
+        let model_time = (!cached).then(|| started.elapsed());
         drop(bytes);
         if self.with_store(|s| s.put(&meta, &caption)).is_none() {
             return self.failed(path, None, "the image store could not be written".into());
@@ -320,6 +331,8 @@ impl Vision {
                 tracing::warn!(path = %path.display(), error = %e, "caption not indexed");
             }
         }
+        self.metrics
+            .observe_caption(if cached { "cached" } else { "captioned" }, model_time);
         tracing::info!(path = %path.display(), cached, caption = %caption.caption, "image captioned");
         self.events.publish(Event::new(
             "image.captioned",
@@ -381,6 +394,22 @@ impl Vision {
         lock(&self.store).list(since)
     }
 
+    /// Every recorded caption as a document for the [`CaptionSink`], oldest
+    /// first (the order they were added in), so that the sink can be brought
+    /// back in step with the store (after its index was rebuilt, say).
+    pub fn documents(&self) -> Result<Vec<CaptionDoc>, StoreError> {
+        let mut entries = self.list(None)?;
+        entries.sort_by(|a, b| (a.added_at, &a.path).cmp(&(b.added_at, &b.path)));
+        Ok(entries
+            .into_iter()
+            .map(|e| CaptionDoc {
+                doc_id: CaptionDoc::id_for(&e.path),
+                path: e.path,
+                text: e.caption.caption,
+            })
+            .collect())
+    }
+
     /// Whether the scan should hand `path` to [`Vision::process`]: it is not
     /// recorded (as captioned or failed) with its current size and mtime.
     pub fn needs_work(&self, path: &Path, meta: &fs::Metadata) -> bool {
@@ -410,6 +439,7 @@ impl Vision {
                 self.unindex(path);
             }
         }
+        self.metrics.observe_caption("failed", None);
         tracing::warn!(path = %path.display(), %reason, "image not captioned");
         self.events.publish(Event::new(
             "image.error",

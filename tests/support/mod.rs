@@ -16,6 +16,49 @@ use serde_json::{json, Value};
 
 pub mod wer;
 
+/// Copies the directory tree `from` to `to` (a fixture into a test home).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Waits until the daemon has indexed at least `files` notes and is idle.
+pub fn wait_for_notes(conn: &mut Conn, files: u64) {
+    wait_until("the notes are indexed", || {
+        let status = conn.ok("notes", json!({ "action": "status" }));
+        status["files"].as_u64() >= Some(files) && status["indexing"] == json!(false)
+    });
+}
+
+/// `examples/<script>` set up as a user's shell would run it against the
+/// daemon in `home`: `voxd` on the PATH, the home's runtime directory.
+pub fn example(home: &Path, script: &str) -> Command {
+    let path = format!(
+        "{}:{}",
+        voxd_bin().parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(script),
+    );
+    cmd.env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env("XDG_CONFIG_HOME", home.join("config"));
+    cmd
+}
+
 /// The `voxd` binary under test.
 pub fn voxd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_voxd"))

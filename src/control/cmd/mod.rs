@@ -8,12 +8,14 @@ mod engine;
 mod generate;
 mod history;
 mod images;
+mod listen;
 mod metrics;
 mod models;
 mod notes;
 mod ping;
 mod reload;
 mod rag;
+mod respond;
 mod say;
 mod shutdown;
 mod status;
@@ -36,13 +38,15 @@ pub use engine::EngineCmd;
 pub use generate::{llm_error, Generate};
 pub use history::{Forget, HistoryCmd};
 pub use images::Images;
+pub use listen::Listen;
 pub use metrics::MetricsCmd;
 pub use models::Models;
 pub use notes::Notes;
 pub use ping::Ping;
 pub use reload::Reload;
 pub use rag::RagCmd;
-pub use say::Say;
+pub use respond::Respond;
+pub use say::{speak_error, Say};
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use stop::Stop;
@@ -63,11 +67,13 @@ pub enum Command {
     Metrics(MetricsCmd),
     Caption(Caption),
     Images(Images),
+    Respond(Respond),
     Subscribe(Subscribe),
     Shutdown(Shutdown),
     Say(Say),
     Stop(Stop),
     Transcribe(Transcribe),
+    Listen(Listen),
     Ask(Ask),
     Notes(Notes),
     Rag(RagCmd),
@@ -87,11 +93,13 @@ pub const NAMES: &[&str] = &[
     "metrics",
     "caption",
     "images",
+    "respond",
     "subscribe",
     "shutdown",
     "say",
     "stop",
     "transcribe",
+    "listen",
     "ask",
     "notes",
     "rag",
@@ -128,6 +136,7 @@ impl Command {
             Command::Say(_) => "say",
             Command::Stop(_) => "stop",
             Command::Transcribe(_) => "transcribe",
+            Command::Listen(_) => "listen",
             Command::Ask(_) => "ask",
             Command::Notes(_) => "notes",
             Command::Rag(_) => "rag",
@@ -135,6 +144,7 @@ impl Command {
             Command::Forget(_) => "forget",
             Command::Caption(_) => "caption",
             Command::Images(_) => "images",
+            Command::Respond(_) => "respond",
         }
     }
 
@@ -150,11 +160,13 @@ impl Command {
             Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
             Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Respond(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Subscribe(cmd) => cmd.apply(ctx, session, id).await,
             Command::Shutdown(cmd) => cmd.apply(ctx).map(Some),
             Command::Say(cmd) => cmd.apply(ctx, session).await.map(Some),
             Command::Stop(cmd) => cmd.apply(ctx).map(Some),
             Command::Transcribe(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Listen(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Ask(cmd) => cmd.apply(ctx, session, id).await.map(Some),
             Command::Notes(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
@@ -251,11 +263,13 @@ mod tests {
             "engine",
             "generate",
             "transcribe",
+            "listen",
             "ask",
             "notes",
             "forget",
             "caption",
             "images",
+            "respond",
         ];
         for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
@@ -295,11 +309,13 @@ mod tests {
             "engine" => r#","name":"stt","action":"stop""#,
             "generate" => r#","prompt":"Once""#,
             "transcribe" => r#","path":"/a.wav""#,
+            "listen" => r#","action":"status""#,
             "ask" => r#","question":"q""#,
             "notes" => r#","action":"status""#,
             "forget" => r#","session":"s""#,
             "caption" => r#","paths":["/a.png"]"#,
             "images" => r#","action":"list""#,
+            "respond" => r#","text":"stop""#,
             _ => "",
         };
         for name in NAMES {

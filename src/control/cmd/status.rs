@@ -1,6 +1,7 @@
 //! `status`: version, uptime, profile, the daemon's and each engine's
-//! memory, the budget, queues, and the language model (model info, prompt
-//! format, figures of the last reply).
+//! memory, the budget, queues (requests in flight, utterances queued or
+//! being spoken), and the language model (model info, prompt format,
+//! figures of the last reply).
 
 use std::sync::atomic::Ordering;
 
@@ -25,6 +26,7 @@ impl Status {
             "socket": ctx.socket,
             "queue_depth": ctx.in_flight.load(Ordering::Relaxed).saturating_sub(1),
             "connections": ctx.connections.load(Ordering::Relaxed),
+            "speech": { "active": ctx.speaker.active() },
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),

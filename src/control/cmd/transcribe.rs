@@ -84,6 +84,11 @@ impl Transcribe {
         let result = ctx.stt.transcribe(&audio, pace, Some(tx)).await;
         let _ = forwarder.await;
         let transcript = result.map_err(stt_error)?;
+        ctx.metrics.pipeline.observe_stt(
+            transcript.audio_secs,
+            started.elapsed(),
+            std::time::Duration::from_millis(transcript.decode_ms),
+        );
         let elapsed = started.elapsed().as_secs_f64();
         let reply = json!({
             "text": transcript.text,

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Latency budget of a spoken question (issue 8, scenario 1): from the end
+of the user's speech to the first sample of the spoken reply, stage by
+stage, on one profile (default `tiny`).
+
+    python3 bench/latency.py [--voxd PATH] [--profile tiny] [--runs 5]
+                             [--mode extractive|auto|generative]
+
+A fresh daemon (temporary home, the test model store, the fixture notes
+in tests/fixtures/notes) listens on its socket PCM source; this script
+speaks "Hey Jarvis. <question>" into it at real pace (100 ms chunks, as a
+microphone would), in the daemon's own Piper voice, and times:
+
+  endpoint   end of speech → `speech.end` (the VAD hangover, listen.hangover_ms)
+  stt        `speech.end` → `transcript.final`
+  token      transcript → first answer text   (assistant.reply timings)
+  audio      transcript → first reply audio queued for playback
+  total      end of speech → first reply audio
+
+The end of speech is `speech.end` minus the hangover. Median and worst of
+--runs questions. Builds nothing: pass the release binary (default
+$CARGO_TARGET_DIR/release/voxd, else ~/.cache/voxd/target/release/voxd);
+models come from $VOXD_TEST_MODELS (default ~/.cache/voxd/test-models, as
+`bash scripts/bootstrap.sh test` pulls them).
+"""
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTIONS = [
+    "What is the wifi password?",
+    "When is Maria's birthday?",
+    "What is the front door code?",
+    "Who planted the apple tree?",
+    "What instrument does Tomasz play?",
+]
+
+
+class Conn:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.lines = self.sock.makefile("r", encoding="utf-8")
+        self.next_id = 0
+
+    def send(self, cmd, **args):
+        self.next_id += 1
+        self.sock.sendall(json.dumps({"id": self.next_id, "cmd": cmd, **args}).encode() + b"\n")
+        return self.next_id
+
+    def call(self, cmd, **args):
+        id_ = self.send(cmd, **args)
+        for line in self.lines:
+            msg = json.loads(line)
+            if msg.get("id") == id_ and "ok" in msg:
+                if not msg["ok"]:
+                    sys.exit(f"voxd {cmd}: {msg['error']}")
+                return msg["result"]
+        sys.exit(f"voxd closed the connection during {cmd}")
+
+    def event(self):
+        msg = json.loads(self.lines.readline())
+        return msg.get("event"), msg.get("data", {}), time.monotonic()
+
+
+def pcm_of(path):
+    with wave.open(str(path)) as w:
+        assert w.getsampwidth() == 2 and w.getnchannels() == 1
+        return w.getframerate(), w.readframes(w.getnframes())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/voxd/target"))
+    ap.add_argument("--voxd", default=str(Path(target) / "release/voxd"))
+    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--mode", default="extractive", choices=["extractive", "auto", "generative"])
+    args = ap.parse_args()
+    if not Path(args.voxd).is_file():
+        sys.exit(f"no voxd at {args.voxd}: cargo build --release --workspace first")
+    store = Path(os.environ.get("VOXD_TEST_MODELS", Path.home() / ".cache/voxd/test-models"))
+    home = Path(tempfile.mkdtemp(prefix="voxd-latency-"))
+    hangover_ms = 700
+    config = home / "voxd.toml"
+    config.write_text(
+        f'profile = "{args.profile}"\n'
+        f'[models]\ndir = "{store}"\nsources = ["pypi"]\n'
+        f'[rag]\nnotes = ["{ROOT / "tests/fixtures/notes"}"]\nindex = "{home / "index.sqlite"}"\n'
+        f'answer_mode = "{args.mode}"\n'
+        f'[conversation]\nhistory = "{home / "history.sqlite"}"\n'
+        f'[tts]\nvoice = "piper-en_US-joe-medium"\n[audio]\noutput = "null"\n'
+        f'[listen]\ninput = "socket"\nstart = true\nhangover_ms = {hangover_ms}\n'
+        f'[assistant]\nsession = ""\nfollowup_secs = 0\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
+    env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"))
+    (home / "run").mkdir(mode=0o700)
+    log = open(home / "voxd.log", "w")
+    daemon = subprocess.Popen([args.voxd, "--config", str(config), "serve"], env=env, stderr=log)
+    sock = home / "run/voxd/voxd.sock"
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        control, events = Conn(sock), Conn(sock)
+        while control.call("notes", action="status")["indexing"] or not control.call("notes", action="status")["files"]:
+            time.sleep(0.2)
+        events.call("subscribe", events=["speech.end", "transcript.final", "assistant.reply", "listen.error", "assistant.error"])
+        rows = []
+        for i in range(args.runs):
+            question = QUESTIONS[i % len(QUESTIONS)]
+            clip = home / f"q{i}.wav"
+            control.call("say", text=f"Hey Jarvis. {question}", out=str(clip))
+            rate, pcm = pcm_of(clip)
+            silence = b"\0\0" * (rate * 3 // 2)
+            audio = silence + pcm + silence * 2
+            step = rate // 10 * 2
+            started = time.monotonic()
+            for n, at in enumerate(range(0, len(audio), step)):
+                control.call("listen", action="audio", pcm=base64.b64encode(audio[at:at + step]).decode(), rate=rate)
+                time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
+            got = {}
+            while "assistant.reply" not in got:
+                name, data, at = events.event()
+                if name in ("listen.error", "assistant.error"):
+                    sys.exit(f"{name}: {data}")
+                got.setdefault(name, (data, at))
+            end, final = got["speech.end"][1], got["transcript.final"][1]
+            t = got["assistant.reply"][0]["timings"]
+            speech_end = end - hangover_ms / 1000
+            row = {
+                "endpoint": hangover_ms,
+                "stt": (final - end) * 1000,
+                "token": t["first_token_ms"],
+                "audio": t["first_audio_ms"],
+                "total": (final - speech_end) * 1000 + (t["first_audio_ms"] or 0),
+            }
+            rows.append(row)
+            print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()), file=sys.stderr)
+            time.sleep(1.0)
+        print(f"\nprofile {args.profile}, mode {args.mode}, {args.runs} questions (ms, median / worst):")
+        print("| stage | median | worst |\n|---|---|---|")
+        for key in ["endpoint", "stt", "token", "audio", "total"]:
+            values = [r[key] for r in rows]
+            print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

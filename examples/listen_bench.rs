@@ -1,0 +1,72 @@
+//! The voxd side of `bench/listen.py`: runs the listening stages that run on
+//! every frame (openWakeWord `hey_jarvis` + Silero VAD, one ONNX thread
+//! each) over a WAV file as fast as they go, 80 ms at a time, and prints
+//! JSON: frames, seconds of audio, total and per-frame compute time, the
+//! highest wake score and the frames judged speech.
+//!
+//!     cargo run --release --example listen_bench -- OPENWAKEWORD_DIR SILERO_DIR CLIP.wav [RUNS]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use voxd::config::Config;
+use voxd::listen::vad::{Vad, FRAME};
+use voxd::listen::wake::{WakeSettings, WakeWords, STEP};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (wake_dir, vad_dir, clip) = match args.as_slice() {
+        [w, v, c, ..] => (PathBuf::from(w), PathBuf::from(v), PathBuf::from(c)),
+        _ => {
+            eprintln!("usage: listen_bench OPENWAKEWORD_DIR SILERO_DIR CLIP.wav [RUNS]");
+            std::process::exit(2);
+        }
+    };
+    let runs: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(3);
+    let config = Config::builtin();
+    let audio = voxd::stt::wav::read(&clip).expect("a readable WAV").samples;
+    let settings = WakeSettings {
+        threshold: 0.5,
+        refractory_steps: 25,
+    };
+    let mut best = f64::MAX;
+    let (mut top, mut speech) = (0.0f32, 0usize);
+    for _ in 0..runs {
+        let mut wake = WakeWords::load(
+            &config.onnx,
+            &wake_dir,
+            &["hey_jarvis".to_string()],
+            settings,
+            1,
+        )
+        .expect("wake models load");
+        let mut vad = Vad::load(&config.onnx, &vad_dir, 1).expect("VAD loads");
+        let mut pending: Vec<f32> = Vec::new();
+        (top, speech) = (0.0, 0);
+        let started = Instant::now();
+        for step in audio.chunks_exact(STEP) {
+            wake.push(step).expect("wake inference");
+            top = top.max(wake.scores()[0]);
+            pending.extend_from_slice(step);
+            while pending.len() >= FRAME {
+                let frame: Vec<f32> = pending.drain(..FRAME).collect();
+                if vad.probability(&frame).expect("VAD inference") >= 0.5 {
+                    speech += 1;
+                }
+            }
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    let frames = audio.len() / STEP;
+    println!(
+        "{}",
+        serde_json::json!({
+            "frames": frames,
+            "audio_secs": (frames * STEP) as f64 / 16_000.0,
+            "compute_secs": best,
+            "per_frame_ms": best * 1000.0 / frames as f64,
+            "max_score": top,
+            "speech_frames": speech,
+        })
+    );
+}

@@ -1,0 +1,438 @@
+//! The listening thread: reads the source, runs every 512-sample frame
+//! through the wake words, the VAD and the endpointer, and keeps the
+//! small state machine:
+//!
+//! ```text
+//!   sleeping ──wake word / follow-up──▶ armed ──speech (gate open)──▶ utterance
+//!      ▲                                  │ no speech in time             │
+//!      └──────────────────────────────────┴──────── end of speech ◀───────┘
+//! ```
+//!
+//! Utterance audio starts at the speech onset less `listen.preroll_ms`,
+//! never before the wake word, and goes to the transcription task as it
+//! arrives. Times in events are seconds of audio since listening started.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::endpoint::{Boundary, EndpointSettings, Endpointer};
+use super::transcribe::Heard;
+use super::vad::{Vad, FRAME};
+use super::wake::{WakeSettings, WakeWords, STEP};
+use super::{model_dir, ListenError, Shared, State};
+use crate::audio::input::{open_source, PcmFeed, Source, SourceOptions, RATE};
+use crate::config::{Config, OnnxConfig};
+use crate::events::{Event, Events};
+use crate::models::Role;
+use crate::speak::Speaker;
+
+/// How long one source read may wait (bounds how late `stop` is noticed).
+const READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// `[listen]` in samples and frames, with the models' directories.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub input: String,
+    pub device: String,
+    pub file: PathBuf,
+    pub vad_dir: PathBuf,
+    pub wake_dir: PathBuf,
+    pub wake_words: Vec<String>,
+    pub wake: WakeSettings,
+    pub endpoint: EndpointSettings,
+    pub preroll: u64,
+    pub wake_timeout: u64,
+    pub max_utterance: u64,
+    pub gate_while_speaking: bool,
+    pub threads: u32,
+}
+
+fn frames(ms: u64) -> u64 {
+    (ms * u64::from(RATE) / 1000).div_ceil(FRAME as u64)
+}
+
+fn samples(ms: u64) -> u64 {
+    ms * u64::from(RATE) / 1000
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Result<Settings, ListenError> {
+        let l = &config.listen;
+        let unit = |name: &str, v: f32| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ListenError::Settings(format!(
+                    "listen.{name} = {v}: it is a probability, 0 to 1"
+                )))
+            }
+        };
+        let threshold = unit("vad_threshold", l.vad_threshold)?;
+        let neg_threshold = unit("vad_neg_threshold", l.vad_neg_threshold)?;
+        if neg_threshold > threshold {
+            return Err(ListenError::Settings(format!(
+                "listen.vad_neg_threshold ({neg_threshold}) must not exceed listen.vad_threshold ({threshold})"
+            )));
+        }
+        Ok(Settings {
+            input: l.input.clone(),
+            device: l.device.clone(),
+            file: l.file.clone(),
+            vad_dir: model_dir(config, Role::Vad)?,
+            wake_dir: model_dir(config, Role::Wake)?,
+            wake_words: l.wake_words.clone(),
+            wake: WakeSettings {
+                threshold: unit("wake_threshold", l.wake_threshold)?,
+                refractory_steps: samples(l.wake_refractory_ms) / STEP as u64,
+            },
+            endpoint: EndpointSettings {
+                threshold,
+                neg_threshold,
+                min_speech_frames: frames(l.min_speech_ms).max(1),
+                hangover_frames: frames(l.hangover_ms).max(1),
+            },
+            preroll: samples(l.preroll_ms),
+            wake_timeout: samples(l.wake_timeout_ms),
+            max_utterance: samples(l.max_utterance_secs * 1000).max(samples(1000)),
+            gate_while_speaking: l.gate_while_speaking,
+            threads: l.threads,
+        })
+    }
+}
+
+/// What the listening thread is given.
+pub struct Context {
+    pub settings: Settings,
+    pub onnx: OnnxConfig,
+    pub events: Events,
+    pub speaker: Speaker,
+    pub feed: PcmFeed,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+    pub heard: mpsc::UnboundedSender<Heard>,
+}
+
+/// What opened the wait for speech.
+#[derive(Debug, Clone)]
+enum Trigger {
+    Wake(String),
+    Followup,
+}
+
+enum Phase {
+    Sleeping,
+    Armed {
+        /// Sample at which it was armed: no audio before it is used.
+        since: u64,
+        until: u64,
+        trigger: Trigger,
+    },
+    Utterance {
+        id: u64,
+        start: u64,
+    },
+}
+
+/// The listening thread's body: loads, reports readiness, loops until
+/// stopped or failed.
+pub fn listen(ctx: Context, ready: oneshot::Sender<Result<(), ListenError>>) {
+    let mut ears = match Ears::open(ctx) {
+        Ok(ears) => ears,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let reason = match ears.run() {
+        Ok(()) => "stopped".to_string(),
+        Err(e) => {
+            tracing::error!(error = %e, "listening failed");
+            ears.publish("listen.error", json!({ "error": e.to_string() }));
+            ears.ctx.shared.status().error = Some(e.to_string());
+            e.to_string()
+        }
+    };
+    ears.abandon("stopped");
+    ears.publish("listen.stopped", json!({ "reason": reason }));
+}
+
+struct Ears {
+    ctx: Context,
+    source: Box<dyn Source>,
+    vad: Vad,
+    wake: WakeWords,
+    endpointer: Endpointer,
+    phase: Phase,
+    /// Recent audio for the pre-roll; `ring[0]` is sample `ring_start`.
+    ring: VecDeque<f32>,
+    ring_start: u64,
+    /// Samples processed.
+    heard: u64,
+    pending: Vec<f32>,
+    next_utterance: u64,
+}
+
+impl Ears {
+    fn open(ctx: Context) -> Result<Ears, ListenError> {
+        let s = &ctx.settings;
+        let vad = Vad::load(&ctx.onnx, &s.vad_dir, s.threads)?;
+        let wake = WakeWords::load(&ctx.onnx, &s.wake_dir, &s.wake_words, s.wake, s.threads)?;
+        let source = open_source(
+            &s.input,
+            &SourceOptions {
+                device: &s.device,
+                file: &s.file,
+                events: &ctx.events,
+                feed: &ctx.feed,
+            },
+        )?;
+        let endpointer = Endpointer::new(ctx.settings.endpoint);
+        {
+            let mut status = ctx.shared.status();
+            *status = super::ListenStatus {
+                listening: true,
+                state: State::Sleeping,
+                input: source.describe(),
+                wake_words: wake.names(),
+                ..Default::default()
+            };
+        }
+        ctx.events.publish(Event::new(
+            "listen.started",
+            json!({ "input": source.describe(), "wake_words": wake.names() }),
+        ));
+        tracing::info!(input = %source.describe(), wake_words = ?wake.names(), "listening");
+        Ok(Ears {
+            ctx,
+            source,
+            vad,
+            wake,
+            endpointer,
+            phase: Phase::Sleeping,
+            ring: VecDeque::new(),
+            ring_start: 0,
+            heard: 0,
+            pending: Vec::with_capacity(FRAME),
+            next_utterance: 1,
+        })
+    }
+
+    fn publish(&self, event: &str, data: serde_json::Value) {
+        self.ctx.events.publish(Event::new(event, data));
+    }
+
+    fn run(&mut self) -> Result<(), ListenError> {
+        while !self.ctx.stop.load(Ordering::SeqCst) {
+            let audio = self.source.read(READ_TIMEOUT)?;
+            let mut rest = audio.as_slice();
+            while !rest.is_empty() {
+                let take = (FRAME - self.pending.len()).min(rest.len());
+                self.pending.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if self.pending.len() == FRAME {
+                    let frame = std::mem::take(&mut self.pending);
+                    self.frame(&frame)?;
+                    self.pending = frame;
+                    self.pending.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn secs(sample: u64) -> f64 {
+        sample as f64 / f64::from(RATE)
+    }
+
+    /// One 512-sample frame through every stage.
+    fn frame(&mut self, frame: &[f32]) -> Result<(), ListenError> {
+        self.remember(frame);
+        self.heard += FRAME as u64;
+        let now = self.heard;
+
+        for detection in self.wake.push(frame)? {
+            tracing::info!(word = %detection.name, score = detection.score, "wake word");
+            self.publish(
+                "wake.detected",
+                json!({
+                    "name": detection.name,
+                    "score": detection.score,
+                    "time": detection.time,
+                }),
+            );
+            self.ctx.shared.status().wakes += 1;
+            // Muted by hand: heard and published, but nothing listens for a
+            // question. While voxd speaks it arms (barge-in).
+            let muted = self.ctx.shared.muted.load(Ordering::SeqCst);
+            if !muted && !matches!(self.phase, Phase::Utterance { .. }) {
+                self.arm(Trigger::Wake(detection.name));
+            }
+        }
+
+        let probability = self.vad.probability(frame)?;
+        let boundary = self.endpointer.push(probability);
+        let gated = self.ctx.shared.muted.load(Ordering::SeqCst)
+            || (self.ctx.settings.gate_while_speaking && self.ctx.speaker.active() > 0);
+
+        let followup = self
+            .ctx
+            .shared
+            .followup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match std::mem::replace(&mut self.phase, Phase::Sleeping) {
+            Phase::Sleeping => {
+                if let Some(window) = followup {
+                    self.arm_until(Trigger::Followup, now + samples(window.as_millis() as u64));
+                }
+            }
+            Phase::Armed {
+                since,
+                until,
+                trigger,
+            } => match (gated, self.endpointer.speaking_since()) {
+                _ if now > until => {
+                    tracing::debug!(?trigger, "no speech after the wake word");
+                }
+                (false, Some(onset)) => {
+                    let onset = (onset * FRAME as u64).max(since);
+                    let start = onset.saturating_sub(self.ctx.settings.preroll).max(since);
+                    self.begin(start, onset, trigger);
+                }
+                _ => {
+                    self.phase = Phase::Armed {
+                        since,
+                        until,
+                        trigger,
+                    }
+                }
+            },
+            Phase::Utterance { id, start } => {
+                self.phase = Phase::Utterance { id, start };
+                if gated {
+                    self.abandon("gated");
+                } else {
+                    let _ = self.ctx.heard.send(Heard::Audio {
+                        id,
+                        samples: frame.to_vec(),
+                    });
+                    match boundary {
+                        Some(Boundary::End { end, .. }) => {
+                            self.end(id, (end * FRAME as u64).max(start), false);
+                        }
+                        _ if now - start >= self.ctx.settings.max_utterance => {
+                            self.endpointer.restart();
+                            self.end(id, now, true);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let state = match self.phase {
+            Phase::Sleeping => State::Sleeping,
+            Phase::Armed { .. } => State::Armed,
+            Phase::Utterance { .. } => State::Utterance,
+        };
+        let mut status = self.ctx.shared.status();
+        status.state = state;
+        status.heard_secs = Self::secs(now);
+        Ok(())
+    }
+
+    /// Keeps the last pre-roll + minimum speech of audio (plus a frame).
+    fn remember(&mut self, frame: &[f32]) {
+        self.ring.extend(frame);
+        let keep = (self.ctx.settings.preroll
+            + (self.ctx.settings.endpoint.min_speech_frames + 2) * FRAME as u64)
+            as usize;
+        let excess = self.ring.len().saturating_sub(keep);
+        self.ring.drain(..excess);
+        self.ring_start += excess as u64;
+    }
+
+    fn arm(&mut self, trigger: Trigger) {
+        let until = self.heard + self.ctx.settings.wake_timeout;
+        self.arm_until(trigger, until);
+    }
+
+    fn arm_until(&mut self, trigger: Trigger, until: u64) {
+        // Speech already under way (the wake phrase itself) is not the
+        // utterance: the next speech frame opens a new segment.
+        self.endpointer.restart();
+        self.phase = Phase::Armed {
+            since: self.heard,
+            until,
+            trigger,
+        };
+    }
+
+    fn begin(&mut self, start: u64, onset: u64, trigger: Trigger) {
+        let id = self.next_utterance;
+        self.next_utterance += 1;
+        let from = start.saturating_sub(self.ring_start) as usize;
+        let audio: Vec<f32> = self.ring.iter().skip(from).copied().collect();
+        let (trigger_name, wake_word) = match &trigger {
+            Trigger::Wake(name) => ("wake", Some(name.clone())),
+            Trigger::Followup => ("followup", None),
+        };
+        self.publish(
+            "speech.start",
+            json!({
+                "utterance": id,
+                "time": Self::secs(onset),
+                "trigger": trigger_name,
+                "wake_word": wake_word,
+            }),
+        );
+        let _ = self.ctx.heard.send(Heard::Start { id });
+        let _ = self.ctx.heard.send(Heard::Audio { id, samples: audio });
+        self.phase = Phase::Utterance { id, start };
+    }
+
+    fn end(&mut self, id: u64, end: u64, cut: bool) {
+        let Phase::Utterance { start, .. } = self.phase else {
+            return;
+        };
+        self.publish(
+            "speech.end",
+            json!({
+                "utterance": id,
+                "time": Self::secs(end),
+                "duration": Self::secs(end.saturating_sub(start)),
+                "cut": cut,
+                "discarded": false,
+            }),
+        );
+        self.ctx.shared.status().utterances += 1;
+        let _ = self.ctx.heard.send(Heard::End { id });
+        self.phase = Phase::Sleeping;
+    }
+
+    /// Drops the utterance being heard, if any.
+    fn abandon(&mut self, reason: &str) {
+        if let Phase::Utterance { id, start } = self.phase {
+            self.publish(
+                "speech.end",
+                json!({
+                    "utterance": id,
+                    "time": Self::secs(self.heard),
+                    "duration": Self::secs(self.heard.saturating_sub(start)),
+                    "cut": false,
+                    "discarded": true,
+                    "reason": reason,
+                }),
+            );
+            let _ = self.ctx.heard.send(Heard::Abandon { id });
+        }
+        self.phase = Phase::Sleeping;
+    }
+}

@@ -1,0 +1,368 @@
+//! One turn: route the utterance, produce the reply (intent or `ask`),
+//! speak it while it is written, and time each stage.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::intent::{self, Intent};
+use crate::control::cmd::speak_error;
+use crate::control::protocol::{ControlError, ErrorCode};
+use crate::control::Context;
+use crate::events::Event;
+use crate::speak::{SayOptions, SayOutcome, SpeakError, Utterance};
+
+/// Longest part of a note read aloud by "read my last note", in bytes.
+const NOTE_READ_BYTES: usize = 600;
+
+/// Something the user said (or typed), to answer.
+pub struct Request {
+    pub text: String,
+    /// Speak the reply (through the daemon's audio output).
+    pub speak: bool,
+    /// Conversation session for `ask`.
+    pub session: Option<String>,
+    /// How long speech to text took, when the text was transcribed.
+    pub stt_ms: Option<u64>,
+    /// Cancelled to stop the turn (barge-in).
+    pub cancel: CancellationToken,
+}
+
+/// The answer to a turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub text: String,
+    /// Which [`Intent`] answered.
+    pub intent: &'static str,
+    /// Where the answer comes from (the `ask` citation form).
+    pub citations: Vec<Value>,
+    /// With `question`: the `ask` reply's mode and flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask: Option<Value>,
+    /// What was spoken, when the reply was spoken.
+    pub spoken: Option<SayOutcome>,
+    pub interrupted: bool,
+    pub timings: Timings,
+}
+
+/// Where a turn's time went, in milliseconds from the moment its text was
+/// known (the transcript), except `stt_ms`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// End of speech to transcript (voice turns only).
+    pub stt_ms: Option<u64>,
+    /// The first piece of answer text.
+    pub first_token_ms: Option<u64>,
+    /// The first sentence's audio queued for playback.
+    pub first_audio_ms: Option<u64>,
+    /// Synthesis time of that first sentence (included in `first_audio_ms`).
+    pub first_synth_ms: Option<u64>,
+    /// The whole turn, speech included.
+    pub total_ms: u64,
+}
+
+/// Runs one turn and publishes `assistant.reply`.
+pub async fn respond(ctx: &Context, request: Request) -> Result<Reply, ControlError> {
+    let started = Instant::now();
+    let intent = intent::classify(&request.text);
+    // "stop" stops speech, its own included: it says nothing.
+    let mut speech = Speech::open(ctx, request.speak && intent != Intent::Stop)?;
+    let mut timings = Timings {
+        stt_ms: request.stt_ms,
+        ..Timings::default()
+    };
+    let (text, citations, ask) = match intent {
+        Intent::Stop => {
+            ctx.speaker.stop();
+            (String::new(), Vec::new(), None)
+        }
+        Intent::Time => (now_sentence(), Vec::new(), None),
+        Intent::LatestNote => latest_note(ctx).await?,
+        Intent::LatestPicture => latest_picture(ctx).await?,
+        Intent::Question => {
+            let reply = ask(ctx, &request, &mut speech, &mut timings, started).await?;
+            let text = reply["text"].as_str().unwrap_or("").to_string();
+            let citations = reply["citations"].as_array().cloned().unwrap_or_default();
+            (text, citations, Some(reply))
+        }
+    };
+    if intent != Intent::Question {
+        timings.first_token_ms = Some(ms(started));
+        speech.push(&text)?;
+    }
+    let spoken = speech.finish(started, &mut timings).await?;
+    timings.total_ms = ms(started);
+    let reply = Reply {
+        interrupted: request.cancel.is_cancelled()
+            || spoken.as_ref().is_some_and(|s| s.interrupted),
+        text,
+        intent: intent.name(),
+        citations,
+        ask: ask.map(|mut a| {
+            if let Value::Object(map) = &mut a {
+                map.retain(|k, _| {
+                    ["mode", "flags", "unsupported", "best_score", "llm"].contains(&k.as_str())
+                });
+            }
+            a
+        }),
+        spoken,
+        timings,
+    };
+    tracing::info!(intent = reply.intent, timings = ?reply.timings, "turn answered");
+    ctx.events.publish(Event::new(
+        "assistant.reply",
+        serde_json::to_value(&reply).unwrap_or_default(),
+    ));
+    Ok(reply)
+}
+
+/// `ask`, with its text spoken as it streams in.
+async fn ask(
+    ctx: &Context,
+    request: &Request,
+    speech: &mut Speech,
+    timings: &mut Timings,
+    started: Instant,
+) -> Result<Value, ControlError> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut args = json!({ "question": request.text });
+    if let Some(session) = &request.session {
+        args["session"] = json!(session);
+    }
+    let call = crate::control::call_streaming(ctx, "ask", args, tx, request.cancel.clone());
+    tokio::pin!(call);
+    let mut on_event = |speech: &mut Speech, (event, data): (String, Value)| match event.as_str() {
+        "ask.token" => {
+            timings.first_token_ms.get_or_insert_with(|| ms(started));
+            speech.push(data["text"].as_str().unwrap_or(""))
+        }
+        // Spoken text cannot be taken back: stop it and speak the replacement.
+        "ask.reset" => speech.restart(ctx),
+        _ => Ok(()),
+    };
+    let reply = loop {
+        tokio::select! {
+            Some(event) = rx.recv() => on_event(speech, event)?,
+            reply = &mut call => break reply,
+        }
+    };
+    while let Ok(event) = rx.try_recv() {
+        on_event(speech, event)?;
+    }
+    reply
+}
+
+/// The reply's speech, when it is spoken: one streaming utterance, and a
+/// watch for its first audio.
+struct Speech {
+    utterance: Option<Utterance>,
+    first_audio: Option<JoinHandle<Option<FirstAudio>>>,
+}
+
+/// When an utterance's first sentence was queued for playback.
+struct FirstAudio {
+    at: Instant,
+    synth_ms: Option<u64>,
+}
+
+impl Speech {
+    fn open(ctx: &Context, speak: bool) -> Result<Speech, ControlError> {
+        let mut speech = Speech {
+            utterance: None,
+            first_audio: None,
+        };
+        if speak {
+            speech.start(ctx)?;
+        }
+        Ok(speech)
+    }
+
+    fn start(&mut self, ctx: &Context) -> Result<(), ControlError> {
+        let utterance = ctx
+            .speaker
+            .open(SayOptions::default())
+            .map_err(speak_error)?;
+        // No text was pushed yet, so no event of it can have been missed.
+        self.first_audio = Some(tokio::spawn(first_audio(
+            ctx.events.subscribe(),
+            utterance.id(),
+        )));
+        self.utterance = Some(utterance);
+        Ok(())
+    }
+
+    fn push(&mut self, text: &str) -> Result<(), ControlError> {
+        match &mut self.utterance {
+            Some(u) => u.push(text).map_err(speak_error),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops what was spoken so far and starts over (the answer was replaced).
+    fn restart(&mut self, ctx: &Context) -> Result<(), ControlError> {
+        if self.utterance.take().is_some() {
+            ctx.speaker.stop();
+            self.start(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the text and waits until it has been spoken (or stopped).
+    async fn finish(
+        self,
+        started: Instant,
+        timings: &mut Timings,
+    ) -> Result<Option<SayOutcome>, ControlError> {
+        let Some(utterance) = self.utterance else {
+            return Ok(None);
+        };
+        let outcome = match utterance.finish().await {
+            Ok(outcome) => Some(outcome),
+            // Nothing to say (an empty answer) is not a failure of the turn.
+            Err(SpeakError::NothingToSay) => None,
+            Err(e) => return Err(speak_error(e)),
+        };
+        if let Some(watch) = self.first_audio {
+            // Its events were published before the utterance finished.
+            if let Ok(Ok(Some(first))) = tokio::time::timeout(Duration::from_secs(1), watch).await {
+                timings.first_audio_ms = Some(first.at.duration_since(started).as_millis() as u64);
+                timings.first_synth_ms = first.synth_ms;
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// Waits for utterance `id`'s first `speech.chunk`; `None` if it ends first.
+async fn first_audio(mut events: broadcast::Receiver<Event>, id: u64) -> Option<FirstAudio> {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        if event.data["utterance"] != id {
+            continue;
+        }
+        match event.event.as_str() {
+            "speech.chunk" => {
+                return Some(FirstAudio {
+                    at: Instant::now(),
+                    synth_ms: event.data["synth_ms"].as_u64(),
+                })
+            }
+            "speech.finished" | "speech.interrupted" | "speech.failed" => return None,
+            _ => {}
+        }
+    }
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// "It's 3:07 PM."
+fn now_sentence() -> String {
+    chrono::Local::now().format("It's %-I:%M %p.").to_string()
+}
+
+/// "read my last note": the beginning of the most recently changed note.
+async fn latest_note(ctx: &Context) -> Result<(String, Vec<Value>, Option<Value>), ControlError> {
+    let Some(path) = ctx.rag.latest_note().await else {
+        return Ok(("You have no notes yet.".into(), Vec::new(), None));
+    };
+    let read = path.clone();
+    let content = tokio::task::spawn_blocking(move || std::fs::read_to_string(read))
+        .await
+        .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| {
+            ControlError::new(
+                ErrorCode::Internal,
+                format!("cannot read the note {}: {e}", path.display()),
+            )
+        })?;
+    let (excerpt, lines) = beginning(&content, NOTE_READ_BYTES);
+    let name = file_name(&path);
+    let text = format!("Your last note, {name}: {excerpt}");
+    let citation = json!({
+        "n": 1, "path": path, "name": name, "line_start": 1, "line_end": lines.max(1),
+        "snippet": excerpt,
+    });
+    Ok((text, vec![citation], None))
+}
+
+/// "what's in the latest picture": the newest caption of the watched folders.
+async fn latest_picture(
+    ctx: &Context,
+) -> Result<(String, Vec<Value>, Option<Value>), ControlError> {
+    let vision = ctx.vision.clone();
+    let newest = tokio::task::spawn_blocking(move || vision.list(None))
+        .await
+        .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ControlError::new(ErrorCode::Internal, e.to_string()))?
+        .into_iter()
+        .next();
+    let Some(entry) = newest else {
+        return Ok(("I haven't seen any pictures yet.".into(), Vec::new(), None));
+    };
+    let name = file_name(&entry.path);
+    let caption = entry.caption.caption.trim().to_string();
+    let text = format!("The latest picture, {name}, shows {caption}.");
+    let citation = json!({
+        "n": 1, "path": entry.path, "name": name, "line_start": 1, "line_end": 1,
+        "snippet": caption,
+    });
+    Ok((text, vec![citation], None))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The whole lines of `text` that fit in `max` bytes (at least the first,
+/// cut at a char boundary), and how many lines that is.
+fn beginning(text: &str, max: usize) -> (String, usize) {
+    let mut out = String::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        if !out.is_empty() && out.len() + line.len() + 1 > max {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+        lines += 1;
+    }
+    if out.len() > max {
+        let mut end = max;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    (out.trim().to_string(), lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_lines_up_to_the_limit() {
+        let (text, lines) = beginning("# Groceries\n\n- milk\n- eggs\n", 14);
+        assert_eq!((text.as_str(), lines), ("# Groceries", 2));
+        let (text, lines) = beginning("# Groceries\n- milk\n- eggs\n", 100);
+        assert_eq!((text.as_str(), lines), ("# Groceries\n- milk\n- eggs", 3));
+        let (text, lines) = beginning("ééééé", 3);
+        assert_eq!((text.as_str(), lines), ("é", 1));
+    }
+}

@@ -1,0 +1,400 @@
+//! The listening loop end to end in a real daemon: generated "Hey Jarvis,
+//! <question>" speech goes in (a WAV file fed at real pace by `voxd serve
+//! --audio-in`, or PCM chunks over the socket), real openWakeWord, Silero
+//! VAD and Whisper tiny.en (in the real `voxd-stt` worker) run, and the
+//! events come out in order: `wake.detected` → `speech.start` →
+//! `speech.end` → `transcript.final` whose text is the question (by WER).
+//! Also: malformed PCM chunks are refused and the daemon keeps serving;
+//! the echo gate (mute) lets wake words through but no utterance; a
+//! follow-up needs no wake word; a missing capture device is a clear error.
+//! The voice loop is off: what is tested here is the ear alone
+//! (`tests/voice.rs` answers what it hears).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::wer::Wer;
+use support::{test_audio, test_model, worker_bin, Conn, Daemon, Home};
+
+/// A daemon on the test model store with the real `voxd-stt`.
+fn config(extra: &str) -> String {
+    let store = test_model("openwakeword").parent().unwrap().to_path_buf();
+    test_model("silero-vad");
+    test_model("whisper-tiny.en");
+    format!(
+        "[models]\ndir = \"{}\"\n\n[engines.stt]\ncommand = \"{}\"\n\n[audio]\noutput = \"null\"\n\n[assistant]\nvoice_loop = false\n\n{extra}\n",
+        store.display(),
+        worker_bin("voxd-stt").display()
+    )
+}
+
+fn clip(n: usize) -> (PathBuf, String, (f64, f64)) {
+    let path = test_audio().join(format!("wake/{n:02}.wav"));
+    let text = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+    let times = std::fs::read_to_string(path.with_extension("times")).unwrap();
+    let t: Vec<f64> = times
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    (path, text.trim().to_string(), (t[0], t[1]))
+}
+
+fn samples(path: &Path) -> Vec<f32> {
+    voxd::stt::wav::read(path).unwrap().samples
+}
+
+fn write_wav(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn subscribe(daemon: &Daemon) -> Conn {
+    let mut conn = daemon.connect().with_timeout(180);
+    conn.ok(
+        "subscribe",
+        json!({ "events": ["wake.", "speech.start", "speech.end", "transcript.", "listen."] }),
+    );
+    conn
+}
+
+/// Events up to and including the first `until`, within 180 s.
+fn events_until(conn: &mut Conn, until: &str, daemon: &Daemon) -> Vec<(String, Value)> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Some(msg) = conn.read() else { break };
+        let Some(name) = msg["event"].as_str() else {
+            continue;
+        };
+        seen.push((name.to_string(), msg["data"].clone()));
+        if name == until {
+            return seen;
+        }
+        assert_ne!(name, "listen.error", "{msg}\n{}", daemon.log());
+    }
+    panic!("no {until} event; saw {seen:#?}\n{}", daemon.log());
+}
+
+fn names(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+fn data<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
+    &events.iter().find(|(n, _)| n == name).unwrap().1
+}
+
+/// Checks one woken utterance: event order, times against the known
+/// question (`offset` s of silence added before the clip), and the text.
+fn check_utterance(events: &[(String, Value)], question: &str, times: (f64, f64), offset: f64) {
+    let order: Vec<&str> = names(events)
+        .into_iter()
+        .filter(|n| {
+            [
+                "wake.detected",
+                "speech.start",
+                "speech.end",
+                "transcript.final",
+            ]
+            .contains(n)
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "wake.detected",
+            "speech.start",
+            "speech.end",
+            "transcript.final"
+        ],
+        "{events:#?}"
+    );
+    let (q_start, q_end) = (times.0 + offset, times.1 + offset);
+    let wake = data(events, "wake.detected");
+    assert_eq!(wake["name"], "hey_jarvis");
+    assert!(wake["score"].as_f64().unwrap() >= 0.5, "{wake}");
+    // Fired after the phrase, before the question had gone far.
+    let t = wake["time"].as_f64().unwrap();
+    assert!(
+        t > offset + 1.6 && t < q_start + 0.6,
+        "wake at {t}, question at {q_start}"
+    );
+    let start = data(events, "speech.start");
+    assert_eq!(start["trigger"], "wake");
+    assert_eq!(start["wake_word"], "hey_jarvis");
+    let s = start["time"].as_f64().unwrap();
+    assert!(
+        (s - q_start).abs() <= 0.3,
+        "speech.start {s}, question {q_start}"
+    );
+    let end = data(events, "speech.end");
+    let e = end["time"].as_f64().unwrap();
+    assert!(
+        (e - q_end).abs() <= 0.3,
+        "speech.end {e}, question ends {q_end}"
+    );
+    assert_eq!(end["discarded"], false);
+    let fin = data(events, "transcript.final");
+    assert_eq!(fin["source"], "listen");
+    assert_eq!(fin["utterance"], start["utterance"]);
+    let text = fin["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(question, text);
+    eprintln!("{question:?} → {text:?}: WER {:.2}", wer.rate());
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+}
+
+#[test]
+fn serve_audio_in_wakes_and_transcribes_the_question() {
+    let (path, question, times) = clip(0);
+    // Three seconds of silence first, so the test is subscribed in time.
+    let home = Home::new(&config(""));
+    let wav = home.path().join("in.wav");
+    let mut audio = vec![0.0; 48_000];
+    audio.extend(samples(&path));
+    write_wav(&wav, &audio);
+    let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
+    let mut events = subscribe(&daemon);
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    check_utterance(&seen, &question, times, 3.0);
+    // Partial transcripts came while the question was still being heard.
+    let partials: Vec<&Value> = seen
+        .iter()
+        .filter(|(n, _)| n == "transcript.partial")
+        .map(|(_, d)| d)
+        .collect();
+    assert!(!partials.is_empty(), "{seen:#?}");
+    assert!(partials.iter().all(|p| p["source"] == "listen"));
+
+    let status = daemon.connect().ok("listen", json!({ "action": "status" }));
+    assert_eq!(status["listening"], true, "{status}");
+    assert_eq!(status["wakes"], 1, "{status}");
+    assert_eq!(status["utterances"], 1, "{status}");
+    assert!(status["input"].as_str().unwrap().starts_with("wav: "));
+
+    // The CLI: status, stop, status again.
+    let (ok, stdout, stderr) = daemon.home.run(&["listen", "--status"]);
+    assert!(
+        ok && stdout.contains("listening to wav:"),
+        "{stdout}{stderr}"
+    );
+    let (ok, stdout, _) = daemon.home.run(&["listen", "--stop"]);
+    assert!(ok && stdout.contains("stopped listening"), "{stdout}");
+    let (_, stdout, _) = daemon.home.run(&["listen", "--status"]);
+    assert!(stdout.contains("not listening"), "{stdout}");
+}
+
+fn send_pcm(conn: &mut Conn, audio: &[f32], rate: u32, channels: u16) {
+    let frames = rate as usize / 10;
+    for chunk in audio.chunks(frames * channels as usize) {
+        let bytes: Vec<u8> = chunk
+            .iter()
+            .flat_map(|s| ((s * 32767.0) as i16).to_le_bytes())
+            .collect();
+        let pcm = base64::engine::general_purpose::STANDARD.encode(bytes);
+        conn.ok(
+            "listen",
+            json!({ "action": "audio", "pcm": pcm, "rate": rate, "channels": channels }),
+        );
+    }
+}
+
+fn error_code(reply: &Value) -> &str {
+    assert_eq!(reply["ok"], false, "{reply}");
+    reply["error"]["code"].as_str().unwrap()
+}
+
+#[test]
+fn socket_pcm_is_heard_with_mute_and_followups_and_bad_chunks_are_refused() {
+    let daemon = Daemon::start(&config(""));
+    let mut events = subscribe(&daemon);
+    let mut control = daemon.connect().with_timeout(120);
+
+    // Audio before a socket source is listening: a clear error.
+    let reply = control.request("listen", json!({ "action": "audio", "pcm": "AAA=" }));
+    assert_eq!(error_code(&reply), "invalid_params");
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("socket"));
+    let status = control.ok("listen", json!({ "action": "start", "input": "socket" }));
+    assert_eq!(status["input"], "socket");
+    assert_eq!(status["wake_words"], json!(["hey_jarvis"]));
+
+    // Malformed chunks: refused, nothing else lost.
+    for (bad, want) in [
+        (json!({ "pcm": "not base64!" }), "base64"),
+        (json!({ "pcm": "AAAA" }), "whole number"),
+        (json!({ "pcm": "AAA=", "rate": 0 }), "rate"),
+        (json!({ "pcm": "AAA=", "channels": 0 }), "channels"),
+    ] {
+        let mut args = bad.clone();
+        args["action"] = json!("audio");
+        let reply = control.request("listen", args);
+        assert_eq!(error_code(&reply), "bad_audio", "{bad}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains(want), "{bad}: {message}");
+    }
+    let reply = control.request("listen", json!({ "action": "audio" }));
+    assert_eq!(error_code(&reply), "invalid_params");
+
+    // Stereo 44.1 kHz, converted by the daemon.
+    let (path, question, times) = clip(1);
+    let mono = samples(&path);
+    let stereo: Vec<f32> = voxd::audio::resample(&mono, 16_000, 44_100)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| [s, s])
+        .collect();
+
+    // Muted: the wake word is still heard (barge-in), no utterance starts.
+    control.ok("listen", json!({ "action": "mute" }));
+    send_pcm(&mut control, &stereo, 44_100, 2);
+    let seen = events_until(&mut events, "wake.detected", &daemon);
+    assert_eq!(data(&seen, "wake.detected")["name"], "hey_jarvis");
+    control.ok("listen", json!({ "action": "unmute" }));
+    // Unmuted: the same clip, now heard whole (an utterance from the muted
+    // pass would break the order `check_utterance` asserts). Times count
+    // from the start of listening: the first pass is the offset.
+    send_pcm(&mut control, &stereo, 44_100, 2);
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    let offset = mono.len() as f64 / 16_000.0;
+    check_utterance(&seen, &question, times, offset);
+
+    // A follow-up: the question alone, no wake word.
+    control.ok("listen", json!({ "action": "followup", "ms": 5000 }));
+    let from = ((times.0 - 0.5) * 16_000.0) as usize;
+    send_pcm(&mut control, &mono[from..], 16_000, 1);
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    assert!(!names(&seen).contains(&"wake.detected"), "{seen:#?}");
+    assert_eq!(data(&seen, "speech.start")["trigger"], "followup");
+    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(&question, text);
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+
+    let status = control.ok("listen", json!({ "action": "status" }));
+    assert_eq!(status["wakes"], 2, "{status}");
+    assert_eq!(status["utterances"], 2, "{status}");
+    assert_eq!(control.ok("ping", json!({}))["pong"], true);
+    assert_eq!(
+        control.ok("listen", json!({ "action": "stop" }))["stopped"],
+        true
+    );
+    let reply = control.request("listen", json!({ "action": "audio", "pcm": "AAA=" }));
+    assert_eq!(error_code(&reply), "invalid_params");
+}
+
+#[test]
+fn capture_devices_are_listed_and_a_missing_one_is_a_clear_error() {
+    let daemon = Daemon::start(&config(""));
+    // No sound card here: the listing still works and says what to do.
+    let (ok, stdout, stderr) = daemon.home.run(&["audio", "devices"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("input devices"), "{stdout}");
+    let (ok, stdout, _) = daemon.home.run(&["audio", "devices", "--json"]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(listed.get("inputs").is_some(), "{listed}");
+    let reply = daemon.connect().request(
+        "listen",
+        json!({ "action": "start", "input": "cpal", "device": "no such microphone" }),
+    );
+    assert_eq!(reply["ok"], false, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no such microphone"), "{message}");
+    assert!(message.contains("voxd audio devices"), "{message}");
+    // A WAV input that is not audio: a clear error, still serving.
+    let junk = daemon.home.path().join("junk.wav");
+    std::fs::write(&junk, b"this is not a wav file").unwrap();
+    let reply = daemon
+        .connect()
+        .request("listen", json!({ "action": "start", "file": junk }));
+    assert_eq!(error_code(&reply), "bad_audio");
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("junk.wav"));
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+}
+
+/// An ALSA capture device that reads `infile` (the file plugin over the
+/// null device): the cpal source on a real ALSA PCM, no sound card needed.
+fn alsa_mic_home(infile: &Path) -> Home {
+    let home = Home::new(&config(""));
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        format!(
+            "pcm.voxdmic {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  \
+             format \"raw\"\n  hint {{ show on description \"voxd test mic\" }}\n}}\n",
+            infile.display()
+        ),
+    )
+    .unwrap();
+    home
+}
+
+#[test]
+fn the_cpal_source_hears_an_alsa_capture_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let infile = tmp.path().join("mic.raw");
+    std::fs::write(&infile, b"").unwrap();
+    let home = alsa_mic_home(&infile);
+    let (ok, stdout, stderr) = home.run(&["audio", "devices", "--json"]);
+    assert!(ok, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    let mic = listed["inputs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("inputs listed: {stdout}"))
+        .iter()
+        .find(|d| d["name"] == "voxd test mic")
+        .unwrap_or_else(|| panic!("the test mic is listed: {stdout}"))
+        .clone();
+    let rate = mic["sample_rate"].as_u64().unwrap() as u32;
+    let channels = mic["channels"].as_u64().unwrap() as usize;
+    let format = mic["sample_format"].as_str().unwrap().to_string();
+    // The clip at the device's own rate, channels and sample format.
+    let (path, question, _) = clip(2);
+    let audio = voxd::audio::resample(&samples(&path), 16_000, rate).unwrap();
+    let mut raw = Vec::new();
+    for s in audio {
+        for _ in 0..channels {
+            match format.as_str() {
+                "f32" => raw.extend(s.to_le_bytes()),
+                "i16" => raw.extend(((s * 32767.0) as i16).to_le_bytes()),
+                "i32" => raw.extend(((s as f64 * 2147483647.0) as i32).to_le_bytes()),
+                other => panic!("test device format {other}"),
+            }
+        }
+    }
+    std::fs::write(&infile, raw).unwrap();
+    let daemon = Daemon::start_in(home);
+    let mut events = subscribe(&daemon);
+    let status = daemon.connect().ok(
+        "listen",
+        json!({ "action": "start", "input": "cpal", "device": "voxd test mic" }),
+    );
+    assert_eq!(status["input"], "cpal: voxd test mic", "{status}");
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
+    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(&question, text);
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    assert_eq!(
+        daemon.connect().ok("listen", json!({ "action": "stop" }))["stopped"],
+        true
+    );
+}
