@@ -522,7 +522,10 @@ fn ask_daemon() -> (Daemon, PathBuf) {
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -575,7 +578,11 @@ fn assert_citations_from_the_notes(answer: &Value, notes: &Path) {
         );
         let span = lines[start - 1..end].join(" ");
         let snippet = c["snippet"].as_str().unwrap();
-        let first_words: String = snippet.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+        let first_words: String = snippet
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         assert!(span.contains(&first_words), "{c} not in {span:?}");
     }
 }
@@ -611,10 +618,7 @@ fn ask_answers_generatively_checks_the_answer_and_reuses_the_prompt_prefix() {
                 .unwrap()
                 .contains(&json!("unsupported_replaced")));
             assert_eq!(resets, [json!({ "reason": "unsupported_replaced" })]);
-            assert!(answer["text"]
-                .as_str()
-                .unwrap()
-                .contains("kettle-47-moon"));
+            assert!(answer["text"].as_str().unwrap().contains("kettle-47-moon"));
         }
         other => panic!("mode {other}: {answer:#}"),
     }
@@ -657,13 +661,20 @@ fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it()
     let mut conn = daemon.connect().with_timeout(120);
     let mut watcher = daemon.connect().with_timeout(120);
     let question = "What is the front door code?";
-    let (_, _, warm) = ask(&mut conn, json!({ "question": question, "mode": "generative" }));
+    let (_, _, warm) = ask(
+        &mut conn,
+        json!({ "question": question, "mode": "generative" }),
+    );
     assert_eq!(warm["ok"], json!(true), "{warm}");
     let pid = llm_pid(&mut watcher).as_u64().expect("a worker pid");
 
     // Freeze the worker, ask, and kill it once the ask is at the worker.
     signal(pid, "-STOP");
-    let id = send(&mut conn, "ask", json!({ "question": question, "mode": "auto" }));
+    let id = send(
+        &mut conn,
+        "ask",
+        json!({ "question": question, "mode": "auto" }),
+    );
     eventually("the ask reaches the worker", || {
         let status = watcher.ok("status", json!({}));
         let llm = status["engines"]
@@ -695,9 +706,15 @@ fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it()
     assert!(answer.get("llm").is_none(), "{answer:#}");
 
     // The next ask restarts the worker and uses the model again.
-    let (_, _, reply) = ask(&mut conn, json!({ "question": question, "mode": "generative" }));
+    let (_, _, reply) = ask(
+        &mut conn,
+        json!({ "question": question, "mode": "generative" }),
+    );
     assert_eq!(reply["ok"], json!(true), "{reply}");
-    assert!(reply["result"]["llm"]["generated_tokens"].is_u64(), "{reply}");
+    assert!(
+        reply["result"]["llm"]["generated_tokens"].is_u64(),
+        "{reply}"
+    );
     assert_ne!(llm_pid(&mut watcher), json!(pid), "a restarted worker");
 }
 

@@ -71,7 +71,10 @@ impl Generate {
             seed: self.seed,
             session: self.session,
         };
-        let llm = ctx.llm.as_ref().ok_or_else(|| llm_error(LlmError::NoModel))?;
+        let llm = ctx
+            .llm
+            .as_ref()
+            .ok_or_else(|| llm_error(LlmError::NoModel))?;
         let (tx, mut rx) = mpsc::channel::<String>(PIECES);
         let generation = llm.generate(request, tx);
         tokio::pin!(generation);

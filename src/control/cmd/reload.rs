@@ -33,7 +33,10 @@ impl Reload {
                 ));
             }
         }
-        let llm = ctx.llm.as_ref().ok_or_else(|| llm_error(LlmError::NoModel))?;
+        let llm = ctx
+            .llm
+            .as_ref()
+            .ok_or_else(|| llm_error(LlmError::NoModel))?;
         let info = llm.reload(self.model).await.map_err(llm_error)?;
         Ok(json!({ "model": info }))
     }
