@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{test_model, worker_bin, Conn, Daemon, Home};
+use support::{test_model, wait_until, worker_bin, Conn, Daemon, Home};
 
 const MODEL_ID: &str = "gemma3-270m-base";
 const GGUF: &str = "gemma-3-270m-q4_k_m.gguf";
@@ -500,7 +500,7 @@ fn bad_model_files_give_clear_errors_naming_the_file() {
 fn ask_daemon() -> (Daemon, PathBuf) {
     let home = Home::new("");
     let notes = home.path().join("notes");
-    copy_dir(
+    support::copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
         &notes,
     );
@@ -510,37 +510,8 @@ fn ask_daemon() -> (Daemon, PathBuf) {
     );
     std::fs::write(home.path().join("voxd.toml"), config(&rag)).unwrap();
     let daemon = Daemon::start_in(home);
-    let mut conn = daemon.connect();
-    eventually("the notes are indexed", || {
-        let status = conn.ok("notes", json!({ "action": "status" }));
-        status["files"] == json!(5) && status["indexing"] == json!(false)
-    });
+    support::wait_for_notes(&mut daemon.connect(), 5);
     (daemon, notes)
-}
-
-/// Polls `cond` for up to 5 minutes (indexing embeds every note first).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// One `ask`: the text its `ask.token` events leave (after the last
@@ -675,7 +646,7 @@ fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it()
         "ask",
         json!({ "question": question, "mode": "auto" }),
     );
-    eventually("the ask reaches the worker", || {
+    wait_until("the ask reaches the worker", || {
         let status = watcher.ok("status", json!({}));
         let llm = status["engines"]
             .as_array()
