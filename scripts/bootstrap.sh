@@ -49,6 +49,9 @@ APT_PACKAGES+=(socat jq)
 APT_PACKAGES+=(pulseaudio libasound2-plugins)
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
+# LLM: llama-cpp-sys-2 builds llama.cpp with cmake and bindgen (above); the
+# tests run the offline base Gemma 3 270M GGUF.
+TEST_MODELS+=(gemma3-270m-base)
 # The listening tests: openWakeWord's wake words (silero-vad is above).
 TEST_MODELS+=(openwakeword)
 # ONNX Runtime that voxd loads at run time (src/onnx.rs ORT_VERSION), from
@@ -60,6 +63,8 @@ ORT_VERSION=1.32.0
 # round trip); piper-tts voices the STT test speech and is the TTS benchmark's
 # reference.
 TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1 piper-tts==1.8.0 onnxruntime==1.32.0)
+# gguf writes the LLM tests' GGUF with a chat template.
+TEST_PYTHON_PACKAGES+=(gguf==0.19.0)
 # openwakeword is the wake-word + VAD benchmark's reference (bench/listen.py).
 TEST_PYTHON_PACKAGES+=(openwakeword==0.5.1)
 

@@ -18,6 +18,7 @@ use crate::config::Loaded;
 use crate::control::{paths, Context, Server};
 use crate::conversation::History;
 use crate::events::{Event, Events};
+use crate::llm::LocalLlm;
 use crate::metrics::{self, Metrics};
 use crate::rag::Rag;
 use crate::service::notify;
@@ -63,6 +64,10 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let events = Events::new(EVENT_BACKLOG);
     let metrics = Metrics::new();
     let engines = engine::Host::new(&config.config.engines, events.clone());
+    // Always present: with no model installed it answers `NoModel`, which
+    // `ask` turns into the extractive fallback (auto) or a clear error, and
+    // `reload` picks up a model pulled while the daemon runs.
+    let llm = Arc::new(LocalLlm::new(engines.clone(), &config.config));
     let speaker =
         crate::speak::Speaker::new(&config.config, events.clone(), metrics.pipeline.clone());
     let shutdown = CancellationToken::new();
@@ -91,7 +96,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         config,
         engines,
         speaker,
-        llm: None,
+        llm: Some(llm),
         rag,
         history,
         vision: vision.clone(),

@@ -16,7 +16,8 @@
 //!   resampling to 16 kHz mono, and the local backend that runs whisper.cpp
 //!   in the `voxd-stt` worker.
 //! - [`llm`]: the language-model contract: prompts, generation requests and
-//!   streamed results behind the [`llm::Llm`] trait.
+//!   streamed results behind the [`llm::Llm`] trait; [`llm::LocalLlm`] runs
+//!   it in the `voxd-llm` worker (llama.cpp).
 //! - [`speak`]: spoken replies: the sentence splitter, Piper voices on ONNX
 //!   Runtime with espeak-ng phonemes, and the playback queue with its
 //!   cancel API (`stop`).

@@ -58,6 +58,8 @@ fn config(stt_args: &[&str], llm_args: &[&str]) -> EnginesConfig {
             batch: 64,
             gpu_layers: 0,
             max_tokens: 16,
+            model: Default::default(),
+            chat_template: String::new(),
         },
     }
 }

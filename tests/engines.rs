@@ -195,8 +195,8 @@ fn the_budget_keeps_heavy_engines_one_at_a_time() {
     let daemon = Daemon::start(
         &config("", "")
             .replace("memory_budget_mb = 0", "memory_budget_mb = 100")
-            .replace("memory_mb = 10", "memory_mb = 45")
-            .replace("memory_mb = 30", "memory_mb = 45"),
+            .replace("memory_mb = 10", "memory_mb = 50")
+            .replace("memory_mb = 30", "memory_mb = 50"),
     );
     let mut conn = daemon.connect();
     conn.ok("engine", json!({"name": "stt", "action": "start"}));

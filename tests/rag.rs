@@ -39,7 +39,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes")
 }
 
-/// A home whose notes folder is a copy of the fixture; config via `extra`.
+/// A home whose notes folder is a copy of the fixture (config via `extra`)
+/// and whose daemon has no language model (`models.llm = []`, though the test store holds one):
+/// these tests pin down what voxd answers without a model; tests/llm.rs
+/// runs the generative path.
 fn home_with_notes(extra: &str) -> (Home, PathBuf) {
     let store = test_model("all-minilm-l6-v2")
         .parent()
@@ -49,7 +52,7 @@ fn home_with_notes(extra: &str) -> (Home, PathBuf) {
     let notes = home.path().join("notes");
     support::copy_dir(&fixtures(), &notes);
     let config = format!(
-        "[models]\ndir = {:?}\nsources = [\"pypi\"]\n\n[rag]\nnotes = [{:?}]\ndebounce_ms = 200\n{extra}",
+        "[models]\ndir = {:?}\nsources = [\"pypi\"]\nllm = []\n\n[rag]\nnotes = [{:?}]\ndebounce_ms = 200\n{extra}",
         store.display().to_string(),
         notes.display().to_string()
     );
@@ -153,7 +156,7 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
         "ask",
         json!({ "question": FACTS[0].0, "mode": "generative" }),
     );
-    assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
+    assert_eq!(reply["error"]["code"], "no_model", "{reply}");
     assert!(reply["error"]["message"]
         .as_str()
         .unwrap()
@@ -345,7 +348,7 @@ fn rag_switch_sessions_and_history() {
     );
     // Without RAG the question goes to the model alone; there is none here.
     let reply = conn.request("ask", json!({ "question": "What is the wifi password?" }));
-    assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
+    assert_eq!(reply["error"]["code"], "no_model", "{reply}");
     assert_eq!(
         conn.ok("rag", json!({ "action": "on" })),
         json!({ "enabled": true })
@@ -354,7 +357,7 @@ fn rag_switch_sessions_and_history() {
         "ask",
         json!({ "question": "What is the wifi password?", "no_rag": true }),
     );
-    assert_eq!(reply["error"]["code"], "engine_failed", "{reply}");
+    assert_eq!(reply["error"]["code"], "no_model", "{reply}");
 
     for q in ["What is the wifi password?", "When is Maria's birthday?"] {
         conn.ok(

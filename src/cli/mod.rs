@@ -9,6 +9,7 @@ mod caption;
 mod client;
 mod config;
 mod engine;
+mod generate;
 mod history;
 mod images;
 mod listen;
@@ -17,6 +18,7 @@ pub mod models;
 mod notes;
 mod ping;
 mod rag;
+mod reload;
 mod respond;
 mod say;
 mod serve;
@@ -61,6 +63,10 @@ enum Command {
     Config(config::Command),
     /// Start (preload) or stop an engine worker.
     Engine(engine::Args),
+    /// Generate text from a raw prompt, streaming it to stdout.
+    Generate(generate::Args),
+    /// Load the language model afresh (or another GGUF) without a restart.
+    Reload(reload::Args),
     /// Install, list and verify models.
     Models(models::ModelsArgs),
     /// Print every metric in the Prometheus text format.
@@ -151,6 +157,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args, &load()?),
         Command::Config(cmd) => config::run(cmd, load),
         Command::Engine(args) => engine::run(args, &load()?),
+        Command::Generate(args) => generate::run(args, &load()?),
+        Command::Reload(args) => reload::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Metrics => metrics::run(&load()?),
         Command::Service(args) => service::run(args, &load()?, cli.config.clone()),

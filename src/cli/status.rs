@@ -69,5 +69,29 @@ fn render(s: &Value) -> String {
             out += &format!("       last error: {err}\n");
         }
     }
+    let llm = &s["llm"];
+    match llm["model"].as_object() {
+        Some(m) => {
+            out += &format!(
+                "llm: {} ({}, {} parameters, context {}), prompt format {}\n",
+                m["name"].as_str().unwrap_or("?"),
+                m["quantization"].as_str().unwrap_or("unknown quantisation"),
+                m["parameters"],
+                m["context"],
+                m["prompt_format"].as_str().unwrap_or("?"),
+            );
+        }
+        None => out += "llm: not loaded\n",
+    }
+    if let Some(last) = llm["last_reply"].as_object() {
+        out += &format!(
+            "  last reply: {} tokens at {:.1} tokens/s, first token in {:.0} ms ({} of {} prompt tokens cached)\n",
+            last["generated_tokens"],
+            last["tokens_per_sec"].as_f64().unwrap_or(0.0),
+            last["first_token_ms"].as_f64().unwrap_or(0.0),
+            last["cached_tokens"],
+            last["prompt_tokens"],
+        );
+    }
     out
 }

@@ -183,6 +183,10 @@ pub struct LlmEngineConfig {
     pub batch: u32,
     pub gpu_layers: u32,
     pub max_tokens: u32,
+    /// Empty: the model store's `llm` role.
+    pub model: PathBuf,
+    /// Empty: the GGUF's own chat template, if any.
+    pub chat_template: String,
 }
 
 impl EnginesConfig {

@@ -45,7 +45,8 @@ pub struct Context {
     pub listener: crate::listen::Listener,
     /// Speech to text.
     pub stt: std::sync::Arc<dyn crate::stt::Stt>,
-    /// The language model, when one is configured.
+    /// The language model: the daemon's is [`crate::llm::LocalLlm`] (the
+    /// `voxd-llm` worker through `engines`); `None` runs without one.
     pub llm: Option<Arc<dyn Llm>>,
     /// Retrieval over the notes folders.
     pub rag: Arc<Rag>,

@@ -36,6 +36,12 @@ pub enum ErrorCode {
     NoModel,
     /// An engine worker failed (crashed, hung, could not start).
     EngineFailed,
+    /// A chat prompt for a model with no chat template.
+    NoChatTemplate,
+    /// The model file could not be loaded (missing, not GGUF, corrupt).
+    ModelLoadFailed,
+    /// The language model failed on this request (e.g. prompt too long).
+    ModelFailed,
     /// Something voxd did not expect; the message says what.
     Internal,
 }
@@ -53,6 +59,9 @@ impl ErrorCode {
             ErrorCode::BadAudio => "bad_audio",
             ErrorCode::NoModel => "no_model",
             ErrorCode::EngineFailed => "engine_failed",
+            ErrorCode::NoChatTemplate => "no_chat_template",
+            ErrorCode::ModelLoadFailed => "model_load_failed",
+            ErrorCode::ModelFailed => "model_failed",
             ErrorCode::Internal => "internal",
         }
     }

@@ -2,7 +2,12 @@
 //! `ask` command, RAG) and an [`Llm`] turns a prompt into streamed text. The
 //! local backend runs llama.cpp in the `voxd-llm` worker through the engine
 //! host; a remote backend (an OpenAI-compatible server) can implement the
-//! same trait. This module owns the types of that contract only.
+//! same trait. This module owns the types of that contract; [`local`] is the
+//! llama.cpp backend.
+
+pub mod local;
+
+pub use local::LocalLlm;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -66,12 +71,28 @@ pub enum PromptFormat {
 /// The loaded model, as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// `general.name` from the GGUF, else the file name.
     pub name: String,
     pub path: String,
+    /// e.g. `Q4_K_M`, when the file says.
     pub quantization: Option<String>,
     pub parameters: Option<u64>,
+    /// Context size in tokens.
     pub context: u32,
     pub prompt_format: PromptFormat,
+    /// Where the chat template comes from: `model` (the GGUF) or `config`
+    /// (`engines.llm.chat_template`); `None` without one.
+    #[serde(default)]
+    pub chat_template: Option<String>,
+}
+
+/// What `status` shows of the language model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LlmStatus {
+    /// The model, once loaded.
+    pub model: Option<ModelInfo>,
+    /// Figures of the last finished reply.
+    pub last_reply: Option<GenerateStats>,
 }
 
 /// Why generation ended.
@@ -103,10 +124,16 @@ pub struct GenerateStats {
 pub enum LlmError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    #[error("the model {model} has no chat template; use a completion prompt or set a template in the config")]
+    #[error("the model {model} has no chat template; use a completion prompt or set engines.llm.chat_template")]
     NoChatTemplate { model: String },
     #[error("no language model is installed for this profile; run `voxd models pull`")]
     NoModel,
+    /// The model file is missing, not GGUF, or corrupt; the text names it.
+    #[error("cannot load the language model: {0}")]
+    Load(String),
+    /// The caller went away (the token receiver closed).
+    #[error("generation cancelled")]
+    Cancelled,
     #[error("language model failed: {0}")]
     Model(String),
 }
@@ -116,6 +143,14 @@ pub enum LlmError {
 pub trait Llm: Send + Sync {
     /// The loaded model (loading it if needed).
     async fn info(&self) -> Result<ModelInfo, LlmError>;
+
+    /// Loads the model afresh: `model` (a GGUF path) or else the configured
+    /// one, looked up again (e.g. after `voxd models pull`). Requests wait
+    /// for the swap; the daemon keeps running.
+    async fn reload(&self, model: Option<std::path::PathBuf>) -> Result<ModelInfo, LlmError>;
+
+    /// The model and the last reply's figures, without loading anything.
+    fn status(&self) -> LlmStatus;
 
     /// Generates text, sending each piece to `tokens` as it is produced, and
     /// returns the figures once done. Dropping the future cancels generation

@@ -389,9 +389,10 @@ memory_mb = 10
     )
 }
 
-/// Waits up to 20 s for `cond`, polling; panics with `what` on timeout.
+/// Waits up to 60 s (a loaded CI machine indexes and loads slowly) for
+/// `cond`, polling; panics with `what` on timeout.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));

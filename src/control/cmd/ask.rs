@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::Session;
+use super::{llm_error, Session};
 use crate::config::AnswerMode;
 use crate::control::protocol::{ControlError, ErrorCode, Message};
 use crate::control::Context;
@@ -37,10 +37,6 @@ pub struct Ask {
 /// The language model the daemon uses, if any.
 fn llm(ctx: &Context) -> Option<Arc<dyn Llm>> {
     ctx.llm.clone()
-}
-
-fn engine_error(e: &LlmError) -> ControlError {
-    ControlError::new(ErrorCode::EngineFailed, e.to_string())
 }
 
 fn internal(e: impl std::fmt::Display) -> ControlError {
@@ -108,8 +104,8 @@ impl Ask {
         let mut stats = None;
         let mut best_score = None;
         let answer = if !use_rag {
-            let llm = llm(ctx).ok_or_else(|| engine_error(&LlmError::NoModel))?;
-            let info = llm.info().await.map_err(|e| engine_error(&e))?;
+            let llm = llm(ctx).ok_or_else(|| llm_error(LlmError::NoModel))?;
+            let info = llm.info().await.map_err(llm_error)?;
             let bare = prompt_for(info.prompt_format, &question, None, &[]);
             let turns = trim_to_budget(&history, budget(ctx, &bare));
             let prompt = prompt_for(info.prompt_format, &question, None, &turns);
@@ -123,7 +119,7 @@ impl Ask {
                 session,
             )
             .await
-            .map_err(|e| engine_error(&e))?;
+            .map_err(llm_error)?;
             stats = Some(s);
             Answer {
                 text: text.trim().to_string(),
@@ -158,7 +154,7 @@ impl Ask {
                         stream.token(&a.text).await;
                         a
                     }
-                    (AnswerMode::Generative, None) => return Err(engine_error(&LlmError::NoModel)),
+                    (AnswerMode::Generative, None) => return Err(llm_error(LlmError::NoModel)),
                     (mode, Some(llm)) => {
                         let sources = answer::prompt_sources(&prepared.sources, &prepared.dropped);
                         let outcome = async {
@@ -202,7 +198,7 @@ impl Ask {
                                 stream.replace_with(&a.text, "llm_unavailable").await;
                                 a
                             }
-                            Err(e) => return Err(engine_error(&e)),
+                            Err(e) => return Err(llm_error(e)),
                         }
                     }
                 }

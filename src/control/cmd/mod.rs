@@ -5,6 +5,7 @@ mod ask;
 mod caption;
 mod config;
 mod engine;
+mod generate;
 mod history;
 mod images;
 mod listen;
@@ -13,6 +14,7 @@ mod models;
 mod notes;
 mod ping;
 mod rag;
+mod reload;
 mod respond;
 mod say;
 mod shutdown;
@@ -33,6 +35,7 @@ pub use ask::Ask;
 pub use caption::Caption;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;
+pub use generate::{llm_error, Generate};
 pub use history::{Forget, HistoryCmd};
 pub use images::Images;
 pub use listen::Listen;
@@ -41,6 +44,7 @@ pub use models::Models;
 pub use notes::Notes;
 pub use ping::Ping;
 pub use rag::RagCmd;
+pub use reload::Reload;
 pub use respond::Respond;
 pub use say::{speak_error, Say};
 pub use shutdown::Shutdown;
@@ -58,6 +62,8 @@ pub enum Command {
     Config(ConfigCmd),
     Engine(EngineCmd),
     Models(Models),
+    Generate(Generate),
+    Reload(Reload),
     Metrics(MetricsCmd),
     Caption(Caption),
     Images(Images),
@@ -82,6 +88,8 @@ pub const NAMES: &[&str] = &[
     "config",
     "engine",
     "models",
+    "generate",
+    "reload",
     "metrics",
     "caption",
     "images",
@@ -120,6 +128,8 @@ impl Command {
             Command::Config(_) => "config",
             Command::Engine(_) => "engine",
             Command::Models(_) => "models",
+            Command::Generate(_) => "generate",
+            Command::Reload(_) => "reload",
             Command::Metrics(_) => "metrics",
             Command::Subscribe(_) => "subscribe",
             Command::Shutdown(_) => "shutdown",
@@ -145,6 +155,8 @@ impl Command {
             Command::Config(cmd) => cmd.apply(ctx).map(Some),
             Command::Engine(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Models(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Generate(cmd) => cmd.apply(ctx, session, id).await.map(Some),
+            Command::Reload(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Metrics(cmd) => cmd.apply(ctx).map(Some),
             Command::Caption(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Images(cmd) => cmd.apply(ctx).await.map(Some),
@@ -249,6 +261,7 @@ mod tests {
     fn parses_every_command_and_keeps_the_id() {
         let needs_args = [
             "engine",
+            "generate",
             "transcribe",
             "listen",
             "ask",
@@ -294,6 +307,7 @@ mod tests {
     fn every_command_knows_its_name() {
         let args = |name: &str| match name {
             "engine" => r#","name":"stt","action":"stop""#,
+            "generate" => r#","prompt":"Once""#,
             "transcribe" => r#","path":"/a.wav""#,
             "listen" => r#","action":"status""#,
             "ask" => r#","question":"q""#,

@@ -1,6 +1,7 @@
 //! `status`: version, uptime, profile, the daemon's and each engine's
-//! memory, the budget, and queues (requests in flight, utterances queued or
-//! being spoken).
+//! memory, the budget, queues (requests in flight, utterances queued or
+//! being spoken), and the language model (model info, prompt format,
+//! figures of the last reply).
 
 use std::sync::atomic::Ordering;
 
@@ -29,6 +30,7 @@ impl Status {
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),
+            "llm": ctx.llm.as_ref().map(|llm| llm.status()),
         }))
     }
 }

@@ -1,0 +1,208 @@
+//! [`LocalLlm`]: the [`Llm`] backed by llama.cpp in the `voxd-llm` worker,
+//! reached through the engine host (engine `llm`). It finds the model (the
+//! `engines.llm.model` file, else the model store's `llm` role), sends it
+//! with every request (the worker loads it on first use, and again after a
+//! restart), caps replies at `engines.llm.max_tokens`, and keeps the model
+//! info and the last reply's figures for `status`. The worker's frames are
+//! documented in `workers/voxd-llm/src/main.rs`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use voxd_proto::Frame;
+
+use super::{GenerateRequest, GenerateStats, Llm, LlmError, LlmStatus, ModelInfo};
+use crate::config::{Config, LlmEngineConfig, ModelsConfig};
+use crate::engine::{EngineError, Host};
+use crate::models::{self, Manifest, Role, Store};
+
+/// The engine name of the worker in the engine host.
+const ENGINE: &str = "llm";
+
+/// llama.cpp in the `voxd-llm` worker.
+pub struct LocalLlm {
+    engines: Host,
+    cfg: LlmEngineConfig,
+    models: ModelsConfig,
+    choice: tokio::sync::Mutex<Choice>,
+    status: Mutex<LlmStatus>,
+}
+
+/// Which model requests run on.
+#[derive(Default)]
+struct Choice {
+    /// A GGUF named by `reload`, over the configured one.
+    chosen: Option<PathBuf>,
+    /// The `model` object sent to the worker, once resolved.
+    params: Option<Value>,
+}
+
+impl LocalLlm {
+    pub fn new(engines: Host, config: &Config) -> LocalLlm {
+        LocalLlm {
+            engines,
+            cfg: config.engines.llm.clone(),
+            models: config.models.clone(),
+            choice: tokio::sync::Mutex::new(Choice::default()),
+            status: Mutex::new(LlmStatus::default()),
+        }
+    }
+
+    /// The worker's `model` object, resolving the model file if needed.
+    async fn params(&self, choice: &mut Choice) -> Result<Value, LlmError> {
+        if let Some(params) = &choice.params {
+            return Ok(params.clone());
+        }
+        let path = match &choice.chosen {
+            Some(path) => path.clone(),
+            None if !self.cfg.model.as_os_str().is_empty() => self.cfg.model.clone(),
+            None => self.installed_model().await?,
+        };
+        let template = Some(self.cfg.chat_template.clone()).filter(|t| !t.is_empty());
+        let params = json!({
+            "path": path,
+            "threads": self.cfg.threads,
+            "context": self.cfg.context,
+            "batch": self.cfg.batch,
+            "gpu_layers": self.cfg.gpu_layers,
+            "chat_template": template,
+        });
+        choice.params = Some(params.clone());
+        Ok(params)
+    }
+
+    /// The GGUF of the first installed model of the `llm` role.
+    async fn installed_model(&self) -> Result<PathBuf, LlmError> {
+        let config = self.models.clone();
+        tokio::task::spawn_blocking(move || {
+            let manifest = Manifest::load(&config).map_err(|e| LlmError::Model(e.to_string()))?;
+            let store = Store::from_config(&config).map_err(|e| LlmError::Model(e.to_string()))?;
+            let id =
+                models::resolve(Role::Llm, &config, &manifest, &store).ok_or(LlmError::NoModel)?;
+            let spec = manifest
+                .get(&id)
+                .map_err(|e| LlmError::Model(e.to_string()))?;
+            let file = spec
+                .files
+                .iter()
+                .find(|f| f.name.ends_with(".gguf"))
+                .ok_or_else(|| LlmError::Model(format!("model {id} has no .gguf file")))?;
+            Ok(store.model_dir(&id).join(&file.name))
+        })
+        .await
+        .map_err(|e| LlmError::Model(format!("model lookup failed: {e}")))?
+    }
+
+    /// Loads the model in the worker (if not yet) and records its info.
+    async fn load(&self, params: &Value) -> Result<ModelInfo, LlmError> {
+        let frame = Frame::new("load").with_data(json!({ "model": params }));
+        let mut reply = self.engines.request(ENGINE, frame).await?;
+        while let Some(frame) = reply.next().await {
+            frame.map_err(|e| self.worker_error(e, params))?;
+        }
+        let done = reply
+            .done()
+            .ok_or_else(|| LlmError::Model("the worker ended `load` without `done`".into()))?;
+        let info: ModelInfo = serde_json::from_value(done.data.clone())
+            .map_err(|e| LlmError::Model(format!("invalid model info from the worker: {e}")))?;
+        self.lock_status().model = Some(info.clone());
+        Ok(info)
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, LlmStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn worker_error(&self, e: EngineError, params: &Value) -> LlmError {
+        let EngineError::Worker { code, text, .. } = e else {
+            return LlmError::Engine(e);
+        };
+        match code.as_str() {
+            "no_chat_template" => {
+                let path = params["path"].as_str().unwrap_or("?").to_owned();
+                let model = match &self.lock_status().model {
+                    Some(info) => format!("{} ({path})", info.name),
+                    None => path,
+                };
+                LlmError::NoChatTemplate { model }
+            }
+            "load_failed" => {
+                self.lock_status().model = None;
+                LlmError::Load(text)
+            }
+            "cancelled" => LlmError::Cancelled,
+            _ => LlmError::Model(text),
+        }
+    }
+}
+
+#[async_trait]
+impl Llm for LocalLlm {
+    async fn info(&self) -> Result<ModelInfo, LlmError> {
+        let params = self.params(&mut *self.choice.lock().await).await?;
+        self.load(&params).await
+    }
+
+    async fn reload(&self, model: Option<PathBuf>) -> Result<ModelInfo, LlmError> {
+        // Held throughout: requests wait for the new model.
+        let mut choice = self.choice.lock().await;
+        if model.is_some() {
+            choice.chosen = model;
+        }
+        choice.params = None;
+        self.lock_status().model = None;
+        self.engines.stop(ENGINE).await?;
+        let params = self.params(&mut choice).await?;
+        self.load(&params).await
+    }
+
+    fn status(&self) -> LlmStatus {
+        self.lock_status().clone()
+    }
+
+    async fn generate(
+        &self,
+        request: GenerateRequest,
+        tokens: mpsc::Sender<String>,
+    ) -> Result<GenerateStats, LlmError> {
+        let params = {
+            let mut choice = self.choice.lock().await;
+            self.params(&mut choice).await?
+        };
+        if self.lock_status().model.is_none() {
+            self.load(&params).await?;
+        }
+        let frame = Frame::new("generate").with_data(json!({
+            "model": params,
+            "prompt": request.prompt,
+            "max_tokens": request.max_tokens.min(self.cfg.max_tokens),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stop": request.stop,
+            "seed": request.seed,
+            "session": request.session,
+        }));
+        // Dropping `reply` (an early return, or this future being dropped)
+        // sends `cancel` to the worker.
+        let mut reply = self.engines.request(ENGINE, frame).await?;
+        while let Some(frame) = reply.next().await {
+            let frame = frame.map_err(|e| self.worker_error(e, &params))?;
+            if frame.kind == "token" {
+                let text = frame.str_field("text").unwrap_or_default().to_owned();
+                if tokens.send(text).await.is_err() {
+                    return Err(LlmError::Cancelled);
+                }
+            }
+        }
+        let done = reply
+            .done()
+            .ok_or_else(|| LlmError::Model("the worker ended `generate` without `done`".into()))?;
+        let stats: GenerateStats = serde_json::from_value(done.data.clone())
+            .map_err(|e| LlmError::Model(format!("invalid figures from the worker: {e}")))?;
+        self.lock_status().last_reply = Some(stats.clone());
+        Ok(stats)
+    }
+}
