@@ -179,8 +179,10 @@ say "checking formatting"
 cargo fmt --all --check
 say "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-say "building the workspace (tests start the worker binaries)"
-cargo build --workspace --locked
+say "building the workspace and its tests (tests start the worker binaries)"
+# --all-targets: the same feature set as `cargo test` below (dev-dependencies
+# unify features), so llama.cpp, whisper.cpp and espeak-ng build once, not twice.
+cargo build --workspace --all-targets --locked
 test_models="${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}"
 say "pulling the test models into $test_models: ${TEST_MODELS[*]}"
 env -u VOXD_TEST_MODELS VOXD_MODELS_DIR="$test_models" "$CARGO_TARGET_DIR/debug/voxd" models pull "${TEST_MODELS[@]}"
