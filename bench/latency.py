@@ -5,6 +5,7 @@ stage, on one profile (default `tiny`).
 
     python3 bench/latency.py [--voxd PATH] [--profile tiny] [--runs 5]
                              [--mode extractive|auto|generative]
+                             [--hangover-ms 700] [--set stt.fit_audio_ctx=false]
 
 A fresh daemon (temporary home, the test model store, the fixture notes
 in tests/fixtures/notes) listens on its socket PCM source; this script
@@ -15,6 +16,7 @@ microphone would), in the daemon's own Piper voice, and times:
   stt        `speech.end` → `transcript.final`
   token      transcript → first answer text   (assistant.reply timings)
   audio      transcript → first reply audio queued for playback
+  synth      of which: synthesising the first sentence
   total      end of speech → first reply audio
 
 The end of speech is `speech.end` minus the hangover. Median and worst of
@@ -87,12 +89,15 @@ def main():
     ap.add_argument("--profile", default="tiny")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--mode", default="extractive", choices=["extractive", "auto", "generative"])
+    ap.add_argument("--hangover-ms", type=int, default=700)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a config override (VOXD_SECTION_KEY), e.g. stt.fit_audio_ctx=false")
     args = ap.parse_args()
     if not Path(args.voxd).is_file():
         sys.exit(f"no voxd at {args.voxd}: cargo build --release --workspace first")
     store = Path(os.environ.get("VOXD_TEST_MODELS", Path.home() / ".cache/voxd/test-models"))
     home = Path(tempfile.mkdtemp(prefix="voxd-latency-"))
-    hangover_ms = 700
+    hangover_ms = args.hangover_ms
     config = home / "voxd.toml"
     config.write_text(
         f'profile = "{args.profile}"\n'
@@ -106,6 +111,9 @@ def main():
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
     env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"))
+    for override in args.set:
+        key, _, value = override.partition("=")
+        env["VOXD_" + key.replace(".", "_").upper()] = value
     (home / "run").mkdir(mode=0o700)
     log = open(home / "voxd.log", "w")
     daemon = subprocess.Popen([args.voxd, "--config", str(config), "serve"], env=env, stderr=log)
@@ -146,14 +154,17 @@ def main():
                 "stt": (final - end) * 1000,
                 "token": t["first_token_ms"],
                 "audio": t["first_audio_ms"],
+                "synth": t["first_synth_ms"] or 0,
                 "total": (final - speech_end) * 1000 + (t["first_audio_ms"] or 0),
             }
             rows.append(row)
             print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()), file=sys.stderr)
             time.sleep(1.0)
-        print(f"\nprofile {args.profile}, mode {args.mode}, {args.runs} questions (ms, median / worst):")
+        print(f"\nprofile {args.profile}, mode {args.mode}, hangover {hangover_ms} ms, "
+              f"{' '.join(args.set) or 'default config'}, {args.runs} questions, "
+              f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
         print("| stage | median | worst |\n|---|---|---|")
-        for key in ["endpoint", "stt", "token", "audio", "total"]:
+        for key in ["endpoint", "stt", "token", "audio", "synth", "total"]:
             values = [r[key] for r in rows]
             print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
     finally:

@@ -101,8 +101,11 @@ pub struct SttConfig {
     pub model: String,
     pub language: String,
     pub initial_prompt: String,
+    /// Size whisper's encoder window to the utterance, not 30 s.
     pub fit_audio_ctx: bool,
     pub audio_ctx_margin_ms: u32,
+    /// The smallest fitted window (whisper repeats itself on tiny ones).
+    pub audio_ctx_min_ms: u32,
     pub partial_interval_ms: u32,
 }
 

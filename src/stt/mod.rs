@@ -143,6 +143,7 @@ impl LocalStt {
             "threads": self.config.engines.stt.threads,
             "fit_audio_ctx": stt.fit_audio_ctx,
             "audio_ctx_margin_ms": stt.audio_ctx_margin_ms,
+            "audio_ctx_min_ms": stt.audio_ctx_min_ms,
         }))
     }
 }

@@ -32,6 +32,8 @@ pub struct Params {
     /// Size the encoder context to the audio (plus the margin).
     fit_audio_ctx: bool,
     audio_ctx_margin_ms: usize,
+    /// The smallest fitted window: whisper repeats itself on tiny ones.
+    audio_ctx_min_ms: usize,
     partial_interval_ms: usize,
 }
 
@@ -69,6 +71,7 @@ impl Params {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             audio_ctx_margin_ms: num("audio_ctx_margin_ms", 1000)? as usize,
+            audio_ctx_min_ms: num("audio_ctx_min_ms", 0)? as usize,
             partial_interval_ms: num("partial_interval_ms", 0)? as usize,
         })
     }
@@ -81,7 +84,7 @@ impl Params {
     /// The encoder context for `samples` of audio; 0 = whisper's default.
     fn audio_ctx_for(&self, samples: usize) -> usize {
         if self.fit_audio_ctx {
-            let ms = samples * 1000 / RATE + self.audio_ctx_margin_ms;
+            let ms = (samples * 1000 / RATE + self.audio_ctx_margin_ms).max(self.audio_ctx_min_ms);
             let ctx = (ms * CTX_PER_SEC).div_ceil(1000);
             if ctx < FULL_CTX {
                 return ctx;
@@ -161,7 +164,9 @@ pub fn spawn(
                     } => {
                         if current.load(Ordering::SeqCst) == gen {
                             if let Ok(l) = load(&mut loaded, &params) {
-                                if let Ok((text, _)) = decode(l, &params, &samples, &current, gen) {
+                                if let Ok(Decoded { text, .. }) =
+                                    decode(l, &params, &samples, &current, gen)
+                                {
                                     if current.load(Ordering::SeqCst) == gen {
                                         send(Frame::new("transcript-partial").with_data(json!({
                                             "text": text,
@@ -213,13 +218,17 @@ fn finish(
     };
     let started = Instant::now();
     match decode(l, params, samples, current, gen) {
-        Ok((text, segments)) => vec![
+        Ok(Decoded {
+            text,
+            segments,
+            audio_ctx,
+        }) => vec![
             Frame::new("transcript").with_data(json!({
                 "text": text,
                 "segments": segments,
                 "audio_secs": samples.len() as f64 / RATE as f64,
                 "decode_ms": started.elapsed().as_millis() as u64,
-                "audio_ctx": params.audio_ctx_for(samples.len()),
+                "audio_ctx": audio_ctx,
             })),
             Frame::new(kind::DONE),
         ],
@@ -267,14 +276,89 @@ fn load<'a>(loaded: &'a mut Option<Loaded>, params: &Params) -> Result<&'a mut L
     loaded.as_mut().ok_or_else(|| "no model loaded".to_owned())
 }
 
-/// Decodes `samples`; the text and `[{start, end, text}]` segments (seconds).
+/// A decoded transcript.
+struct Decoded {
+    text: String,
+    /// `[{start, end, text}]`, in seconds.
+    segments: Vec<Value>,
+    /// The encoder window it was decoded with; 0 = whisper's full 30 s.
+    audio_ctx: usize,
+}
+
+/// Decodes `samples`, in a window fitted to them when the parameters ask
+/// for it. A fitted window that makes whisper repeat itself (its known
+/// failure on short windows) is decoded again with the full window.
 fn decode(
     l: &mut Loaded,
     params: &Params,
     samples: &[f32],
     current: &Arc<AtomicU64>,
     gen: u64,
-) -> Result<(String, Vec<Value>), String> {
+) -> Result<Decoded, String> {
+    let audio_ctx = params.audio_ctx_for(samples.len());
+    let pass = decode_with(l, params, audio_ctx, samples, current, gen)?;
+    if audio_ctx == 0 || !(pass.capped || repeats(&pass.text)) {
+        return Ok(Decoded {
+            text: pass.text,
+            segments: pass.segments,
+            audio_ctx,
+        });
+    }
+    eprintln!(
+        "voxd-stt: the {audio_ctx}-frame window looped ({:?}); decoding with the full window",
+        pass.text
+    );
+    let pass = decode_with(l, params, 0, samples, current, gen)?;
+    Ok(Decoded {
+        text: pass.text,
+        segments: pass.segments,
+        audio_ctx: 0,
+    })
+}
+
+/// Whether `text` says the same four words (or more) twice: whisper's
+/// repetition loop, rare in a real utterance of a few seconds.
+fn repeats(text: &str) -> bool {
+    const N: usize = 4;
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    words.windows(N).any(|gram| !seen.insert(gram))
+}
+
+/// Most tokens a segment may take in a fitted window: far more than anyone
+/// says in that time (speech runs at 3 to 6 tokens a second), far fewer
+/// than a repetition loop writes before whisper stops it (224).
+fn token_cap(samples: usize) -> i32 {
+    (16 + 10 * samples / RATE) as i32
+}
+
+/// What one whisper.cpp pass made of the audio.
+struct Pass {
+    text: String,
+    segments: Vec<Value>,
+    /// A segment reached [`token_cap`]: its text may be cut short.
+    capped: bool,
+}
+
+/// One whisper.cpp pass over `samples` with encoder window `audio_ctx` (0 =
+/// full).
+fn decode_with(
+    l: &mut Loaded,
+    params: &Params,
+    audio_ctx: usize,
+    samples: &[f32],
+    current: &Arc<AtomicU64>,
+    gen: u64,
+) -> Result<Pass, String> {
     let mut fp = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     fp.set_n_threads(params.threads);
     fp.set_language(Some(if params.language.is_empty() {
@@ -285,9 +369,13 @@ fn decode(
     if !params.initial_prompt.is_empty() {
         fp.set_initial_prompt(&params.initial_prompt);
     }
-    let audio_ctx = params.audio_ctx_for(samples.len());
     if audio_ctx > 0 {
         fp.set_audio_ctx(audio_ctx as i32);
+        // No temperature fallback in a fitted window: a repetition loop
+        // there would be decoded again at five temperatures (minutes on a
+        // small board). One greedy pass, and the full window if it loops.
+        fp.set_temperature_inc(0.0);
+        fp.set_max_tokens(token_cap(samples.len()));
     }
     fp.set_print_progress(false);
     fp.set_print_realtime(false);
@@ -319,10 +407,13 @@ fn decode(
     l.state
         .full(fp, audio)
         .map_err(|e| format!("whisper.cpp failed to transcribe: {e}"))?;
+    let cap = token_cap(samples.len());
     let mut text = String::new();
     let mut segments = Vec::new();
+    let mut capped = false;
     for seg in l.state.as_iter() {
         let t = seg.to_str_lossy().map_err(|e| e.to_string())?.into_owned();
+        capped |= audio_ctx > 0 && seg.n_tokens() >= cap;
         text.push_str(&t);
         segments.push(json!({
             "start": seg.start_timestamp() as f64 / 100.0,
@@ -330,5 +421,48 @@ fn decode(
             "text": t.trim(),
         }));
     }
-    Ok((text.trim().to_owned(), segments))
+    Ok(Pass {
+        text: text.trim().to_owned(),
+        segments,
+        capped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_phrase_is_a_repetition_loop() {
+        assert!(repeats(
+            "How many days are left until the end of the month? How many days are left"
+        ));
+        assert!(repeats("Turn off the lights. turn OFF the lights!"));
+        assert!(!repeats(
+            "How many days are left until the end of the month?"
+        ));
+        // Short repeats are speech, not a loop.
+        assert!(!repeats("no no no, stop, stop it now"));
+        assert!(!repeats(""));
+    }
+
+    #[test]
+    fn the_fitted_window_covers_the_audio_the_margin_and_the_minimum() {
+        let params = |fit: bool, margin: u64, min: u64| {
+            Params::from_data(&json!({
+                "model": "m.bin",
+                "fit_audio_ctx": fit,
+                "audio_ctx_margin_ms": margin,
+                "audio_ctx_min_ms": min,
+            }))
+            .unwrap()
+        };
+        // 2 s + 1 s margin = 150 frames of 20 ms.
+        assert_eq!(params(true, 1000, 0).audio_ctx_for(2 * RATE), 150);
+        assert_eq!(params(true, 1000, 5000).audio_ctx_for(2 * RATE), 250);
+        assert_eq!(params(true, 1000, 5000).audio_ctx_for(10 * RATE), 550);
+        // Past 30 s: whisper's own full window.
+        assert_eq!(params(true, 1000, 0).audio_ctx_for(30 * RATE), 0);
+        assert_eq!(params(false, 1000, 5000).audio_ctx_for(2 * RATE), 0);
+    }
 }

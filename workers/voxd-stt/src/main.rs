@@ -9,11 +9,15 @@
 //! - `load{model, threads?}` → `done{model, n_vocab, multilingual, model_type}`:
 //!   loads a whisper.cpp ggml model (kept until another one is asked for).
 //! - `transcribe{model, language?, initial_prompt?, threads?, audio_ctx?,
-//!   fit_audio_ctx?, audio_ctx_margin_ms?, partial_interval_ms?}`, then the
-//!   audio as `audio-chunk{rate:16000, width:2, channels:1}` frames with
-//!   s16le payloads, then `audio-stop` → `transcript{text, segments:[{start,
-//!   end, text}], audio_secs, decode_ms, audio_ctx}` → `done`. The model is
-//!   loaded first if it is not the one in memory. With
+//!   fit_audio_ctx?, audio_ctx_margin_ms?, audio_ctx_min_ms?,
+//!   partial_interval_ms?}`, then the audio as `audio-chunk{rate:16000,
+//!   width:2, channels:1}` frames with s16le payloads, then `audio-stop` →
+//!   `transcript{text, segments:[{start, end, text}], audio_secs, decode_ms,
+//!   audio_ctx}` → `done`. The model is loaded first if it is not the one in
+//!   memory. With `fit_audio_ctx`, the encoder window covers the audio plus
+//!   the margin (at least `audio_ctx_min_ms`) instead of 30 s; a fitted
+//!   decode that repeats itself is decoded again with the full window, and
+//!   `audio_ctx` says which window gave the text (0 = full). With
 //!   `partial_interval_ms` > 0, each time that much new audio has arrived
 //!   and the decoder is idle, the whole buffer so far is decoded again and
 //!   sent as `transcript-partial{text, audio_secs}` (live sources).
