@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{echo_engines_config, wait_until, Daemon, Home};
+use support::{echo_engines_config, voice, wait_until, Daemon, Home};
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, MessageStream, Proxy};
 
@@ -61,11 +61,16 @@ impl Drop for Bus {
 /// voxd on `bus` (as its session bus unless `env` says otherwise), once it
 /// owns its name there.
 async fn voxd_on(bus: &Bus, conn: &Connection, config: &str, env: &[(&str, &str)]) -> Daemon {
+    voxd_in(bus, conn, Home::new(config), env).await
+}
+
+/// [`voxd_on`] with a prepared home.
+async fn voxd_in(bus: &Bus, conn: &Connection, home: Home, env: &[(&str, &str)]) -> Daemon {
     let mut env = env.to_vec();
     if !env.iter().any(|(k, _)| k.starts_with("DBUS_")) {
         env.push(("DBUS_SESSION_BUS_ADDRESS", bus.address.as_str()));
     }
-    let daemon = Daemon::start_with_env(Home::new(config), &env);
+    let daemon = Daemon::start_with_env(home, &env);
     let dbus = zbus::fdo::DBusProxy::new(conn).await.unwrap();
     for _ in 0..1000 {
         if dbus.name_has_owner(NAME.try_into().unwrap()).await.unwrap() {
@@ -86,6 +91,31 @@ async fn next_signal(signals: &mut MessageStream) -> (String, String, zbus::Mess
     let member = msg.header().member().unwrap().to_string();
     let interface = msg.header().interface().unwrap().to_string();
     (interface, member, msg)
+}
+
+/// Every signal voxd sends on `conn`.
+async fn signals_of_voxd(conn: &Connection) -> MessageStream {
+    let rule = MatchRule::builder()
+        .msg_type(MessageType::Signal)
+        .sender(NAME)
+        .unwrap()
+        .path(PATH)
+        .unwrap()
+        .build();
+    MessageStream::for_match_rule(rule, conn, None)
+        .await
+        .unwrap()
+}
+
+/// Signals until `member` (of the assistant interface, or
+/// `PropertiesChanged`), returning its message.
+async fn signal_until(signals: &mut MessageStream, member: &str) -> zbus::Message {
+    loop {
+        let (_, name, msg) = next_signal(signals).await;
+        if name == member {
+            return msg;
+        }
+    }
 }
 
 async fn assistant(conn: &Connection) -> Proxy<'static> {
@@ -176,16 +206,7 @@ async fn events_become_signals() {
     let conn = bus.connect().await;
     let mut daemon = voxd_on(&bus, &conn, &echo_engines_config(""), &[]).await;
     let voxd = assistant(&conn).await;
-    let rule = MatchRule::builder()
-        .msg_type(MessageType::Signal)
-        .sender(NAME)
-        .unwrap()
-        .path(PATH)
-        .unwrap()
-        .build();
-    let mut signals = MessageStream::for_match_rule(rule, &conn, None)
-        .await
-        .unwrap();
+    let mut signals = signals_of_voxd(&conn).await;
     let _: String = voxd.call("StartEngine", &("stt",)).await.unwrap();
     let mut typed = vec![];
     let mut generic = vec![];
@@ -256,6 +277,112 @@ async fn events_become_signals() {
     assert!(daemon.wait_exit().success());
 }
 
+/// The assistant's own methods and signals, on real models: speech out,
+/// transcription, the wake word, answers from the notes, listening on and
+/// off, and errors from engines that are not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_assistant_speaks_listens_and_answers_over_d_bus() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let home = voice::home("");
+    let dir = home.path().to_path_buf();
+    let daemon = voxd_in(&bus, &conn, home, &[]).await;
+    let voxd = assistant(&conn).await;
+    let mut signals = signals_of_voxd(&conn).await;
+    let mut control = daemon.connect();
+    wait_until("listening", || {
+        control.ok("listen", json!({ "action": "status" }))["listening"] == json!(true)
+    });
+    let listening: bool = voxd.get_property("Listening").await.unwrap();
+    assert!(listening);
+
+    // Say: each sentence is a ReplyChunk signal.
+    let said: String = voxd
+        .call("Say", &("The kettle is on. Tea is ready.",))
+        .await
+        .unwrap();
+    let said: Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(said["chunks"], 2, "{said}");
+    let chunk = signal_until(&mut signals, "ReplyChunk").await;
+    let (utterance, text): (u64, String) = chunk.body().deserialize().unwrap();
+    assert_eq!(utterance, said["utterance"].as_u64().unwrap());
+    assert_eq!(text.trim(), "The kettle is on.");
+
+    // Transcribe what was said: the reply and a final Transcript signal.
+    let reply_wav = dir.join("reply.wav");
+    let heard: String = voxd
+        .call("Transcribe", &(reply_wav.display().to_string(),))
+        .await
+        .unwrap();
+    let heard: Value = serde_json::from_str(&heard).unwrap();
+    let words = heard["text"].as_str().unwrap().to_lowercase();
+    assert!(words.contains("kettle"), "{heard}");
+    let transcript = signal_until(&mut signals, "Transcript").await;
+    let (text, is_final): (String, bool) = transcript.body().deserialize().unwrap();
+    assert!(is_final);
+    assert_eq!(text, heard["text"].as_str().unwrap());
+
+    // The wake word on the listening source is a WakeDetected signal.
+    let wake = voice::speech(&mut control, &dir, "Hey Jarvis.");
+    let mut audio = voice::silence(1.0);
+    audio.extend(&wake);
+    audio.extend(voice::silence(1.0));
+    voice::send_pcm(&mut control, &audio);
+    let woken = signal_until(&mut signals, "WakeDetected").await;
+    let (name, score): (String, f64) = woken.body().deserialize().unwrap();
+    assert_eq!(name, "hey_jarvis");
+    assert!(score > 0.5 && score <= 1.0, "{score}");
+
+    // Ask answers from the notes, citing them.
+    let answer: String = voxd
+        .call("Ask", &("What is the wifi password?",))
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert!(
+        answer["text"].as_str().unwrap().contains("kettle-47-moon"),
+        "{answer}"
+    );
+    assert!(answer["citations"][0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("home.md"));
+
+    // Listening off and on again; the property follows, with signals.
+    let _: String = voxd.call("StopListening", &()).await.unwrap();
+    loop {
+        let changed = signal_until(&mut signals, "PropertiesChanged").await;
+        let body = changed.body();
+        let (_, props, _): (
+            String,
+            std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+            Vec<String>,
+        ) = body.deserialize().unwrap();
+        if let Some(listening) = props.get("Listening") {
+            if !bool::try_from(listening.clone()).unwrap() {
+                break;
+            }
+        }
+    }
+    let _: String = voxd.call("Listen", &()).await.unwrap();
+    let listening: bool = voxd.get_property("Listening").await.unwrap();
+    assert!(listening);
+
+    // Nothing speaking: Stop says so.
+    let stopped: bool = voxd.call("Stop", &()).await.unwrap();
+    assert!(!stopped);
+
+    // Errors name what is wrong: no image there, no language model here.
+    let (name, desc) = error_name(
+        voxd.call::<_, _, String>("Caption", &("/nonexistent/photo.png",))
+            .await,
+    );
+    assert!(name.starts_with("io.github.voxd.Error."), "{name}");
+    assert!(desc.contains("/nonexistent/photo.png"), "{desc}");
+    let (name, _) = error_name(voxd.call::<_, _, String>("Reload", &("",)).await);
+    assert_eq!(name, "io.github.voxd.Error.NoModel");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gdbus_and_busctl_introspect_and_call_it() {
     let bus = Bus::start();
@@ -286,6 +413,14 @@ async fn gdbus_and_busctl_introspect_and_call_it() {
         "Status(out s ",
         "StartEngine(in  s name,",
         "Call(in  s command,",
+        "Ask(in  s question,",
+        "Transcribe(in  s path,",
+        "StopListening(out s ",
+        "WakeDetected(s name,",
+        "Transcript(s text,",
+        "ReplyChunk(t utterance,",
+        "ImageCaptioned(s path,",
+        "readonly b Listening = ",
         "EngineStateChanged(s engine,",
         "Event(s name,",
         "readonly s Profile = 'tiny';",

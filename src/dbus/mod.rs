@@ -100,6 +100,56 @@ impl Assistant {
             .await
     }
 
+    /// Answers `question` from the notes (`ask`); returns the answer, its
+    /// citations and mode as JSON.
+    async fn ask(&self, question: String) -> Result<String, Error> {
+        self.run_json("ask", json!({ "question": question })).await
+    }
+
+    /// Speaks `text` through the daemon's audio output (`say`) and returns
+    /// when it has been spoken (or stopped), with the outcome as JSON.
+    async fn say(&self, text: String) -> Result<String, Error> {
+        self.run_json("say", json!({ "text": text })).await
+    }
+
+    /// Stops speaking and clears the speech queue (`stop`); returns whether
+    /// anything was speaking.
+    async fn stop(&self) -> Result<bool, Error> {
+        let reply = self.run("stop", json!({})).await?;
+        Ok(reply["stopped"].as_bool().unwrap_or_default())
+    }
+
+    /// Starts listening to the configured input (`listen start`); returns
+    /// the listening status as JSON.
+    async fn listen(&self) -> Result<String, Error> {
+        self.run_json("listen", json!({ "action": "start" })).await
+    }
+
+    /// Stops listening (`listen stop`); returns the status as JSON.
+    async fn stop_listening(&self) -> Result<String, Error> {
+        self.run_json("listen", json!({ "action": "stop" })).await
+    }
+
+    /// Transcribes the WAV file at absolute `path` (`transcribe`); returns
+    /// the text, segments and timings as JSON.
+    async fn transcribe(&self, path: String) -> Result<String, Error> {
+        self.run_json("transcribe", json!({ "path": path })).await
+    }
+
+    /// Captions the image at absolute `path` (`caption`); returns the
+    /// caption as JSON.
+    async fn caption(&self, path: String) -> Result<String, Error> {
+        self.run_json("caption", json!({ "paths": [path] })).await
+    }
+
+    /// Loads the language model afresh (`reload`): the GGUF at absolute
+    /// `model`, or the configured one when `model` is empty. Returns the
+    /// model's info as JSON.
+    async fn reload(&self, model: String) -> Result<String, Error> {
+        let model = Some(model).filter(|m| !m.is_empty());
+        self.run_json("reload", json!({ "model": model })).await
+    }
+
     /// Stops the daemon gracefully.
     async fn shutdown(&self) -> Result<(), Error> {
         self.run("shutdown", json!({})).await.map(|_| ())
@@ -140,6 +190,43 @@ impl Assistant {
             "running".into()
         }
     }
+
+    /// Whether the listening loop runs (`PropertiesChanged` is emitted on
+    /// `listen.started` and `listen.stopped`).
+    #[zbus(property)]
+    fn listening(&self) -> bool {
+        self.ctx.listener.status().listening
+    }
+
+    /// A wake word was heard (`wake.detected`): its name and score (0–1).
+    #[zbus(signal)]
+    async fn wake_detected(emitter: &SignalEmitter<'_>, name: &str, score: f64)
+        -> zbus::Result<()>;
+
+    /// A transcript (`transcript.partial` with `is_final` false,
+    /// `transcript.final` with true).
+    #[zbus(signal)]
+    async fn transcript(
+        emitter: &SignalEmitter<'_>,
+        text: &str,
+        is_final: bool,
+    ) -> zbus::Result<()>;
+
+    /// A sentence of a reply is being spoken (`speech.chunk`).
+    #[zbus(signal)]
+    async fn reply_chunk(
+        emitter: &SignalEmitter<'_>,
+        utterance: u64,
+        text: &str,
+    ) -> zbus::Result<()>;
+
+    /// An image was captioned (`image.captioned`).
+    #[zbus(signal)]
+    async fn image_captioned(
+        emitter: &SignalEmitter<'_>,
+        path: &str,
+        caption: &str,
+    ) -> zbus::Result<()>;
 
     /// An engine changed state (`engine.state` event). `pid` is 0 while
     /// there is no worker process; `error` is empty unless it failed.
@@ -254,15 +341,40 @@ async fn emit(
         "engine.state" => {
             Assistant::engine_state_changed(
                 emitter,
-                data["engine"].as_str().unwrap_or_default(),
-                data["state"].as_str().unwrap_or_default(),
+                text(&data["engine"]),
+                text(&data["state"]),
                 data["pid"].as_u64().unwrap_or_default() as u32,
-                data["error"].as_str().unwrap_or_default(),
+                text(&data["error"]),
             )
             .await?
         }
         "daemon.shutdown" => iface.get().await.state_changed(emitter).await?,
+        "listen.started" | "listen.stopped" => iface.get().await.listening_changed(emitter).await?,
+        "wake.detected" => {
+            Assistant::wake_detected(
+                emitter,
+                text(&data["name"]),
+                data["score"].as_f64().unwrap_or_default(),
+            )
+            .await?
+        }
+        "transcript.partial" | "transcript.final" => {
+            let is_final = event.event == "transcript.final";
+            Assistant::transcript(emitter, text(&data["text"]), is_final).await?
+        }
+        "speech.chunk" => {
+            let utterance = data["utterance"].as_u64().unwrap_or_default();
+            Assistant::reply_chunk(emitter, utterance, text(&data["text"])).await?
+        }
+        "image.captioned" => {
+            Assistant::image_captioned(emitter, text(&data["path"]), text(&data["caption"])).await?
+        }
         _ => {}
     }
     Assistant::event(emitter, &event.event, &data.to_string()).await
+}
+
+/// A string field of an event's data; empty when absent.
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
 }
