@@ -347,8 +347,10 @@ fn realtime_partials() {
         "partials grow: {secs:?}"
     );
     let audio_secs = reply["result"]["audio_secs"].as_f64().unwrap();
+    // A partial may cover all the audio: the last chunk can arrive while
+    // the decoder is idle, before the worker knows the audio has ended.
     assert!(
-        secs.iter().all(|&s| s < audio_secs),
+        secs.iter().all(|&s| s <= audio_secs),
         "{secs:?} vs {audio_secs}"
     );
     // Delivered in real time: it cannot end before the audio does.

@@ -290,6 +290,7 @@ impl Host {
         let _turn = sup.turn.clone().lock_owned().await;
         sup.stop_worker().await;
         sup.reset_failures();
+        rss::release_free_heap();
         Ok(())
     }
 

@@ -486,6 +486,7 @@ impl Supervisor {
                             if idle_enough(&sup) {
                                 tracing::info!(engine = %sup.name, "idle for {idle:?}; stopping the worker");
                                 worker.stop(STOP_GRACE).await;
+                                super::rss::release_free_heap();
                                 return;
                             }
                         }

@@ -63,7 +63,14 @@ impl Stream<'_> {
             .await;
     }
 
+    /// Streams a piece of the answer. Whitespace before the first visible
+    /// text is not sent: the reply's `text` is trimmed, and the streamed
+    /// text must read the same.
     async fn token(&mut self, text: &str) {
+        let text = if self.sent { text } else { text.trim_start() };
+        if text.is_empty() {
+            return;
+        }
         self.sent = true;
         self.event("ask.token", json!({ "text": text })).await;
     }
