@@ -40,19 +40,6 @@ pub(crate) fn mib_ceil(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_rss_is_measurable() {
-        let probe = RssProbe::new();
-        assert!(probe.own_rss_bytes() > 0);
-        assert_eq!(mib_ceil(1), 1);
-        assert_eq!(mib_ceil(2 * 1024 * 1024), 2);
-    }
-}
-
 /// Returns the daemon's freed heap to the OS. glibc keeps memory freed by
 /// short-lived threads (tokio's blocking pool, ONNX Runtime's workers) in
 /// per-thread arenas, so after a burst of work the resident size stays at
@@ -64,5 +51,18 @@ pub(crate) fn release_free_heap() {
     // and has no preconditions on the caller.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_rss_is_measurable() {
+        let probe = RssProbe::new();
+        assert!(probe.own_rss_bytes() > 0);
+        assert_eq!(mib_ceil(1), 1);
+        assert_eq!(mib_ceil(2 * 1024 * 1024), 2);
     }
 }
