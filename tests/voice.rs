@@ -12,7 +12,7 @@ use std::fs;
 
 use serde_json::json;
 use support::voice::{self, events_until, last, send_pcm, silence, speech};
-use support::wer::normalise;
+use support::wer::{normalise, Wer};
 use support::Daemon;
 
 #[test]
@@ -79,13 +79,21 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         "{reply}"
     );
 
-    // What was said aloud is the fact from the notes. Piper renders with
-    // random noise and Whisper tiny sometimes hears "moon" as "noon": the
-    // password's first word and one of the other two must come back.
+    // What was said aloud is the reply. Piper renders with random noise and
+    // Whisper tiny mishears a word now and then ("noon" for "moon", "cuddle"
+    // for "kettle", "wi fi" for "wifi"): the read-back must match the
+    // reply's text to a word error rate of at most 50 %, and keep part of
+    // the password (other audio scores near 100 %).
     let heard = control.ok("transcribe", json!({ "path": reply_wav }));
-    let words = normalise(heard["text"].as_str().unwrap()).join(" ");
+    let heard_text = heard["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(reply["text"].as_str().unwrap(), heard_text);
+    assert!(wer.rate() <= 0.5, "WER {:.2}: {heard}", wer.rate());
+    let words = normalise(heard_text);
     assert!(
-        words.contains("kettle") && (words.contains("47") || words.contains("moon")),
+        ["kettle", "47", "moon"]
+            .iter()
+            .any(|part| words.iter().any(|w| w == *part)),
         "{heard}"
     );
 
