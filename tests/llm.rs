@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
+use support::voice::engine;
 use support::{test_model, wait_until, worker_bin, Conn, Daemon, Home};
 
 const MODEL_ID: &str = "gemma3-270m-base";
@@ -107,14 +108,7 @@ fn rand_id() -> u64 {
 }
 
 fn llm_pid(conn: &mut Conn) -> Value {
-    let status = conn.ok("status", json!({}));
-    status["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "llm")
-        .expect("llm engine")["pid"]
-        .clone()
+    engine(&conn.ok("status", json!({})), "llm")["pid"].clone()
 }
 
 /// Reads token events of request `id` until `n` have arrived.
@@ -266,14 +260,8 @@ fn closing_the_connection_cancels_generation_at_once() {
     assert_eq!(next["stats"]["generated_tokens"], json!(4));
     assert_eq!(llm_pid(&mut watcher), pid, "the same worker, not killed");
     let status = watcher.ok("status", json!({}));
-    let engine = status["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "llm")
-        .unwrap()
-        .clone();
-    assert_eq!(engine["restarts"], json!(0), "{engine}");
+    let llm = engine(&status, "llm");
+    assert_eq!(llm["restarts"], json!(0), "{llm}");
 }
 
 #[test]
@@ -653,15 +641,7 @@ fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it()
         json!({ "question": question, "mode": "auto" }),
     );
     wait_until("the ask reaches the worker", || {
-        let status = watcher.ok("status", json!({}));
-        let llm = status["engines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["name"] == "llm")
-            .unwrap()
-            .clone();
-        llm["state"] == "busy"
+        engine(&watcher.ok("status", json!({})), "llm")["state"] == "busy"
     });
     signal(pid, "-KILL");
     let reply = loop {
