@@ -123,6 +123,10 @@ pub struct ListenConfig {
     pub wake_words: Vec<String>,
     pub wake_threshold: f32,
     pub wake_refractory_ms: u64,
+    /// Wake phrases as text, checked in a Whisper pass on speech heard
+    /// while asleep.
+    pub wake_phrases: Vec<String>,
+    pub wake_phrase_similarity: f32,
     pub vad_threshold: f32,
     pub vad_neg_threshold: f32,
     pub min_speech_ms: u64,

@@ -4,6 +4,8 @@
 //!
 //! - [`wake`]: openWakeWord wake words (80 ms steps), always running, even
 //!   while voxd speaks (barge-in);
+//! - [`phrase`]: wake phrases configured as text, matched in the
+//!   transcripts of speech heard while asleep;
 //! - [`vad`]: Silero VAD speech probability per frame;
 //! - [`endpoint`]: speech segments from the probabilities (threshold,
 //!   hysteresis, minimum speech, end-of-speech hangover);
@@ -28,6 +30,7 @@
 //! event bus.
 
 pub mod endpoint;
+pub mod phrase;
 mod run;
 mod transcribe;
 pub mod vad;
@@ -69,7 +72,7 @@ pub enum ListenError {
         dir: PathBuf,
         known: String,
     },
-    #[error("listen.wake_words is empty: at least one wake word is needed")]
+    #[error("listen.wake_words and listen.wake_phrases are both empty: at least one wake word or phrase is needed")]
     NoWakeWords,
     #[error("{0}")]
     Settings(String),
@@ -116,6 +119,7 @@ pub struct ListenStatus {
     /// The source, e.g. `cpal: USB Mic` or `wav: /tmp/a.wav`.
     pub input: String,
     pub wake_words: Vec<String>,
+    pub wake_phrases: Vec<String>,
     /// Muted by [`Listener::set_muted`].
     pub muted: bool,
     /// Seconds of audio heard since listening started.
@@ -209,9 +213,13 @@ impl Listener {
         let (heard_tx, heard_rx) = tokio::sync::mpsc::unbounded_channel();
         self.inner.runtime.spawn(transcribe::run(
             heard_rx,
-            self.inner.stt.clone(),
-            self.inner.events.clone(),
-            self.inner.config.stt.partial_interval_ms,
+            transcribe::Transcriber {
+                stt: self.inner.stt.clone(),
+                events: self.inner.events.clone(),
+                shared: self.inner.shared.clone(),
+                partial_interval_ms: self.inner.config.stt.partial_interval_ms,
+                phrases: settings.phrases.clone(),
+            },
         ));
         let context = run::Context {
             settings,

@@ -8,6 +8,12 @@
 //!      └──────────────────────────────────┴──────── end of speech ◀───────┘
 //! ```
 //!
+//! With wake phrases (`listen.wake_phrases`), speech heard while sleeping
+//! (gate open) is a *candidate*: its audio goes to the transcription task,
+//! which checks it for a phrase when it ends ([`super::phrase`]). A wake
+//! word heard meanwhile drops it and arms as usual; a follow-up window
+//! opening meanwhile makes it an utterance.
+//!
 //! Utterance audio starts at the speech onset less `listen.preroll_ms`,
 //! never before the wake word, and goes to the transcription task as it
 //! arrives. Times in events are seconds of audio since listening started.
@@ -22,7 +28,8 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{Boundary, EndpointSettings, Endpointer};
-use super::transcribe::Heard;
+use super::phrase::Phrase;
+use super::transcribe::{Heard, PhraseSettings};
 use super::vad::{Vad, FRAME};
 use super::wake::{WakeSettings, WakeWords, STEP};
 use super::{model_dir, ListenError, Shared, State};
@@ -42,9 +49,11 @@ pub struct Settings {
     pub device: String,
     pub file: PathBuf,
     pub vad_dir: PathBuf,
-    pub wake_dir: PathBuf,
+    /// The openWakeWord model; `None` without wake words.
+    pub wake_dir: Option<PathBuf>,
     pub wake_words: Vec<String>,
     pub wake: WakeSettings,
+    pub phrases: PhraseSettings,
     pub endpoint: EndpointSettings,
     pub preroll: u64,
     pub wake_timeout: u64,
@@ -80,16 +89,35 @@ impl Settings {
                 "listen.vad_neg_threshold ({neg_threshold}) must not exceed listen.vad_threshold ({threshold})"
             )));
         }
+        if l.wake_words.is_empty() && l.wake_phrases.is_empty() {
+            return Err(ListenError::NoWakeWords);
+        }
+        let phrases = l
+            .wake_phrases
+            .iter()
+            .map(|p| Phrase::new(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ListenError::Settings)?;
+        let wake_dir = if l.wake_words.is_empty() {
+            None
+        } else {
+            Some(model_dir(config, Role::Wake)?)
+        };
         Ok(Settings {
             input: l.input.clone(),
             device: l.device.clone(),
             file: l.file.clone(),
             vad_dir: model_dir(config, Role::Vad)?,
-            wake_dir: model_dir(config, Role::Wake)?,
+            wake_dir,
             wake_words: l.wake_words.clone(),
             wake: WakeSettings {
                 threshold: unit("wake_threshold", l.wake_threshold)?,
                 refractory_steps: samples(l.wake_refractory_ms) / STEP as u64,
+            },
+            phrases: PhraseSettings {
+                phrases,
+                similarity: unit("wake_phrase_similarity", l.wake_phrase_similarity)?,
+                timeout_secs: l.wake_timeout_ms as f64 / 1000.0,
             },
             endpoint: EndpointSettings {
                 threshold,
@@ -137,6 +165,11 @@ enum Phase {
         id: u64,
         start: u64,
     },
+    /// Speech heard while sleeping, to be checked for a wake phrase.
+    Candidate {
+        id: u64,
+        start: u64,
+    },
 }
 
 /// The listening thread's body: loads, reports readiness, loops until
@@ -167,7 +200,8 @@ struct Ears {
     ctx: Context,
     source: Box<dyn Source>,
     vad: Vad,
-    wake: WakeWords,
+    /// `None` with wake phrases only.
+    wake: Option<WakeWords>,
     endpointer: Endpointer,
     phase: Phase,
     /// Recent audio for the pre-roll; `ring[0]` is sample `ring_start`.
@@ -183,7 +217,17 @@ impl Ears {
     fn open(ctx: Context) -> Result<Ears, ListenError> {
         let s = &ctx.settings;
         let vad = Vad::load(&ctx.onnx, &s.vad_dir, s.threads)?;
-        let wake = WakeWords::load(&ctx.onnx, &s.wake_dir, &s.wake_words, s.wake, s.threads)?;
+        let wake = match &s.wake_dir {
+            Some(dir) => Some(WakeWords::load(
+                &ctx.onnx,
+                dir,
+                &s.wake_words,
+                s.wake,
+                s.threads,
+            )?),
+            None => None,
+        };
+        let phrases: Vec<&str> = s.phrases.phrases.iter().map(|p| p.text.as_str()).collect();
         let source = open_source(
             &s.input,
             &SourceOptions {
@@ -200,15 +244,21 @@ impl Ears {
                 listening: true,
                 state: State::Sleeping,
                 input: source.describe(),
-                wake_words: wake.names(),
+                wake_words: wake.as_ref().map(WakeWords::names).unwrap_or_default(),
+                wake_phrases: phrases.iter().map(|p| p.to_string()).collect(),
                 ..Default::default()
             };
         }
+        let wake_words = wake.as_ref().map(WakeWords::names).unwrap_or_default();
         ctx.events.publish(Event::new(
             "listen.started",
-            json!({ "input": source.describe(), "wake_words": wake.names() }),
+            json!({
+                "input": source.describe(),
+                "wake_words": wake_words,
+                "wake_phrases": phrases,
+            }),
         ));
-        tracing::info!(input = %source.describe(), wake_words = ?wake.names(), "listening");
+        tracing::info!(input = %source.describe(), ?wake_words, wake_phrases = ?phrases, "listening");
         Ok(Ears {
             ctx,
             source,
@@ -257,7 +307,11 @@ impl Ears {
         self.heard += FRAME as u64;
         let now = self.heard;
 
-        for detection in self.wake.push(frame)? {
+        let detections = match self.wake.as_mut() {
+            Some(wake) => wake.push(frame)?,
+            None => Vec::new(),
+        };
+        for detection in detections {
             tracing::info!(word = %detection.name, score = detection.score, "wake word");
             self.publish(
                 "wake.detected",
@@ -265,6 +319,7 @@ impl Ears {
                     "name": detection.name,
                     "score": detection.score,
                     "time": detection.time,
+                    "source": "model",
                 }),
             );
             self.ctx.shared.status().wakes += 1;
@@ -289,10 +344,26 @@ impl Ears {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         match std::mem::replace(&mut self.phase, Phase::Sleeping) {
-            Phase::Sleeping => {
-                if let Some(window) = followup {
+            Phase::Sleeping => match (followup, self.endpointer.speaking_since()) {
+                (Some(window), _) => {
                     self.arm_until(Trigger::Followup, now + samples(window.as_millis() as u64));
                 }
+                (None, Some(onset)) if !gated && !self.ctx.settings.phrases.phrases.is_empty() => {
+                    self.begin_candidate(onset * FRAME as u64);
+                }
+                _ => {}
+            },
+            Phase::Candidate { id, start } if followup.is_some() => {
+                // The follow-up window opened as this speech began: it is
+                // the follow-up question.
+                self.announce(id, start, &Trigger::Followup);
+                let _ = self.ctx.heard.send(Heard::Promote { id });
+                self.phase = Phase::Utterance { id, start };
+                self.hear(id, start, frame, boundary, gated);
+            }
+            Phase::Candidate { id, start } => {
+                self.phase = Phase::Candidate { id, start };
+                self.hear(id, start, frame, boundary, gated);
             }
             Phase::Armed {
                 since,
@@ -317,28 +388,11 @@ impl Ears {
             },
             Phase::Utterance { id, start } => {
                 self.phase = Phase::Utterance { id, start };
-                if gated {
-                    self.abandon("gated");
-                } else {
-                    let _ = self.ctx.heard.send(Heard::Audio {
-                        id,
-                        samples: frame.to_vec(),
-                    });
-                    match boundary {
-                        Some(Boundary::End { end, .. }) => {
-                            self.end(id, (end * FRAME as u64).max(start), false);
-                        }
-                        _ if now - start >= self.ctx.settings.max_utterance => {
-                            self.endpointer.restart();
-                            self.end(id, now, true);
-                        }
-                        _ => {}
-                    }
-                }
+                self.hear(id, start, frame, boundary, gated);
             }
         }
         let state = match self.phase {
-            Phase::Sleeping => State::Sleeping,
+            Phase::Sleeping | Phase::Candidate { .. } => State::Sleeping,
             Phase::Armed { .. } => State::Armed,
             Phase::Utterance { .. } => State::Utterance,
         };
@@ -364,7 +418,41 @@ impl Ears {
         self.arm_until(trigger, until);
     }
 
+    /// Passes a frame of the utterance or candidate being heard on, and
+    /// ends it at the end of speech or at the length limit.
+    fn hear(
+        &mut self,
+        id: u64,
+        start: u64,
+        frame: &[f32],
+        boundary: Option<Boundary>,
+        gated: bool,
+    ) {
+        if gated {
+            self.abandon("gated");
+            return;
+        }
+        let _ = self.ctx.heard.send(Heard::Audio {
+            id,
+            samples: frame.to_vec(),
+        });
+        match boundary {
+            Some(Boundary::End { end, .. }) => {
+                self.end(id, (end * FRAME as u64).max(start), false);
+            }
+            _ if self.heard - start >= self.ctx.settings.max_utterance => {
+                self.endpointer.restart();
+                self.end(id, self.heard, true);
+            }
+            _ => {}
+        }
+    }
+
     fn arm_until(&mut self, trigger: Trigger, until: u64) {
+        // A wake word heard during a candidate: the wake word wins.
+        if let Phase::Candidate { id, .. } = self.phase {
+            let _ = self.ctx.heard.send(Heard::Abandon { id });
+        }
         // Speech already under way (the wake phrase itself) is not the
         // utterance: the next speech frame opens a new segment.
         self.endpointer.restart();
@@ -376,11 +464,40 @@ impl Ears {
     }
 
     fn begin(&mut self, start: u64, onset: u64, trigger: Trigger) {
-        let id = self.next_utterance;
+        let id = self.next_id();
+        self.announce(id, onset, &trigger);
+        let _ = self.ctx.heard.send(Heard::Start { id });
+        self.send_ring(id, start);
+        self.phase = Phase::Utterance { id, start };
+    }
+
+    /// Speech while sleeping, from `onset` (less the pre-roll).
+    fn begin_candidate(&mut self, onset: u64) {
+        let id = self.next_id();
+        let start = onset.saturating_sub(self.ctx.settings.preroll);
+        let _ = self.ctx.heard.send(Heard::Candidate {
+            id,
+            at: Self::secs(onset),
+        });
+        self.send_ring(id, start);
+        self.phase = Phase::Candidate { id, start };
+    }
+
+    fn next_id(&mut self) -> u64 {
         self.next_utterance += 1;
+        self.next_utterance - 1
+    }
+
+    /// The remembered audio from sample `start` on, to the transcription task.
+    fn send_ring(&self, id: u64, start: u64) {
         let from = start.saturating_sub(self.ring_start) as usize;
-        let audio: Vec<f32> = self.ring.iter().skip(from).copied().collect();
-        let (trigger_name, wake_word) = match &trigger {
+        let samples: Vec<f32> = self.ring.iter().skip(from).copied().collect();
+        let _ = self.ctx.heard.send(Heard::Audio { id, samples });
+    }
+
+    /// `speech.start` of utterance `id`, speech from `onset`.
+    fn announce(&self, id: u64, onset: u64, trigger: &Trigger) {
+        let (trigger_name, wake_word) = match trigger {
             Trigger::Wake(name) => ("wake", Some(name.clone())),
             Trigger::Followup => ("followup", None),
         };
@@ -393,14 +510,20 @@ impl Ears {
                 "wake_word": wake_word,
             }),
         );
-        let _ = self.ctx.heard.send(Heard::Start { id });
-        let _ = self.ctx.heard.send(Heard::Audio { id, samples: audio });
-        self.phase = Phase::Utterance { id, start };
     }
 
     fn end(&mut self, id: u64, end: u64, cut: bool) {
-        let Phase::Utterance { start, .. } = self.phase else {
-            return;
+        let start = match self.phase {
+            Phase::Utterance { start, .. } => start,
+            Phase::Candidate { .. } => {
+                let _ = self.ctx.heard.send(Heard::End {
+                    id,
+                    at: Self::secs(end),
+                });
+                self.phase = Phase::Sleeping;
+                return;
+            }
+            _ => return,
         };
         self.publish(
             "speech.end",
@@ -413,12 +536,19 @@ impl Ears {
             }),
         );
         self.ctx.shared.status().utterances += 1;
-        let _ = self.ctx.heard.send(Heard::End { id });
+        let _ = self.ctx.heard.send(Heard::End {
+            id,
+            at: Self::secs(end),
+        });
         self.phase = Phase::Sleeping;
     }
 
-    /// Drops the utterance being heard, if any.
+    /// Drops the utterance or candidate being heard, if any (a candidate
+    /// silently: nobody woke voxd for it).
     fn abandon(&mut self, reason: &str) {
+        if let Phase::Candidate { id, .. } = self.phase {
+            let _ = self.ctx.heard.send(Heard::Abandon { id });
+        }
         if let Phase::Utterance { id, start } = self.phase {
             self.publish(
                 "speech.end",

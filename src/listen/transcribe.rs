@@ -4,39 +4,92 @@
 //! decode at a time; a backlog is caught up first, so partials never delay
 //! the final), and publishes `transcript.final` when the utterance ends.
 //! Both carry `"source": "listen"` so the voice pipeline can subscribe.
+//!
+//! Wake-phrase candidates (speech heard while asleep, see [`super::phrase`])
+//! are transcribed once, when they end. One that starts with a wake phrase
+//! publishes `wake.detected` (`"source": "phrase"`); what follows the phrase
+//! is the question (`transcript.final` with `wake_phrase`). A phrase said on
+//! its own makes the next candidate that starts within
+//! `listen.wake_timeout_ms` of its end the question.
 
 use std::sync::Arc;
 
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::phrase::{self, Phrase};
+use super::Shared;
 use crate::events::{Event, Events};
-use crate::stt::{Audio16k, Pace, Stt};
+use crate::stt::{Audio16k, Pace, Stt, Transcript};
 
-/// What the listening thread sends.
+/// What the listening thread sends. Times are seconds of audio heard.
 #[derive(Debug)]
 pub enum Heard {
-    Start { id: u64 },
-    Audio { id: u64, samples: Vec<f32> },
-    End { id: u64 },
-    Abandon { id: u64 },
+    /// An utterance (after a wake word or in a follow-up window) begins.
+    Start {
+        id: u64,
+    },
+    /// Speech heard while asleep begins: a wake-phrase candidate.
+    Candidate {
+        id: u64,
+        at: f64,
+    },
+    Audio {
+        id: u64,
+        samples: Vec<f32>,
+    },
+    /// A follow-up window opened while a candidate was being heard: it is
+    /// an utterance after all.
+    Promote {
+        id: u64,
+    },
+    End {
+        id: u64,
+        at: f64,
+    },
+    Abandon {
+        id: u64,
+    },
+}
+
+/// The wake phrases and how they match.
+#[derive(Debug, Clone)]
+pub struct PhraseSettings {
+    pub phrases: Vec<Phrase>,
+    pub similarity: f32,
+    /// How long after a phrase said on its own the question may start.
+    pub timeout_secs: f64,
+}
+
+/// The task's fixed parts.
+pub struct Transcriber {
+    pub stt: Arc<dyn Stt>,
+    pub events: Events,
+    pub shared: Arc<Shared>,
+    pub partial_interval_ms: u32,
+    pub phrases: PhraseSettings,
 }
 
 struct Current {
     id: u64,
+    /// Where a candidate started; `None` for an utterance.
+    candidate: Option<f64>,
     audio: Vec<f32>,
     /// Length at the last partial.
     decoded: usize,
 }
 
-pub async fn run(
-    mut heard: mpsc::UnboundedReceiver<Heard>,
-    stt: Arc<dyn Stt>,
-    events: Events,
-    partial_interval_ms: u32,
-) {
-    let interval = partial_interval_ms as usize * 16;
+/// A candidate that ended, to be checked for a wake phrase.
+struct Ended {
+    current: Current,
+    at: f64,
+}
+
+pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
+    let interval = t.partial_interval_ms as usize * 16;
     let mut current: Option<Current> = None;
+    // A wake phrase said on its own: (phrase, latest start of the question).
+    let mut armed: Option<(String, f64)> = None;
     while let Some(first) = heard.recv().await {
         // Catch up with everything already sent before decoding anything.
         let mut batch = vec![first];
@@ -46,21 +99,21 @@ pub async fn run(
         let mut ended = Vec::new();
         for msg in batch {
             match msg {
-                Heard::Start { id } => {
-                    current = Some(Current {
-                        id,
-                        audio: Vec::new(),
-                        decoded: 0,
-                    })
-                }
+                Heard::Start { id } => current = Some(Current::new(id, None)),
+                Heard::Candidate { id, at } => current = Some(Current::new(id, Some(at))),
                 Heard::Audio { id, samples } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.audio.extend(samples);
                     }
                 }
-                Heard::End { id } => {
+                Heard::Promote { id } => {
+                    if let Some(c) = current.as_mut().filter(|c| c.id == id) {
+                        c.candidate = None;
+                    }
+                }
+                Heard::End { id, at } => {
                     if let Some(c) = current.take_if(|c| c.id == id) {
-                        ended.push(c);
+                        ended.push(Ended { current: c, at });
                     }
                 }
                 Heard::Abandon { id } => {
@@ -68,19 +121,22 @@ pub async fn run(
                 }
             }
         }
-        for utterance in ended {
-            transcribe_final(&*stt, &events, utterance).await;
+        for Ended { current: c, at } in ended {
+            match c.candidate {
+                None => t.utterance(c).await,
+                Some(start) => t.candidate(c, start, at, &mut armed).await,
+            }
         }
-        if let Some(c) = current.as_mut() {
+        if let Some(c) = current.as_mut().filter(|c| c.candidate.is_none()) {
             if interval > 0 && c.audio.len() >= c.decoded + interval {
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
-                match stt.transcribe(&audio, Pace::Batch, None).await {
-                    Ok(t) => events.publish(Event::new(
+                match t.stt.transcribe(&audio, Pace::Batch, None).await {
+                    Ok(tr) => t.events.publish(Event::new(
                         "transcript.partial",
                         json!({
                             "utterance": c.id,
-                            "text": t.text.trim(),
+                            "text": tr.text.trim(),
                             "audio_secs": audio.secs(),
                             "source": "listen",
                         }),
@@ -88,6 +144,17 @@ pub async fn run(
                     Err(e) => tracing::warn!(error = %e, "partial transcription failed"),
                 }
             }
+        }
+    }
+}
+
+impl Current {
+    fn new(id: u64, candidate: Option<f64>) -> Current {
+        Current {
+            id,
+            candidate,
+            audio: Vec::new(),
+            decoded: 0,
         }
     }
 }
@@ -100,30 +167,103 @@ fn audio16k(samples: Vec<f32>) -> Audio16k {
     }
 }
 
-async fn transcribe_final(stt: &dyn Stt, events: &Events, utterance: Current) {
-    let audio = audio16k(utterance.audio);
-    match stt.transcribe(&audio, Pace::Batch, None).await {
-        Ok(t) => events.publish(Event::new(
-            "transcript.final",
-            json!({
-                "utterance": utterance.id,
-                "text": t.text.trim(),
-                "segments": t.segments,
-                "audio_secs": audio.secs(),
-                "decode_ms": t.decode_ms,
-                "source": "listen",
-            }),
-        )),
-        Err(e) => {
-            tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
-            events.publish(Event::new(
-                "listen.error",
-                json!({
-                    "utterance": utterance.id,
-                    "code": e.code().as_str(),
-                    "error": e.to_string(),
-                }),
-            ));
+impl Transcriber {
+    /// Transcribes an utterance; failures are `listen.error` with its id.
+    async fn utterance(&self, utterance: Current) {
+        let audio = audio16k(utterance.audio);
+        match self.stt.transcribe(&audio, Pace::Batch, None).await {
+            Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, None),
+            Err(e) => {
+                tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
+                self.events.publish(Event::new(
+                    "listen.error",
+                    json!({
+                        "utterance": utterance.id,
+                        "code": e.code().as_str(),
+                        "error": e.to_string(),
+                    }),
+                ));
+            }
         }
+    }
+
+    /// Checks a candidate that ran from `start` to `end` for a wake phrase.
+    async fn candidate(
+        &self,
+        candidate: Current,
+        start: f64,
+        end: f64,
+        armed: &mut Option<(String, f64)>,
+    ) {
+        let audio = audio16k(candidate.audio);
+        let t = match self.stt.transcribe(&audio, Pace::Batch, None).await {
+            Ok(t) => t,
+            Err(e) => {
+                // Not an utterance (nobody woke voxd): reported, not spoken.
+                tracing::warn!(error = %e, "wake-phrase transcription failed");
+                self.events.publish(Event::new(
+                    "listen.error",
+                    json!({
+                        "stage": "wake_phrase",
+                        "code": e.code().as_str(),
+                        "error": e.to_string(),
+                    }),
+                ));
+                return;
+            }
+        };
+        let text = t.text.trim();
+        if let Some((phrase, until)) = armed.take() {
+            if start <= until {
+                self.publish_final(candidate.id, text, &t, &audio, Some(&phrase));
+                return;
+            }
+        }
+        let p = &self.phrases;
+        let Some(found) = phrase::find(&p.phrases, text, p.similarity) else {
+            // What was overheard is not logged: nobody spoke to voxd.
+            tracing::debug!(words = text.split_whitespace().count(), "no wake phrase");
+            return;
+        };
+        tracing::info!(phrase = %found.phrase, score = found.score, text, "wake phrase");
+        self.events.publish(Event::new(
+            "wake.detected",
+            json!({
+                "name": found.phrase,
+                "score": found.score,
+                "time": start,
+                "source": "phrase",
+                "text": text,
+            }),
+        ));
+        self.shared.status().wakes += 1;
+        if found.rest.is_empty() {
+            *armed = Some((found.phrase, end + p.timeout_secs));
+        } else {
+            self.publish_final(candidate.id, &found.rest, &t, &audio, Some(&found.phrase));
+        }
+    }
+
+    fn publish_final(
+        &self,
+        id: u64,
+        text: &str,
+        t: &Transcript,
+        audio: &Audio16k,
+        wake_phrase: Option<&str>,
+    ) {
+        let mut data = json!({
+            "utterance": id,
+            "text": text,
+            "segments": t.segments,
+            "audio_secs": audio.secs(),
+            "decode_ms": t.decode_ms,
+            "source": "listen",
+        });
+        if let Some(phrase) = wake_phrase {
+            data["wake_phrase"] = phrase.into();
+            self.shared.status().utterances += 1;
+        }
+        self.events.publish(Event::new("transcript.final", data));
     }
 }

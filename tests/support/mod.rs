@@ -329,12 +329,20 @@ impl Conn {
 
     /// The next line from voxd as JSON, or `None` on EOF.
     pub fn read(&mut self) -> Option<Value> {
+        self.try_read()
+            .unwrap_or_else(|e| panic!("read from voxd failed: {e}"))
+    }
+
+    /// [`Conn::read`], with a failed read (e.g. the timeout) as an error.
+    pub fn try_read(&mut self) -> std::io::Result<Option<Value>> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
-            Ok(0) => None,
-            Ok(_) => Some(serde_json::from_str(&line).expect("voxd sends JSON lines")),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("read from voxd failed: {e}"),
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(
+                serde_json::from_str(&line).expect("voxd sends JSON lines"),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -20,9 +20,10 @@ pub const ERRORS: &[&str] = &["listen.error", "assistant.error"];
 
 /// A home for a voice-loop daemon: the fixture notes in `notes/`, the
 /// socket audio source listening from the start, extractive answers (no
-/// language model), and `extra` TOML appended (sections not set here, e.g.
-/// `[audio]`, `[engines]`). Unless `extra` has their sections, replies go
-/// to `reply.wav` and the follow-up window is 8 s.
+/// language model), and `extra` TOML appended right after the `[listen]`
+/// keys (so it may begin with more of them) and sections not set here,
+/// e.g. `[audio]`, `[engines]`. Unless `extra` has their sections, replies
+/// go to `reply.wav` and the follow-up window is 8 s.
 pub fn home(extra: &str) -> Home {
     let store = test_model("openwakeword").parent().unwrap().to_path_buf();
     for id in [
@@ -58,8 +59,8 @@ pub fn home(extra: &str) -> Home {
          [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
          [tts]\nvoice = \"piper-en_US-joe-medium\"\n\n\
          {audio}\
-         [listen]\ninput = \"socket\"\nstart = true\n\n\
-         {assistant}{extra}",
+         [listen]\ninput = \"socket\"\nstart = true\n\
+         {extra}\n{assistant}",
         store = store.display().to_string(),
         stt = worker_bin("voxd-stt").display().to_string(),
         notes = notes.display().to_string(),
@@ -118,7 +119,11 @@ pub fn events_until_failing_on(
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
-        let Some(msg) = conn.read() else { break };
+        let msg = match conn.try_read() {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(e) => panic!("no {until} event ({e}); saw {seen:#?}\n{}", daemon.log()),
+        };
         let Some(name) = msg["event"].as_str() else {
             continue;
         };
