@@ -79,11 +79,11 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         "{reply}"
     );
 
-    // What was said aloud is the reply. Piper renders with random noise and
-    // Whisper tiny mishears a word now and then ("noon" for "moon", "cuddle"
-    // for "kettle", "wi fi" for "wifi"): the read-back must match the
-    // reply's text to a word error rate of at most 50 %, and keep part of
-    // the password (other audio scores near 100 %).
+    // What was said aloud is the reply. Whisper tiny mishears a word now and
+    // then ("noon" for "moon", "cuddle" for "kettle", "wi fi" for "wifi";
+    // seen while the test voice still varied from run to run): the read-back
+    // must match the reply's text to a word error rate of at most 50 %, and
+    // keep part of the password (other audio scores near 100 %).
     let heard = control.ok("transcribe", json!({ "path": reply_wav }));
     let heard_text = heard["text"].as_str().unwrap();
     let mut wer = Wer::default();

@@ -10,7 +10,6 @@ mod support;
 
 use serde_json::{json, Value};
 use support::voice::{self, events_until, last, send_pcm, silence, speech};
-use support::wer::normalise;
 use support::Daemon;
 
 fn all<'a>(seen: &'a [(String, Value)], name: &str) -> Vec<&'a Value> {
@@ -18,26 +17,6 @@ fn all<'a>(seen: &'a [(String, Value)], name: &str) -> Vec<&'a Value> {
         .filter(|(n, _)| n == name)
         .map(|(_, d)| d)
         .collect()
-}
-
-/// `text` in the Piper voice, rendered again (its noise is random) until
-/// Whisper itself hears `words` in it: "Hey computer" is sometimes heard
-/// as "A computer", which is not the phrase.
-fn heard_as(
-    control: &mut support::Conn,
-    dir: &std::path::Path,
-    text: &str,
-    words: &str,
-) -> Vec<f32> {
-    let clip = dir.join("heard-as.wav");
-    for _ in 0..5 {
-        control.ok("say", json!({ "text": text, "out": clip }));
-        let heard = control.ok("transcribe", json!({ "path": clip }));
-        if normalise(heard["text"].as_str().unwrap()).join(" ") == words {
-            return voxd::stt::wav::read(&clip).unwrap().samples;
-        }
-    }
-    panic!("Whisper never heard {text:?} as {words:?}");
 }
 
 #[test]
@@ -51,13 +30,12 @@ fn a_wake_phrase_configured_as_text_wakes_voxd_and_other_speech_does_not() {
     support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let other = speech(&mut control, &dir, "Hello there, how are you today?");
-    let phrase = heard_as(&mut control, &dir, "Hey computer.", "hey computer");
+    let phrase = speech(&mut control, &dir, "Hey computer.");
     let question = speech(&mut control, &dir, "What is the wifi password?");
-    let one_breath = heard_as(
+    let one_breath = speech(
         &mut control,
         &dir,
         "Hey computer, what is the front door code?",
-        "hey computer what is the front door code",
     );
 
     let status = control.ok("listen", json!({ "action": "status" }));

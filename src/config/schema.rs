@@ -236,6 +236,8 @@ pub struct TtsConfig {
     pub speaker: i64,
     pub speed: f32,
     pub volume: f32,
+    /// Scales the voice's noise_scale and noise_w (0: deterministic speech).
+    pub variation: f32,
     pub sentence_silence_ms: u32,
     pub threads: u32,
     /// Empty: see `speak::espeak::data_dir`.

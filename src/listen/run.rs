@@ -475,6 +475,11 @@ impl Ears {
     fn begin_candidate(&mut self, onset: u64) {
         let id = self.next_id();
         let start = onset.saturating_sub(self.ctx.settings.preroll);
+        tracing::debug!(
+            id,
+            at = Self::secs(onset),
+            "speech while asleep: a wake-phrase candidate"
+        );
         let _ = self.ctx.heard.send(Heard::Candidate {
             id,
             at: Self::secs(onset),
@@ -516,6 +521,7 @@ impl Ears {
         let start = match self.phase {
             Phase::Utterance { start, .. } => start,
             Phase::Candidate { .. } => {
+                tracing::debug!(id, at = Self::secs(end), cut, "the candidate ends");
                 let _ = self.ctx.heard.send(Heard::End {
                     id,
                     at: Self::secs(end),

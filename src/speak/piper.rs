@@ -62,6 +62,7 @@ pub struct Settings {
     pub speaker: i64,
     pub speed: f32,
     pub volume: f32,
+    pub variation: f32,
     pub espeak_data: PathBuf,
 }
 
@@ -71,6 +72,7 @@ impl Settings {
             speaker: tts.speaker,
             speed: tts.speed,
             volume: tts.volume,
+            variation: tts.variation,
             espeak_data: tts.espeak_data.clone(),
         }
     }
@@ -144,6 +146,12 @@ impl PiperVoice {
                 settings.speed
             )));
         }
+        if !(0.0..=10.0).contains(&settings.variation) {
+            return Err(SpeakError::Settings(format!(
+                "tts.variation must be 0 to 10, not {}",
+                settings.variation
+            )));
+        }
         // Fail on a broken espeak set-up now, not at the first sentence.
         espeak::data_dir(&settings.espeak_data)?;
         let session =
@@ -193,9 +201,9 @@ impl PiperVoice {
     fn infer(&mut self, ids: Vec<i64>) -> Result<Vec<f32>, SpeakError> {
         let inf = &self.config.inference;
         let scales = vec![
-            inf.noise_scale,
+            inf.noise_scale * self.settings.variation,
             inf.length_scale / self.settings.speed,
-            inf.noise_w,
+            inf.noise_w * self.settings.variation,
         ];
         let n = ids.len();
         let err = |e: ort::Error| SpeakError::Inference(e.to_string());

@@ -1,6 +1,7 @@
 //! The voice loop in a test daemon: a home with the fixture notes and every
 //! model the loop runs (openWakeWord, Silero VAD, Whisper in `voxd-stt`,
-//! MiniLM, the Piper voice), speech made by the daemon's own voice, PCM sent
+//! MiniLM, the Piper voice), speech made by the daemon's own voice (with
+//! `tts.variation = 0`: the same audio for a text in every run), PCM sent
 //! over the socket's audio source, and the events that come back.
 
 use std::fs;
@@ -57,7 +58,7 @@ pub fn home(extra: &str) -> Home {
         "[models]\ndir = {store:?}\nsources = [\"pypi\"]\nllm = []\n\n\
          [engines.stt]\ncommand = {stt:?}\n\n\
          [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
-         [tts]\nvoice = \"piper-en_US-joe-medium\"\n\n\
+         [tts]\nvoice = \"piper-en_US-joe-medium\"\nvariation = 0.0\n\n\
          {audio}\
          [listen]\ninput = \"socket\"\nstart = true\n\
          {extra}\n{assistant}",
