@@ -304,6 +304,16 @@ impl Service {
         {
             tracing::warn!("D-Bus signals still pending at shutdown; dropping them");
         }
+        // Emitting queues a signal; it may not be written yet. A call's
+        // reply comes after everything sent before the call, so once the
+        // bus answers one, the last signals are out.
+        let flushed = async { zbus::fdo::DBusProxy::new(&self.conn).await?.get_id().await };
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(2), flushed).await,
+            Ok(Ok(_))
+        ) {
+            tracing::warn!("the bus did not answer at shutdown; the last signals may be lost");
+        }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.conn.graceful_shutdown()).await;
     }
 }
