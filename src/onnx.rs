@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use ort::ep;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
@@ -126,9 +127,28 @@ pub fn init(config: &OnnxConfig) -> Result<&'static Path, OnnxError> {
     Ok(LOADED.get_or_init(|| wanted))
 }
 
+/// How a model's input shapes vary between runs, which decides how ONNX
+/// Runtime should allocate for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shapes {
+    /// The same shapes every run (VAD and wake-word frames): ONNX Runtime's
+    /// CPU arena and memory patterns reuse one plan, the fastest choice.
+    Fixed,
+    /// Shapes that differ every run (a Piper sentence's phonemes): no arena
+    /// and no memory pattern, so each run's buffers go back to the heap
+    /// instead of the arena growing to the longest input ever seen and
+    /// keeping it for the life of the process.
+    Varying,
+}
+
 /// Opens an ONNX model with `threads` intra-op threads (0: ONNX Runtime's
 /// choice), loading ONNX Runtime first if needed.
-pub fn session(config: &OnnxConfig, model: &Path, threads: u32) -> Result<Session, OnnxError> {
+pub fn session(
+    config: &OnnxConfig,
+    model: &Path,
+    threads: u32,
+    shapes: Shapes,
+) -> Result<Session, OnnxError> {
     init(config)?;
     let model_err = |e: ort::Error| OnnxError::Model {
         path: model.to_path_buf(),
@@ -141,6 +161,13 @@ pub fn session(config: &OnnxConfig, model: &Path, threads: u32) -> Result<Sessio
     if threads > 0 {
         builder = builder
             .with_intra_threads(threads as usize)
+            .map_err(|e| model_err(e.into()))?;
+    }
+    if shapes == Shapes::Varying {
+        builder = builder
+            .with_memory_pattern(false)
+            .map_err(|e| model_err(e.into()))?
+            .with_execution_providers([ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(|e| model_err(e.into()))?;
     }
     builder.commit_from_file(model).map_err(model_err)

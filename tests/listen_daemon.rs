@@ -6,7 +6,9 @@
 //! `speech.end` → `transcript.final` whose text is the question (by WER).
 //! Also: malformed PCM chunks are refused and the daemon keeps serving;
 //! the echo gate (mute) lets wake words through but no utterance; a
-//! follow-up needs no wake word; a missing capture device is a clear error.
+//! follow-up needs no wake word; a missing capture device is a clear error;
+//! a capture device that goes away is reopened when it comes back; a pause
+//! is transcribed early without losing speech that follows it.
 //! The voice loop is off: what is tested here is the ear alone
 //! (`tests/voice.rs` answers what it hears).
 
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
+use support::pulse;
 use support::wer::Wer;
 use support::{test_audio, test_model, worker_bin, Conn, Daemon, Home};
 
@@ -194,6 +197,52 @@ fn serve_audio_in_wakes_and_transcribes_the_question() {
     assert!(ok && stdout.contains("stopped listening"), "{stdout}");
     let (_, stdout, _) = daemon.home.run(&["listen", "--status"]);
     assert!(stdout.contains("not listening"), "{stdout}");
+}
+
+#[test]
+fn a_pause_is_transcribed_early_but_speech_after_it_is_not_lost() {
+    // No partials: the early transcription is the worker's only work before
+    // the end. Clip 1's question follows clip 0 after a 400 ms pause, longer
+    // than early_transcribe_ms (200) and shorter than the hangover (700).
+    let home = Home::new(&config(
+        "[stt]\npartial_interval_ms = 0\n\n[listen]\nearly_transcribe_ms = 200\nhangover_ms = 700\n",
+    ));
+    let (first, q0, _) = clip(0);
+    let (second, q1, (s1, e1)) = clip(1);
+    let wav = home.path().join("in.wav");
+    let mut audio = vec![0.0; 48_000];
+    audio.extend(samples(&first));
+    // clip 0 ends with silence; trim it to the pause wanted.
+    while audio.last().is_some_and(|s| s.abs() < 1e-3) {
+        audio.pop();
+    }
+    audio.extend(vec![0.0; 6_400]);
+    let rest = samples(&second);
+    let cut = |t: f64| ((t * 16_000.0) as usize).min(rest.len());
+    audio.extend(&rest[cut(s1 - 0.05)..cut(e1 + 0.05)]);
+    audio.extend(vec![0.0; 32_000]);
+    write_wav(&wav, &audio);
+
+    let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
+    let mut events = subscribe(&daemon);
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    assert_eq!(
+        names(&seen)
+            .iter()
+            .filter(|n| **n == "speech.start")
+            .count(),
+        1,
+        "one utterance: {seen:#?}"
+    );
+    let fin = data(&seen, "transcript.final");
+    // Made when the speech paused for the last time, before the hangover ended.
+    assert_eq!(fin["early"], true, "{fin}");
+    let text = fin["text"].as_str().unwrap();
+    let both = format!("{q0} {q1}");
+    let mut wer = Wer::default();
+    wer.add(&both, text);
+    eprintln!("{both:?} → {text:?}: WER {:.2}", wer.rate());
+    assert!(wer.rate() <= 0.25, "{both:?} heard as {text:?}");
 }
 
 fn send_pcm(conn: &mut Conn, audio: &[f32], rate: u32, channels: u16) {
@@ -397,4 +446,63 @@ fn the_cpal_source_hears_an_alsa_capture_device() {
         daemon.connect().ok("listen", json!({ "action": "stop" }))["stopped"],
         true
     );
+}
+
+#[test]
+fn a_capture_device_that_goes_away_is_reopened_when_it_comes_back() {
+    // The microphone is a PulseAudio monitor source; the server going down
+    // is the device going away.
+    let mut server = pulse::Server::start();
+    let home = Home::new(&config(""));
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        "pcm.voxdmic {\n  type pulse\n  device \"voxd.monitor\"\n  \
+         hint { show on description \"voxd pulse mic\" }\n}\n\
+         pcm.voxdspeaker {\n  type pulse\n  device \"voxd\"\n}\n",
+    )
+    .unwrap();
+    let (key, value) = server.env();
+    let daemon = Daemon::start_with_env(home, &[(key, &value)]);
+    let mut events = subscribe(&daemon);
+    let status = daemon.connect().ok(
+        "listen",
+        json!({ "action": "start", "input": "cpal", "device": "voxd pulse mic" }),
+    );
+    assert_eq!(status["input"], "cpal: voxd pulse mic", "{status}");
+
+    server.stop();
+    let seen = events_until(&mut events, "listen.device", &daemon);
+    let lost = data(&seen, "listen.device");
+    assert_eq!(lost["state"], "lost", "{lost}");
+    assert_eq!(lost["device"], "voxd pulse mic", "{lost}");
+    // Still serving, still listening, waiting for the device.
+    let status = daemon.connect().ok("listen", json!({ "action": "status" }));
+    assert_eq!(status["listening"], true, "{status}");
+    assert!(
+        status["input"].as_str().unwrap().ends_with("(lost)"),
+        "{status}"
+    );
+
+    server.restart();
+    let seen = events_until(&mut events, "listen.device", &daemon);
+    let restored = data(&seen, "listen.device");
+    assert_eq!(restored["state"], "restored", "{restored}");
+    assert!(restored["lost_ms"].as_u64() > Some(0), "{restored}");
+
+    // It hears again: a question played into the sink reaches the monitor.
+    let (path, question, _) = clip(3);
+    let played = std::process::Command::new("aplay")
+        .args(["-q", "-D", "voxdspeaker"])
+        .arg(&path)
+        .env("HOME", daemon.home.path())
+        .env(key, &value)
+        .status()
+        .unwrap();
+    assert!(played.success(), "aplay failed:\n{}", server.log());
+    let seen = events_until(&mut events, "transcript.final", &daemon);
+    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
+    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(&question, text);
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
 }

@@ -1,7 +1,8 @@
-//! Reliability of the voice loop (issue 8): the speech recogniser's worker
-//! killed while it transcribes a spoken question is a spoken and evented
-//! error, and the next question is answered by a restarted worker; once
-//! the engines unload, no worker is left (the daemon's RSS is reported).
+//! Reliability of the voice loop (issue 8): the speech recogniser's or the
+//! language model's worker killed while it works on a spoken question is a
+//! spoken and evented error, and the next question is answered by a
+//! restarted worker; once the engines unload, no worker is left and the
+//! daemon is back to its idle size.
 
 mod support;
 
@@ -37,8 +38,11 @@ fn answer_of(seen: &[(String, Value)]) -> String {
 
 #[test]
 fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_works() {
-    // No partial transcripts: the one request to the worker is the final one.
-    let daemon = Daemon::start_in(voice::home("[stt]\npartial_interval_ms = 0\n"));
+    // No early transcription and no partials: the one request to the worker
+    // is the final one, made after speech.end.
+    let daemon = Daemon::start_in(voice::home(
+        "early_transcribe_ms = 0\n\n[stt]\npartial_interval_ms = 0\n",
+    ));
     let mut control = daemon.connect().with_timeout(240);
     support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
@@ -74,13 +78,7 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
         "{message}"
     );
     // ...and spoken.
-    let seen = events_until_failing_on(&mut events, "speech.finished", &daemon, &[]);
-    let said: Vec<&str> = seen
-        .iter()
-        .filter(|(n, _)| n == "speech.chunk")
-        .map(|(_, d)| d["text"].as_str().unwrap())
-        .collect();
-    let said = said.join(" ");
+    let said = spoken_until_finished(&mut events, &daemon);
     assert!(
         said.starts_with("Sorry, that failed") && said.contains("engine stt crashed"),
         "{said}"
@@ -100,6 +98,88 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
     assert_eq!(stt["restarts"], 1, "{stt}");
     assert_ne!(stt["pid"].as_u64(), Some(pid), "{stt}");
     assert!(stt["last_error"].is_string(), "{stt}");
+}
+
+#[test]
+fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works() {
+    // No memory budget: what is tested is the crash, not the tiny profile
+    // (tests/low_ram.rs).
+    let daemon = Daemon::start_in(voice::thinking_home("[engines]\nmemory_budget_mb = 0\n"));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let wake = speech(&mut control, &dir, "Hey Jarvis.");
+    let question = speech(&mut control, &dir, "What is the wifi password?");
+    let mut events = subscribe(&daemon);
+
+    send_pcm(&mut control, &voice::woken(&wake, &question));
+    // The question is transcribed and the model is asked: kill its worker
+    // the moment it starts working on the answer.
+    let mut seen = Vec::new();
+    let pid = loop {
+        seen.extend(events_until(&mut events, "engine.state", &daemon));
+        let state = last(&seen, "engine.state");
+        if state["engine"] == "llm" && state["state"] == "busy" {
+            break state["pid"].as_u64().unwrap();
+        }
+    };
+    let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
+
+    // Evented...
+    let heard = last(&seen, "transcript.final").clone();
+    let seen = events_until_failing_on(
+        &mut events,
+        "assistant.error",
+        &daemon,
+        &["assistant.reply"],
+    );
+    let error = last(&seen, "assistant.error");
+    assert_eq!(error["code"], "engine_failed", "{error}");
+    assert_eq!(error["utterance"], heard["utterance"], "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("engine `llm` crashed") && message.contains("signal: 9"),
+        "{message}"
+    );
+    // ...and spoken.
+    let said = spoken_until_finished(&mut events, &daemon);
+    assert!(
+        said.starts_with("Sorry, that failed") && said.contains("engine llm crashed"),
+        "{said}"
+    );
+    status_until(&mut control, "the apology to end", |s| {
+        s["speech"]["active"] == 0
+    });
+
+    // The next question is answered by the model in a new worker.
+    send_pcm(&mut control, &voice::woken(&wake, &question));
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    let reply = last(&seen, "assistant.reply");
+    assert!(
+        reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0),
+        "{reply}"
+    );
+    let status = control.ok("status", json!({}));
+    let llm = engine(&status, "llm");
+    assert_eq!(llm["restarts"], 1, "{llm}");
+    assert_ne!(llm["pid"].as_u64(), Some(pid), "{llm}");
+}
+
+/// The text of the `speech.chunk` events up to the `speech.finished` of the
+/// first utterance that said something (a reply stopped before its first
+/// sentence finishes silently).
+fn spoken_until_finished(events: &mut Conn, daemon: &Daemon) -> String {
+    let mut said = Vec::new();
+    while said.is_empty() {
+        let seen = events_until_failing_on(events, "speech.finished", daemon, &[]);
+        said.extend(
+            seen.iter()
+                .filter(|(n, _)| n == "speech.chunk")
+                .map(|(_, d)| d["text"].as_str().unwrap().to_string()),
+        );
+    }
+    said.join(" ")
 }
 
 /// Whether process `pid` is still running.

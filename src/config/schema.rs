@@ -131,6 +131,9 @@ pub struct ListenConfig {
     pub vad_neg_threshold: f32,
     pub min_speech_ms: u64,
     pub hangover_ms: u64,
+    /// Silence after speech after which the utterance is transcribed ahead
+    /// of its end (0: off).
+    pub early_transcribe_ms: u64,
     pub preroll_ms: u64,
     pub wake_timeout_ms: u64,
     pub max_utterance_secs: u64,

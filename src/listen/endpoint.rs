@@ -62,6 +62,15 @@ impl Endpointer {
         self.segment.filter(|s| s.confirmed).map(|s| s.onset)
     }
 
+    /// In a segment that has lasted the minimum speech and has not ended:
+    /// the frame after its last speech frame (where it ends if no speech
+    /// follows), and the frames of silence since (0 while speech goes on).
+    pub fn pause(&self) -> Option<(u64, u64)> {
+        self.segment
+            .filter(|s| s.confirmed)
+            .map(|s| (s.last_speech, self.frame - s.last_speech))
+    }
+
     /// Drops the open segment. A new one opens at the first speech frame
     /// after a pause (a frame below the lower threshold), or, if the speech
     /// runs on without one, after 320 ms of it.
@@ -139,6 +148,38 @@ mod tests {
             [
                 Boundary::Start { onset: 2 },
                 Boundary::End { onset: 2, end: 8 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pause_is_counted_from_the_last_speech_frame() {
+        let mut e = Endpointer::new(EndpointSettings {
+            threshold: 0.5,
+            neg_threshold: 0.35,
+            min_speech_frames: 2,
+            hangover_frames: 4,
+        });
+        let mut pauses = Vec::new();
+        for p in [0.9, 0.9, 0.9, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1, 0.1] {
+            e.push(p);
+            pauses.push(e.pause());
+        }
+        // Confirmed at frame 1; speech to frame 2, a pause, speech at 5, then
+        // a pause that ends the segment after the hangover (frame 9).
+        assert_eq!(
+            pauses,
+            [
+                None,
+                Some((2, 0)),
+                Some((3, 0)),
+                Some((3, 1)),
+                Some((3, 2)),
+                Some((6, 0)),
+                Some((6, 1)),
+                Some((6, 2)),
+                Some((6, 3)),
+                None,
             ]
         );
     }

@@ -55,6 +55,9 @@ pub struct Settings {
     pub wake: WakeSettings,
     pub phrases: PhraseSettings,
     pub endpoint: EndpointSettings,
+    /// Frames of a pause after which the utterance is transcribed early
+    /// (`None`: off, or not shorter than the hangover).
+    pub early_frames: Option<u64>,
     pub preroll: u64,
     pub wake_timeout: u64,
     pub max_utterance: u64,
@@ -103,6 +106,9 @@ impl Settings {
         } else {
             Some(model_dir(config, Role::Wake)?)
         };
+        let hangover_frames = frames(l.hangover_ms).max(1);
+        let early_frames =
+            Some(frames(l.early_transcribe_ms)).filter(|&f| f > 0 && f < hangover_frames);
         Ok(Settings {
             input: l.input.clone(),
             device: l.device.clone(),
@@ -123,8 +129,9 @@ impl Settings {
                 threshold,
                 neg_threshold,
                 min_speech_frames: frames(l.min_speech_ms).max(1),
-                hangover_frames: frames(l.hangover_ms).max(1),
+                hangover_frames,
             },
+            early_frames,
             preroll: samples(l.preroll_ms),
             wake_timeout: samples(l.wake_timeout_ms),
             max_utterance: samples(l.max_utterance_secs * 1000).max(samples(1000)),
@@ -281,6 +288,14 @@ impl Ears {
     fn run(&mut self) -> Result<(), ListenError> {
         while !self.ctx.stop.load(Ordering::SeqCst) {
             let audio = self.source.read(READ_TIMEOUT)?;
+            if audio.is_empty() {
+                // No audio: perhaps the device was lost or is back.
+                let input = self.source.describe();
+                let mut status = self.ctx.shared.status();
+                if status.input != input {
+                    status.input = input;
+                }
+            }
             let mut rest = audio.as_slice();
             while !rest.is_empty() {
                 let take = (FRAME - self.pending.len()).min(rest.len());
@@ -444,7 +459,17 @@ impl Ears {
                 self.endpointer.restart();
                 self.end(id, self.heard, true);
             }
-            _ => {}
+            _ => {
+                // A pause long enough to transcribe ahead of the end.
+                let pause = self.endpointer.pause();
+                let utterance = matches!(self.phase, Phase::Utterance { .. });
+                if let (true, Some((last_speech, silent))) = (utterance, pause) {
+                    if Some(silent) == self.ctx.settings.early_frames {
+                        let at = Self::secs((last_speech * FRAME as u64).max(start));
+                        let _ = self.ctx.heard.send(Heard::Pause { id, at });
+                    }
+                }
+            }
         }
     }
 

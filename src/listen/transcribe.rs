@@ -5,6 +5,12 @@
 //! the final), and publishes `transcript.final` when the utterance ends.
 //! Both carry `"source": "listen"` so the voice pipeline can subscribe.
 //!
+//! Early transcription: when the speaker pauses (`listen.early_transcribe_ms`
+//! into the hangover) the utterance is transcribed at once, ahead of any
+//! partial. If it then ends at that same point (the speaker did not go on),
+//! that transcript is the final one (`"early": true`), so the answer does
+//! not wait for a Whisper pass after the hangover.
+//!
 //! Wake-phrase candidates (speech heard while asleep, see [`super::phrase`])
 //! are transcribed once, when they end. One that starts with a wake phrase
 //! publishes `wake.detected` (`"source": "phrase"`); what follows the phrase
@@ -37,6 +43,12 @@ pub enum Heard {
     Audio {
         id: u64,
         samples: Vec<f32>,
+    },
+    /// The utterance's speech paused at `at` (its last speech so far):
+    /// transcribe it now, in case it ends there.
+    Pause {
+        id: u64,
+        at: f64,
     },
     /// A follow-up window opened while a candidate was being heard: it is
     /// an utterance after all.
@@ -77,6 +89,27 @@ struct Current {
     audio: Vec<f32>,
     /// Length at the last partial.
     decoded: usize,
+    /// The last pause heard, not yet transcribed.
+    pause: Option<f64>,
+    /// The transcript made at a pause, and where that pause began.
+    early: Option<Early>,
+}
+
+/// How a final transcript came about.
+enum Final<'a> {
+    /// Transcribed when the utterance ended.
+    Ended,
+    /// Transcribed when the speech paused where the utterance then ended.
+    Early,
+    /// What followed this wake phrase in a candidate.
+    AfterPhrase(&'a str),
+}
+
+/// A transcript made when the speech paused.
+struct Early {
+    at: f64,
+    audio: Audio16k,
+    transcript: Transcript,
 }
 
 /// A candidate that ended, to be checked for a wake phrase.
@@ -106,6 +139,11 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                         c.audio.extend(samples);
                     }
                 }
+                Heard::Pause { id, at } => {
+                    if let Some(c) = current.as_mut().filter(|c| c.id == id) {
+                        c.pause = Some(at);
+                    }
+                }
                 Heard::Promote { id } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.candidate = None;
@@ -123,12 +161,25 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
         }
         for Ended { current: c, at } in ended {
             match c.candidate {
-                None => t.utterance(c).await,
+                None => t.utterance(c, at).await,
                 Some(start) => t.candidate(c, start, at, &mut armed).await,
             }
         }
         if let Some(c) = current.as_mut().filter(|c| c.candidate.is_none()) {
-            if interval > 0 && c.audio.len() >= c.decoded + interval {
+            if let Some(at) = c.pause.take() {
+                let audio = audio16k(c.audio.clone());
+                match t.stt.transcribe(&audio, Pace::Batch, None).await {
+                    Ok(transcript) => {
+                        c.early = Some(Early {
+                            at,
+                            audio,
+                            transcript,
+                        })
+                    }
+                    // Transcribed again when the utterance ends.
+                    Err(e) => tracing::warn!(error = %e, "early transcription failed"),
+                }
+            } else if interval > 0 && c.audio.len() >= c.decoded + interval {
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
                 match t.stt.transcribe(&audio, Pace::Batch, None).await {
@@ -155,6 +206,8 @@ impl Current {
             candidate,
             audio: Vec::new(),
             decoded: 0,
+            pause: None,
+            early: None,
         }
     }
 }
@@ -168,11 +221,18 @@ fn audio16k(samples: Vec<f32>) -> Audio16k {
 }
 
 impl Transcriber {
-    /// Transcribes an utterance; failures are `listen.error` with its id.
-    async fn utterance(&self, utterance: Current) {
+    /// Transcribes an utterance that ended at `end` (unless it was
+    /// transcribed when it paused there); failures are `listen.error` with
+    /// its id.
+    async fn utterance(&self, utterance: Current, end: f64) {
+        if let Some(early) = utterance.early.filter(|e| e.at == end) {
+            let t = &early.transcript;
+            self.publish_final(utterance.id, t.text.trim(), t, &early.audio, Final::Early);
+            return;
+        }
         let audio = audio16k(utterance.audio);
         match self.stt.transcribe(&audio, Pace::Batch, None).await {
-            Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, None),
+            Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, Final::Ended),
             Err(e) => {
                 tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
                 self.events.publish(Event::new(
@@ -215,7 +275,7 @@ impl Transcriber {
         let text = t.text.trim();
         if let Some((phrase, until)) = armed.take() {
             if start <= until {
-                self.publish_final(candidate.id, text, &t, &audio, Some(&phrase));
+                self.publish_final(candidate.id, text, &t, &audio, Final::AfterPhrase(&phrase));
                 return;
             }
         }
@@ -240,27 +300,22 @@ impl Transcriber {
         if found.rest.is_empty() {
             *armed = Some((found.phrase, end + p.timeout_secs));
         } else {
-            self.publish_final(candidate.id, &found.rest, &t, &audio, Some(&found.phrase));
+            let phrase = Final::AfterPhrase(&found.phrase);
+            self.publish_final(candidate.id, &found.rest, &t, &audio, phrase);
         }
     }
 
-    fn publish_final(
-        &self,
-        id: u64,
-        text: &str,
-        t: &Transcript,
-        audio: &Audio16k,
-        wake_phrase: Option<&str>,
-    ) {
+    fn publish_final(&self, id: u64, text: &str, t: &Transcript, audio: &Audio16k, how: Final<'_>) {
         let mut data = json!({
             "utterance": id,
             "text": text,
             "segments": t.segments,
             "audio_secs": audio.secs(),
             "decode_ms": t.decode_ms,
+            "early": matches!(how, Final::Early),
             "source": "listen",
         });
-        if let Some(phrase) = wake_phrase {
+        if let Final::AfterPhrase(phrase) = how {
             data["wake_phrase"] = phrase.into();
             self.shared.status().utterances += 1;
         }

@@ -11,6 +11,7 @@ use ort::value::Tensor;
 
 use super::ListenError;
 use crate::config::OnnxConfig;
+use crate::onnx::Shapes;
 
 /// Samples per VAD frame at 16 kHz.
 pub const FRAME: usize = 512;
@@ -31,7 +32,7 @@ impl Vad {
     /// Loads `silero_vad.onnx` from `model_dir`.
     pub fn load(onnx: &OnnxConfig, model_dir: &Path, threads: u32) -> Result<Vad, ListenError> {
         let path = model_dir.join("silero_vad.onnx");
-        let session = crate::onnx::session(onnx, &path, threads)?;
+        let session = crate::onnx::session(onnx, &path, threads, Shapes::Fixed)?;
         Ok(Vad {
             session,
             state: vec![0.0; STATE],

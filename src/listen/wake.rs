@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::ListenError;
 use crate::config::OnnxConfig;
+use crate::onnx::Shapes;
 
 /// Samples per step (80 ms at 16 kHz).
 pub const STEP: usize = 1280;
@@ -142,13 +143,22 @@ impl WakeWords {
         if words.is_empty() {
             return Err(ListenError::NoWakeWords);
         }
-        let mel = crate::onnx::session(onnx, &model_dir.join("melspectrogram.onnx"), threads)?;
-        let embedding =
-            crate::onnx::session(onnx, &model_dir.join("embedding_model.onnx"), threads)?;
+        let mel = crate::onnx::session(
+            onnx,
+            &model_dir.join("melspectrogram.onnx"),
+            threads,
+            Shapes::Fixed,
+        )?;
+        let embedding = crate::onnx::session(
+            onnx,
+            &model_dir.join("embedding_model.onnx"),
+            threads,
+            Shapes::Fixed,
+        )?;
         let mut classifiers = Vec::new();
         for word in words {
             let path = classifier_path(model_dir, word)?;
-            let session = crate::onnx::session(onnx, &path, threads)?;
+            let session = crate::onnx::session(onnx, &path, threads, Shapes::Fixed)?;
             let input = session
                 .inputs()
                 .first()

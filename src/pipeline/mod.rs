@@ -104,6 +104,7 @@ pub async fn run(ctx: Arc<Context>) {
                     stt_ms: event.data["decode_ms"].as_u64(),
                     cancel: cancel.clone(),
                 };
+                let utterance = event.data["utterance"].clone();
                 let ctx = ctx.clone();
                 let task = tokio::spawn(async move {
                     match respond(&ctx, request).await {
@@ -115,7 +116,12 @@ pub async fn run(ctx: Arc<Context>) {
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "the voice turn failed");
-                            fail(&ctx, json!({ "code": e.code, "message": e.message })).await;
+                            let error = json!({
+                                "code": e.code,
+                                "message": e.message,
+                                "utterance": utterance,
+                            });
+                            fail(&ctx, error).await;
                         }
                     }
                 });

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::{espeak, SpeakError, Tts};
 use crate::config::{OnnxConfig, TtsConfig};
+use crate::onnx::Shapes;
 
 const BOS: &str = "^";
 const EOS: &str = "$";
@@ -155,9 +156,11 @@ impl PiperVoice {
         // Fail on a broken espeak set-up now, not at the first sentence.
         espeak::data_dir(&settings.espeak_data)?;
         let session =
-            crate::onnx::session(onnx, &model, threads).map_err(|e| SpeakError::Voice {
-                path: model.clone(),
-                message: e.to_string(),
+            crate::onnx::session(onnx, &model, threads, Shapes::Varying).map_err(|e| {
+                SpeakError::Voice {
+                    path: model.clone(),
+                    message: e.to_string(),
+                }
             })?;
         Ok(PiperVoice {
             session,

@@ -1,9 +1,13 @@
-//! A sound device that plays at the pace of a sound card, with no sound
-//! hardware: a private PulseAudio server whose one sink is a null sink
-//! (it consumes audio in real time and discards it), reached through
-//! ALSA's `pulse` plugin, the way cpal opens any ALSA device. ALSA's
-//! `file` plugin in front of it keeps a copy of every frame the device
-//! took, so a test can see what was played and when it stopped.
+//! Sound devices with no sound hardware: a private PulseAudio [`Server`]
+//! whose one sink is a null sink (it consumes audio in real time and
+//! discards it), reached through ALSA's `pulse` plugin, the way cpal opens
+//! any ALSA device. Its monitor source is a microphone that hears what is
+//! played into the sink; stopping and restarting the server is a device
+//! that goes away and comes back.
+//!
+//! [`PacedDevice`] plays at the pace of a sound card: ALSA's `file` plugin
+//! in front of the sink keeps a copy of every frame the device took, so a
+//! test can see what was played and when it stopped.
 //!
 //! (ALSA's `null` plugin takes audio as fast as it is written, and the
 //! `snd-aloop` loopback card needs a kernel module a container lacks.)
@@ -16,20 +20,36 @@ use std::process::{Child, Command, Stdio};
 /// The device's name, as `voxd audio devices` lists it (`audio.device`).
 pub const DEVICE: &str = "voxd paced output";
 
-pub struct PacedDevice {
-    server: Child,
+/// A private PulseAudio server whose one sink is a null sink, `voxd`;
+/// its monitor source, `voxd.monitor`, hears whatever is played into it.
+pub struct Server {
+    child: Option<Child>,
     dir: tempfile::TempDir,
-    /// Every frame the device took, in its format (see `voxd audio devices`).
-    pub raw: PathBuf,
 }
 
-impl PacedDevice {
-    /// Starts the server and defines the device in `home`'s `.asoundrc`.
-    pub fn start(home: &Path) -> PacedDevice {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("native");
-        let log = fs::File::create(dir.path().join("pulseaudio.log")).unwrap();
-        let server = Command::new("pulseaudio")
+impl Server {
+    pub fn start() -> Server {
+        let mut server = Server {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        server.restart();
+        server
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("native")
+    }
+
+    /// Starts the server (again, on the same socket) and waits until it
+    /// listens.
+    pub fn restart(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("pulseaudio.log"))
+            .unwrap();
+        let child = Command::new("pulseaudio")
             .args([
                 "-n",
                 "--daemonize=no",
@@ -39,30 +59,72 @@ impl PacedDevice {
                 "-L",
                 &format!(
                     "module-native-protocol-unix socket={} auth-anonymous=1",
-                    socket.display()
+                    self.socket().display()
                 ),
                 "-L",
                 "module-null-sink sink_name=voxd",
             ])
-            .env("HOME", dir.path())
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .env("PULSE_RUNTIME_PATH", dir.path())
+            .env("HOME", self.dir.path())
+            .env("XDG_RUNTIME_DIR", self.dir.path())
+            .env("PULSE_RUNTIME_PATH", self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("pulseaudio runs (scripts/bootstrap.sh installs it)");
-        let mut device = PacedDevice {
-            server,
-            raw: home.join("played.raw"),
-            dir,
-        };
+        let (socket, dir) = (self.socket(), self.dir.path());
+        let child = self.child.insert(child);
         super::wait_until("PulseAudio listens", || {
-            if let Ok(Some(status)) = device.server.try_wait() {
-                panic!("pulseaudio exited with {status}:\n{}", device.log());
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("pulseaudio exited with {status}:\n{}", log_in(dir));
             }
             UnixStream::connect(&socket).is_ok()
         });
+    }
+
+    /// Kills the server, as a crash or an unplugged sound card would end it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = fs::remove_file(self.socket());
+    }
+
+    /// The environment that points ALSA's pulse plugin at this server.
+    pub fn env(&self) -> (&'static str, String) {
+        ("PULSE_SERVER", format!("unix:{}", self.socket().display()))
+    }
+
+    pub fn log(&self) -> String {
+        log_in(self.dir.path())
+    }
+}
+
+fn log_in(dir: &Path) -> String {
+    fs::read_to_string(dir.join("pulseaudio.log")).unwrap_or_default()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A device that plays at the pace of a sound card into a [`Server`].
+pub struct PacedDevice {
+    server: Server,
+    /// Every frame the device took, in its format (see `voxd audio devices`).
+    pub raw: PathBuf,
+}
+
+impl PacedDevice {
+    /// Starts the server and defines the device in `home`'s `.asoundrc`.
+    pub fn start(home: &Path) -> PacedDevice {
+        let device = PacedDevice {
+            server: Server::start(),
+            raw: home.join("played.raw"),
+        };
         fs::write(
             home.join(".asoundrc"),
             format!(
@@ -78,14 +140,11 @@ impl PacedDevice {
 
     /// The environment that points ALSA's pulse plugin at this server.
     pub fn env(&self) -> (&'static str, String) {
-        (
-            "PULSE_SERVER",
-            format!("unix:{}", self.dir.path().join("native").display()),
-        )
+        self.server.env()
     }
 
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("pulseaudio.log")).unwrap_or_default()
+        self.server.log()
     }
 
     /// What the device has taken so far; `format` is its sample format as
@@ -136,12 +195,5 @@ impl Taken {
     /// Seconds of silence taken after the last sound.
     pub fn quiet(&self) -> f64 {
         self.total - self.last.unwrap_or(0.0)
-    }
-}
-
-impl Drop for PacedDevice {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
     }
 }

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 
 use super::{copy_dir, test_model, worker_bin, Conn, Daemon, Home};
 
+/// The language model of [`thinking_home`].
+pub const LLM: &str = "gemma3-270m-base";
+
 /// The listening rate of the socket source.
 pub const RATE: u32 = 16_000;
 
@@ -26,6 +29,21 @@ pub const ERRORS: &[&str] = &["listen.error", "assistant.error"];
 /// e.g. `[audio]`, `[engines]`. Unless `extra` has their sections, replies
 /// go to `reply.wav` and the follow-up window is 8 s.
 pub fn home(extra: &str) -> Home {
+    home_answering(Answers::Extractive, extra)
+}
+
+/// [`home`] whose answers the test store's language model (the base Gemma
+/// in `voxd-llm`, one thread, 64 tokens) writes from the notes.
+pub fn thinking_home(extra: &str) -> Home {
+    home_answering(Answers::Generative, extra)
+}
+
+enum Answers {
+    Extractive,
+    Generative,
+}
+
+fn home_answering(answers: Answers, extra: &str) -> Home {
     let store = test_model("openwakeword").parent().unwrap().to_path_buf();
     for id in [
         "silero-vad",
@@ -35,6 +53,21 @@ pub fn home(extra: &str) -> Home {
     ] {
         test_model(id);
     }
+    // The `llm` role, the worker's section and the answer mode.
+    let (models, llm, mode) = match answers {
+        Answers::Extractive => ("[]".to_string(), String::new(), "extractive"),
+        Answers::Generative => {
+            test_model(LLM);
+            (
+                format!("[{LLM:?}]"),
+                format!(
+                    "[engines.llm]\ncommand = {:?}\nthreads = 1\nmax_tokens = 64\n\n",
+                    worker_bin("voxd-llm").display().to_string()
+                ),
+                "generative",
+            )
+        }
+    };
     let home = Home::new("");
     let notes = home.path().join("notes");
     copy_dir(
@@ -55,9 +88,10 @@ pub fn home(extra: &str) -> Home {
         "[assistant]\nfollowup_secs = 8\n\n"
     };
     let config = format!(
-        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\nllm = []\n\n\
+        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\nllm = {models}\n\n\
          [engines.stt]\ncommand = {stt:?}\n\n\
-         [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
+         {llm}\
+         [rag]\nnotes = [{notes:?}]\nanswer_mode = {mode:?}\n\n\
          [tts]\nvoice = \"piper-en_US-joe-medium\"\nvariation = 0.0\n\n\
          {audio}\
          [listen]\ninput = \"socket\"\nstart = true\n\

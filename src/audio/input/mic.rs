@@ -1,7 +1,7 @@
 //! The `cpal` source: a capture device through cpal (ALSA on Linux), at the
 //! device's own rate, format and channel count, converted to 16 kHz mono.
 //! The device callback only copies samples into a bounded channel. When the device
-//! fails (unplugged), the source publishes `listen.device` `{"state":
+//! fails (unplugged, or its sound server gone), the source publishes `listen.device` `{"state":
 //! "lost"}`, delivers silence-free empty reads, tries to reopen it every
 //! second, and publishes `{"state": "restored"}` when it is back.
 
@@ -111,11 +111,18 @@ where
                 let _ = tx.send(Captured::Samples(samples.collect()));
             },
             move |e: cpal::Error| {
-                // Over- and underruns are survivable; a vanished device is not.
-                if e.kind() == cpal::ErrorKind::DeviceNotAvailable {
-                    let _ = errors.try_send(Captured::Failed(e.to_string()));
-                } else {
-                    tracing::warn!(error = %e, "audio input error");
+                use cpal::ErrorKind::*;
+                match e.kind() {
+                    // Survivable: cpal recovers the stream itself.
+                    Xrun | DeviceBusy | DeviceChanged | RealtimeDenied => {
+                        tracing::warn!(error = %e, "audio input error");
+                    }
+                    // A vanished device, or a failing one (a sound server
+                    // that went away reads as an I/O error, again and
+                    // again): reopened once it works.
+                    _ => {
+                        let _ = errors.try_send(Captured::Failed(e.to_string()));
+                    }
                 }
             },
             None,
