@@ -19,7 +19,7 @@ model="${MODEL:-${VOXD_TEST_MODELS:-$HOME/.cache/voxd/test-models}/gemma3-270m-b
 [[ -f "$model" ]] || { echo "no model at $model: run scripts/bootstrap.sh test or set MODEL" >&2; exit 1; }
 
 echo "building voxd and voxd-llm (release)" >&2
-cargo build --release --locked -p voxd -p voxd-llm >&2
+cargo build --release --locked --workspace >&2
 llama_bench="$(bash bench/llm-build-llama-bench.sh)"
 
 exec python3 bench/llm_bench.py \
