@@ -1,0 +1,253 @@
+//! The `tiny` profile holds (issue 7): a whole spoken question — a WAV file
+//! with the wake word and a question about the notes fed to `voxd serve
+//! --profile tiny --audio-in`, the spoken reply written to a WAV file — is
+//! answered by Whisper and the language model while the test samples the
+//! resident memory of voxd and every worker it starts. The total never
+//! exceeds the profile's budget, and the two heavy engines are never
+//! resident at the same time.
+
+mod support;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::voice::{self, events_until, last, silence, speech, RATE};
+use support::{copy_dir, test_model, worker_bin, Daemon, Home};
+
+/// `engines.memory_budget_mb` of config/profiles/tiny.toml.
+const TINY_BUDGET_MIB: u64 = 800;
+
+/// The resident memory of a process and its descendants, sampled every
+/// 20 ms on a thread until [`Sampler::stop`].
+struct Sampler {
+    done: Arc<AtomicBool>,
+    thread: JoinHandle<Peak>,
+}
+
+/// The largest total seen, and what each process held at that moment.
+#[derive(Debug, Default)]
+struct Peak {
+    total_kib: u64,
+    by_process: Vec<(u32, String, u64)>,
+    samples: usize,
+}
+
+impl Sampler {
+    fn start(root: u32) -> Sampler {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = Peak::default();
+            while !flag.load(Ordering::Relaxed) {
+                let now = tree(root);
+                let total = now.iter().map(|(_, _, kib)| kib).sum();
+                if total > peak.total_kib {
+                    peak.total_kib = total;
+                    peak.by_process = now;
+                }
+                peak.samples += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        Sampler { done, thread }
+    }
+
+    fn stop(self) -> Peak {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// `(pid, name, VmRSS in KiB)` of `root` and all its descendants.
+fn tree(root: u32) -> Vec<(u32, String, u64)> {
+    let mut parent = HashMap::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        // The parent pid is the second field after the `(comm)` field.
+        if let Ok(stat) = fs::read_to_string(entry.path().join("stat")) {
+            let after = stat.rsplit(')').next().unwrap_or("");
+            if let Some(ppid) = after.split_whitespace().nth(1) {
+                parent.insert(pid, ppid.parse::<u32>().unwrap_or(0));
+            }
+        }
+    }
+    let descends = |mut pid: u32| loop {
+        if pid == root {
+            return true;
+        }
+        match parent.get(&pid) {
+            Some(&p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    };
+    parent
+        .keys()
+        .filter(|&&pid| descends(pid))
+        .filter_map(|&pid| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |key: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_string())
+            };
+            let kib = field("VmRSS:")?
+                .trim_end_matches(" kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some((pid, field("Name:").unwrap_or_default(), kib))
+        })
+        .collect()
+}
+
+fn write_wav(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A home on the `tiny` profile's own settings: only where the models, the
+/// worker binaries, the notes and the reply go are configured.
+fn tiny_home() -> Home {
+    let store = test_model("openwakeword").parent().unwrap().to_path_buf();
+    test_model(voice::LLM);
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let config = format!(
+        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\n\n\
+         [engines.stt]\ncommand = {stt:?}\n\n\
+         [engines.llm]\ncommand = {llm:?}\n\n\
+         [rag]\nnotes = [{notes:?}]\nanswer_mode = \"generative\"\n\n\
+         [tts]\nvoice = \"piper-en_US-joe-medium\"\nvariation = 0.0\n\n\
+         [audio]\noutput = \"wav\"\nfile = {reply:?}\n",
+        store = store.display().to_string(),
+        stt = worker_bin("voxd-stt").display().to_string(),
+        llm = worker_bin("voxd-llm").display().to_string(),
+        notes = notes.display().to_string(),
+        reply = home.path().join("reply.wav").display().to_string(),
+    );
+    fs::write(home.path().join("voxd.toml"), config).unwrap();
+    home
+}
+
+/// Whether an `engine.state` leaves the engine with a worker process.
+fn resident(state: &Value) -> bool {
+    ["starting", "ready", "busy"].contains(&state.as_str().unwrap_or(""))
+}
+
+#[test]
+fn a_spoken_question_on_the_tiny_profile_stays_within_its_memory_budget() {
+    // The question as speech, in the voice of a throwaway daemon.
+    let (wake, question) = {
+        let daemon = Daemon::start_in(voice::home(""));
+        let mut conn = daemon.connect().with_timeout(120);
+        let dir = daemon.home.path();
+        (
+            speech(&mut conn, dir, "Hey Jarvis."),
+            speech(&mut conn, dir, "What is the wifi password?"),
+        )
+    };
+    let home = tiny_home();
+    let wav_in = home.path().join("question.wav");
+    // Time to index the notes and subscribe before the wake word.
+    let mut audio = silence(6.0);
+    audio.extend(voice::woken(&wake, &question));
+    write_wav(&wav_in, &audio);
+    let reply_wav = home.path().join("reply.wav");
+
+    let daemon = Daemon::start_with_args(
+        home,
+        &["--profile", "tiny", "--audio-in", wav_in.to_str().unwrap()],
+    );
+    let sampler = Sampler::start(daemon.child.id());
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok(
+        "subscribe",
+        json!({ "events": ["engine.state", "transcript.final", "assistant.", "listen.error"] }),
+    );
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    let status = daemon.connect().ok("status", json!({}));
+    let peak = sampler.stop();
+
+    // The whole question was answered, by the language model, aloud.
+    let heard = last(&seen, "transcript.final")["text"].as_str().unwrap();
+    let letters: String = heard
+        .to_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .collect();
+    assert!(letters.contains("wifipassword"), "{heard}");
+    let reply = last(&seen, "assistant.reply");
+    assert!(
+        reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0),
+        "{reply}"
+    );
+    assert!(reply["spoken"].is_object(), "{reply}");
+    let spoken = voxd::stt::wav::read(&reply_wav).unwrap();
+    assert!(spoken.samples.len() > RATE as usize / 2, "{reply}");
+
+    // One heavy engine at a time: Whisper stopped before the model loaded.
+    let mut state: HashMap<String, Value> = HashMap::new();
+    for (name, data) in &seen {
+        if name == "engine.state" {
+            state.insert(
+                data["engine"].as_str().unwrap().to_string(),
+                data["state"].clone(),
+            );
+            let up: Vec<&String> = state.keys().filter(|e| resident(&state[*e])).collect();
+            assert!(up.len() <= 1, "{up:?} resident together: {seen:#?}");
+        }
+    }
+    assert!(
+        state.contains_key("stt") && state.contains_key("llm"),
+        "{seen:#?}"
+    );
+
+    // `status` shows the budget and what each process holds.
+    assert_eq!(status["profile"], "tiny", "{status}");
+    assert_eq!(status["budget"]["budget_mb"], TINY_BUDGET_MIB, "{status}");
+    assert!(status["rss_bytes"].as_u64() > Some(0), "{status}");
+    let llm = voice::engine(&status, "llm");
+    assert!(llm["rss_bytes"].as_u64() > Some(0), "{llm}");
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let by_process: Vec<String> = peak
+        .by_process
+        .iter()
+        .map(|(pid, name, kib)| format!("{name} ({pid}) {:.0} MiB", mib(*kib)))
+        .collect();
+    eprintln!(
+        "peak RSS of voxd and its workers: {:.0} MiB of {TINY_BUDGET_MIB} ({} samples): {}",
+        mib(peak.total_kib),
+        peak.samples,
+        by_process.join(", ")
+    );
+    assert!(
+        peak.total_kib <= TINY_BUDGET_MIB * 1024,
+        "peak {:.0} MiB over the tiny budget: {by_process:?}\n{}",
+        mib(peak.total_kib),
+        daemon.log()
+    );
+}
