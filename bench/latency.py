@@ -30,11 +30,13 @@ import argparse
 import base64
 import json
 import os
+import queue
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -70,10 +72,6 @@ class Conn:
                     sys.exit(f"voxd {cmd}: {msg['error']}")
                 return msg["result"]
         sys.exit(f"voxd closed the connection during {cmd}")
-
-    def event(self):
-        msg = json.loads(self.lines.readline())
-        return msg.get("event"), msg.get("data", {}), time.monotonic()
 
 
 def pcm_of(path):
@@ -127,6 +125,16 @@ def main():
         while control.call("notes", action="status")["indexing"] or not control.call("notes", action="status")["files"]:
             time.sleep(0.2)
         events.call("subscribe", events=["speech.end", "transcript.final", "assistant.reply", "listen.error", "assistant.error"])
+        # Events are timed as they arrive, while the audio is still being
+        # sent (reading them only after it, they all seemed to arrive at once).
+        arrivals = queue.Queue()
+
+        def read_events():
+            for line in events.lines:
+                msg = json.loads(line)
+                arrivals.put((msg.get("event"), msg.get("data", {}), time.monotonic()))
+
+        threading.Thread(target=read_events, daemon=True).start()
         rows = []
         for i in range(args.runs):
             question = QUESTIONS[i % len(QUESTIONS)]
@@ -142,7 +150,7 @@ def main():
                 time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
             got = {}
             while "assistant.reply" not in got:
-                name, data, at = events.event()
+                name, data, at = arrivals.get(timeout=120)
                 if name in ("listen.error", "assistant.error"):
                     sys.exit(f"{name}: {data}")
                 got.setdefault(name, (data, at))

@@ -7,11 +7,12 @@
 # (only its README), so the two llama-bench source files come from the
 # llama-cpp-python sdist on PyPI, whose vendored llama.cpp is the closest
 # release; they use only llama.h and common/, which they are compiled against
-# here from the crate's tree. cmake + ninja, Release, GGML_NATIVE=ON (voxd is
-# built with target-cpu=native, see .cargo/config.toml).
+# here from the crate's tree. cmake + ninja, Release, GGML_NATIVE=ON and no
+# AMX kernels, as voxd-llm is built (.cargo/config.toml, .cargo/no-amx.cmake).
 #
 #   bash bench/llm-build-llama-bench.sh   # ~8-15 min the first time, then cached
 set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 SYS_VERSION="${LLAMA_SYS_VERSION:-0.1.161}"
 PY_VERSION="${LLAMA_PY_VERSION:-0.3.36}"
@@ -21,7 +22,7 @@ if [[ -z "$src" ]]; then
   echo "llama-cpp-sys-2 $SYS_VERSION is not in ~/.cargo/registry: run \`cargo fetch\` first" >&2
   exit 1
 fi
-out="$cache/build-$SYS_VERSION"
+out="$cache/build-$SYS_VERSION-noamx"
 bin="$out/bin/llama-bench"
 if [[ -x "$bin" ]]; then
   echo "$bin"
@@ -51,6 +52,7 @@ target_compile_features(llama-bench PRIVATE cxx_std_17)
 set_target_properties(llama-bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY "$out/bin")
 CMAKE
 cmake -S "$out/wrapper" -B "$out/cmake" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >&2
+  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF \
+  -DCMAKE_PROJECT_INCLUDE="$repo/.cargo/no-amx.cmake" >&2
 nice -n 10 cmake --build "$out/cmake" --target llama-bench -j "${BUILD_JOBS:-2}" >&2
 echo "$bin"

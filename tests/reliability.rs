@@ -230,7 +230,7 @@ fn unloaded(control: &mut Conn, workers: &[u64]) -> u64 {
 }
 
 #[test]
-fn after_the_engines_unload_no_worker_is_left() {
+fn after_the_engines_unload_no_worker_is_left_and_the_daemon_is_back_to_idle() {
     let daemon = Daemon::start_in(voice::home(
         "[engines]\nidle_unload_secs = 1\n\n[assistant]\nfollowup_secs = 0\n",
     ));
@@ -257,14 +257,22 @@ fn after_the_engines_unload_no_worker_is_left() {
         ));
     }
     let after = unloaded(&mut control, &workers);
-    // The daemon's own RSS is reported, not asserted: after three more
-    // turns it measured +8 to +15 MiB in most runs but +79 to +82 MiB in
-    // others (ONNX Runtime's arenas growing to a new high-water mark is the
-    // suspect). Whether it returns to idle is open (issue 8).
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     eprintln!(
         "daemon RSS idle {:.1} MiB, after three more turns {:.1} MiB",
         mib(idle),
         mib(after)
     );
+    // Back to idle, give or take allocator slack. Before Piper's ONNX
+    // sessions ran without the CPU arena, three turns left +79 to +82 MiB
+    // in some runs (the arena kept the longest sentence's buffers).
+    assert!(
+        mib(after) <= mib(idle) + IDLE_SLACK_MIB,
+        "daemon RSS {:.1} MiB after three turns, {:.1} MiB idle",
+        mib(after),
+        mib(idle)
+    );
 }
+
+/// How far above its idle size the daemon may be once its engines unloaded.
+const IDLE_SLACK_MIB: f64 = 40.0;
