@@ -277,6 +277,17 @@ fn release_mapped_pages(_path: &Path) -> usize {
     0
 }
 
+/// The token with the highest logit (the first of equals).
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0;
+    for (i, &logit) in logits.iter().enumerate() {
+        if logit > logits[best] {
+            best = i;
+        }
+    }
+    LlamaToken::new(best as i32)
+}
+
 /// A clear error for a missing file or one that is not GGUF at all.
 fn check_gguf(path: &Path) -> Result<(), Failure> {
     use std::io::Read;
@@ -443,15 +454,16 @@ impl<'m> Loaded<'m> {
         self.decode_tokens(&prompt[cached..], &mut batch, cancel)?;
         let mut logits_at = batch.n_tokens() - 1;
 
-        let mut sampler = if job.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
+        // Greedy decoding is the argmax of the logits, read in place: the
+        // greedy sampler would first copy every logit into a candidate list
+        // (262,144 of them for Gemma 3), which cost ~9 % of generation speed.
+        let mut sampler = (job.temperature > 0.0).then(|| {
             LlamaSampler::chain_simple([
                 LlamaSampler::top_p(job.top_p.clamp(0.0, 1.0), 1),
                 LlamaSampler::temp(job.temperature),
                 LlamaSampler::dist(job.seed),
             ])
-        };
+        });
         let mut filter = StopFilter::new(&job.stop);
         let mut generated = 0usize;
         let mut first_token = None;
@@ -461,7 +473,10 @@ impl<'m> Loaded<'m> {
             if cancel.load(Ordering::SeqCst) {
                 return Err(cancelled());
             }
-            let token = sampler.sample(&self.ctx, logits_at);
+            let token = match sampler.as_mut() {
+                Some(sampler) => sampler.sample(&self.ctx, logits_at),
+                None => argmax(self.ctx.get_logits_ith(logits_at)),
+            };
             let now = Instant::now();
             first_token.get_or_insert(now);
             if vocab.is_eog(token) {
