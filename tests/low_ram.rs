@@ -110,20 +110,6 @@ fn tree(root: u32) -> Vec<(u32, String, u64)> {
         .collect()
 }
 
-fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        w.write_sample((s * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 /// A home on the `tiny` profile's own settings: only where the models, the
 /// worker binaries, the notes and the reply go are configured.
 fn tiny_home() -> Home {
@@ -174,7 +160,7 @@ fn a_spoken_question_on_the_tiny_profile_stays_within_its_memory_budget() {
     // Time to index the notes and subscribe before the wake word.
     let mut audio = silence(6.0);
     audio.extend(voice::woken(&wake, &question));
-    write_wav(&wav_in, &audio);
+    support::write_wav(&wav_in, &audio);
     let reply_wav = home.path().join("reply.wav");
 
     let daemon = Daemon::start_with_args(

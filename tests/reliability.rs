@@ -60,7 +60,8 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
     let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
 
-    // Evented: the failed transcription, then the assistant's error...
+    // Evented (the failed transcription, then the assistant's error) and
+    // spoken.
     let seen = events_until_failing_on(
         &mut events,
         "assistant.error",
@@ -69,23 +70,13 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
     );
     let failed = last(&seen, "listen.error");
     assert_eq!(failed["code"], "engine_failed", "{failed}");
-    let error = last(&seen, "assistant.error");
-    assert_eq!(error["code"], "engine_failed", "{error}");
-    assert_eq!(error["utterance"], failed["utterance"], "{error}");
-    let message = error["message"].as_str().unwrap();
-    assert!(
-        message.contains("engine `stt` crashed") && message.contains("signal: 9"),
-        "{message}"
+    apologised(
+        &seen,
+        &mut events,
+        &mut control,
+        &daemon,
+        ("stt", &failed["utterance"]),
     );
-    // ...and spoken.
-    let said = spoken_until_finished(&mut events, &daemon);
-    assert!(
-        said.starts_with("Sorry, that failed") && said.contains("engine stt crashed"),
-        "{said}"
-    );
-    status_until(&mut control, "the apology to end", |s| {
-        s["speech"]["active"] == 0
-    });
 
     // The next question (wake word and all) is answered by a new worker.
     send_pcm(&mut control, &voice::woken(&wake, &question));
@@ -126,7 +117,7 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
     let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
 
-    // Evented...
+    // Evented and spoken.
     let heard = last(&seen, "transcript.final").clone();
     let seen = events_until_failing_on(
         &mut events,
@@ -134,23 +125,13 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
         &daemon,
         &["assistant.reply"],
     );
-    let error = last(&seen, "assistant.error");
-    assert_eq!(error["code"], "engine_failed", "{error}");
-    assert_eq!(error["utterance"], heard["utterance"], "{error}");
-    let message = error["message"].as_str().unwrap();
-    assert!(
-        message.contains("engine `llm` crashed") && message.contains("signal: 9"),
-        "{message}"
+    apologised(
+        &seen,
+        &mut events,
+        &mut control,
+        &daemon,
+        ("llm", &heard["utterance"]),
     );
-    // ...and spoken.
-    let said = spoken_until_finished(&mut events, &daemon);
-    assert!(
-        said.starts_with("Sorry, that failed") && said.contains("engine llm crashed"),
-        "{said}"
-    );
-    status_until(&mut control, "the apology to end", |s| {
-        s["speech"]["active"] == 0
-    });
 
     // The next question is answered by the model in a new worker.
     send_pcm(&mut control, &voice::woken(&wake, &question));
@@ -164,6 +145,35 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
     let llm = engine(&status, "llm");
     assert_eq!(llm["restarts"], 1, "{llm}");
     assert_ne!(llm["pid"].as_u64(), Some(pid), "{llm}");
+}
+
+/// `seen` ends with the `assistant.error` for `engine` killed (SIGKILL)
+/// while it worked on `utterance`; the apology is then said aloud, and this
+/// returns once it has been.
+fn apologised(
+    seen: &[(String, Value)],
+    events: &mut Conn,
+    control: &mut Conn,
+    daemon: &Daemon,
+    (engine, utterance): (&str, &Value),
+) {
+    let error = last(seen, "assistant.error");
+    assert_eq!(error["code"], "engine_failed", "{error}");
+    assert_eq!(&error["utterance"], utterance, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("engine `{engine}` crashed")) && message.contains("signal: 9"),
+        "{message}"
+    );
+    let said = spoken_until_finished(events, daemon);
+    assert!(
+        said.starts_with("Sorry, that failed")
+            && said.contains(&format!("engine {engine} crashed")),
+        "{said}"
+    );
+    status_until(control, "the apology to end", |s| {
+        s["speech"]["active"] == 0
+    });
 }
 
 /// The text of the `speech.chunk` events up to the `speech.finished` of the

@@ -97,6 +97,21 @@ pub fn test_model(id: &str) -> PathBuf {
     dir
 }
 
+/// Writes `samples` (16 kHz mono, -1..1) as a 16-bit PCM WAV file.
+pub fn write_wav(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 /// The generated speech clips (`$VOXD_TEST_AUDIO`, made by
 /// `scripts/stt-test-audio.sh`, which `scripts/bootstrap.sh test` runs).
 pub fn test_audio() -> PathBuf {
