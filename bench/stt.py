@@ -55,8 +55,9 @@ def whisper_source():
 
 
 # whisper-rs-sys ships whisper.cpp without its examples/, where whisper-cli
-# lives; this PyPI sdist vendors a whisper.cpp (1.8.5 beside the crate's
-# 1.8.3) whose examples/ compile against the crate's library unchanged.
+# lives; this PyPI sdist (the only one with examples/) vendors whisper.cpp
+# 1.8.5 beside the crate's 1.8.3. Its examples compile against the crate's
+# library once the quantisation helper forgets two newer ggml types.
 EXAMPLES_SDIST = "pywhispercpp==1.5.1"
 
 
@@ -78,6 +79,13 @@ def with_examples(src, version):
                 if member.name.startswith(prefix) and (member.isfile() or member.isdir()):
                     member.name = "examples/" + member.name[len(prefix):]
                     sdist.extract(member, tree, filter="data")
+        # `case GGML_TYPE_X:` labels for types this ggml does not declare.
+        declared = open(os.path.join(tree, "ggml", "include", "ggml.h")).read()
+        helper = os.path.join(tree, "examples", "common-ggml.cpp")
+        lines = open(helper).read().splitlines(keepends=True)
+        known = [l for l in lines
+                 if not (m := re.match(r"\s*case (GGML_\w+):\s*$", l)) or m.group(1) in declared]
+        open(helper, "w").writelines(known)
     return tree
 
 
