@@ -32,8 +32,10 @@ The reference runs Silero VAD v4 (30 ms frames) where voxd runs v6 (32 ms).
 """
 
 import argparse
+import glob
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +118,22 @@ def main():
                 rtf = r["compute_secs"] / r["audio_secs"]
                 print(f"{name:<24} {engine:<14} {r['per_frame_ms']:>9.3f} {rtf:>7.4f} {rtf * 100:>6.2f} {r['max_score']:>9.3f}")
             print(f"{name:<24} {'ratio':<14} {voxd['per_frame_ms'] / ref['per_frame_ms']:>9.2f}  (voxd / openwakeword)")
+        # Detection latency: from the end of "Hey Jarvis." (the question
+        # starts 0.4 s after it, wake/NN.times) to the first 80 ms step whose
+        # score reaches 0.5. The rendered phrase ends with the voice's own
+        # short silence, so this is a slight underestimate.
+        print("\nwake detection latency (end of \"Hey Jarvis.\" → score ≥ 0.5), voxd:")
+        latencies, missed = [], []
+        for clip in sorted(glob.glob(os.path.join(a.audio, "wake", "*.wav"))):
+            question_start = float(open(clip[:-4] + ".times").read().split()[0])
+            r = run([a.example, wake_dir, vad_dir, clip, "1"])
+            if r["detected_secs"] is None:
+                missed.append(os.path.basename(clip))
+            else:
+                latencies.append((r["detected_secs"] - (question_start - 0.4)) * 1000)
+        print(f"  {len(latencies)} of {len(latencies) + len(missed)} clips detected; latency median "
+              f"{statistics.median(latencies):.0f} ms, min {min(latencies):.0f}, max {max(latencies):.0f}"
+              + (f"; missed: {', '.join(missed)}" if missed else ""))
     sys.stdout.flush()
 
 

@@ -2,7 +2,8 @@
 //! every frame (openWakeWord `hey_jarvis` + Silero VAD, one ONNX thread
 //! each) over a WAV file as fast as they go, 80 ms at a time, and prints
 //! JSON: frames, seconds of audio, total and per-frame compute time, the
-//! highest wake score and the frames judged speech.
+//! highest wake score, when the score first reached the threshold (0.5), and
+//! the frames judged speech.
 //!
 //!     cargo run --release --example listen_bench -- OPENWAKEWORD_DIR SILERO_DIR CLIP.wav [RUNS]
 
@@ -31,6 +32,8 @@ fn main() {
     };
     let mut best = f64::MAX;
     let (mut top, mut speech) = (0.0f32, 0usize);
+    // Seconds of audio heard when the score first reached the threshold.
+    let mut detected: Option<f64> = None;
     for _ in 0..runs {
         let mut wake = WakeWords::load(
             &config.onnx,
@@ -42,11 +45,15 @@ fn main() {
         .expect("wake models load");
         let mut vad = Vad::load(&config.onnx, &vad_dir, 1).expect("VAD loads");
         let mut pending: Vec<f32> = Vec::new();
-        (top, speech) = (0.0, 0);
+        (top, speech, detected) = (0.0, 0, None);
         let started = Instant::now();
-        for step in audio.chunks_exact(STEP) {
+        for (i, step) in audio.chunks_exact(STEP).enumerate() {
             wake.push(step).expect("wake inference");
-            top = top.max(wake.scores()[0]);
+            let score = wake.scores()[0];
+            top = top.max(score);
+            if detected.is_none() && score >= settings.threshold {
+                detected = Some(((i + 1) * STEP) as f64 / 16_000.0);
+            }
             pending.extend_from_slice(step);
             while pending.len() >= FRAME {
                 let frame: Vec<f32> = pending.drain(..FRAME).collect();
@@ -66,6 +73,7 @@ fn main() {
             "compute_secs": best,
             "per_frame_ms": best * 1000.0 / frames as f64,
             "max_score": top,
+            "detected_secs": detected,
             "speech_frames": speech,
         })
     );
