@@ -16,9 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ort::ep;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 
 use crate::config::OnnxConfig;
 
@@ -42,6 +41,8 @@ pub enum OnnxError {
     Conflict { loaded: PathBuf, wanted: PathBuf },
     #[error("cannot load the ONNX model {path}: {message}")]
     Model { path: PathBuf, message: String },
+    #[error("cannot set ONNX Runtime run options: {0}")]
+    RunOptions(String),
 }
 
 /// The library loaded into this process, once loaded.
@@ -134,10 +135,10 @@ pub enum Shapes {
     /// The same shapes every run (VAD and wake-word frames): ONNX Runtime's
     /// CPU arena and memory patterns reuse one plan, the fastest choice.
     Fixed,
-    /// Shapes that differ every run (a Piper sentence's phonemes): no arena
-    /// and no memory pattern, so each run's buffers go back to the heap
-    /// instead of the arena growing to the longest input ever seen and
-    /// keeping it for the life of the process.
+    /// Shapes that differ every run (a Piper sentence's phonemes): no
+    /// memory pattern (it is planned for one shape); run these with
+    /// [`shrink_after_run`], or the arena grows to the longest input ever
+    /// seen and keeps it for the life of the process.
     Varying,
 }
 
@@ -166,11 +167,22 @@ pub fn session(
     if shapes == Shapes::Varying {
         builder = builder
             .with_memory_pattern(false)
-            .map_err(|e| model_err(e.into()))?
-            .with_execution_providers([ep::CPU::default().with_arena_allocator(false).build()])
             .map_err(|e| model_err(e.into()))?;
     }
     builder.commit_from_file(model).map_err(model_err)
+}
+
+/// Run options that give the CPU arena's unused memory back at the end of
+/// each run, for [`Shapes::Varying`] sessions: the arena serves the run's
+/// buffers (a lower peak than the heap's), and what the run grew it by is
+/// freed when it ends.
+pub fn shrink_after_run() -> Result<RunOptions, OnnxError> {
+    let fail = |e: ort::Error| OnnxError::RunOptions(e.to_string());
+    let mut options = RunOptions::new().map_err(fail)?;
+    options
+        .add_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        .map_err(fail)?;
+    Ok(options)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 use serde::Deserialize;
 
@@ -82,6 +82,8 @@ impl Settings {
 /// A loaded Piper voice.
 pub struct PiperVoice {
     session: Session,
+    /// Shrinks the session's arena after each sentence.
+    run_options: RunOptions,
     config: VoiceConfig,
     settings: Settings,
     model: PathBuf,
@@ -155,15 +157,16 @@ impl PiperVoice {
         }
         // Fail on a broken espeak set-up now, not at the first sentence.
         espeak::data_dir(&settings.espeak_data)?;
+        let voice_err = |e: crate::onnx::OnnxError| SpeakError::Voice {
+            path: model.clone(),
+            message: e.to_string(),
+        };
         let session =
-            crate::onnx::session(onnx, &model, threads, Shapes::Varying).map_err(|e| {
-                SpeakError::Voice {
-                    path: model.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+            crate::onnx::session(onnx, &model, threads, Shapes::Varying).map_err(voice_err)?;
+        let run_options = crate::onnx::shrink_after_run().map_err(voice_err)?;
         Ok(PiperVoice {
             session,
+            run_options,
             config,
             settings,
             model,
@@ -215,18 +218,24 @@ impl PiperVoice {
         let scales = Tensor::from_array(([3usize], scales)).map_err(err)?;
         let outputs = if self.config.num_speakers > 1 {
             let sid = Tensor::from_array(([1usize], vec![self.settings.speaker])).map_err(err)?;
-            self.session.run(ort::inputs![
-                "input" => input,
-                "input_lengths" => lengths,
-                "scales" => scales,
-                "sid" => sid
-            ])
+            self.session.run_with_options(
+                ort::inputs![
+                    "input" => input,
+                    "input_lengths" => lengths,
+                    "scales" => scales,
+                    "sid" => sid
+                ],
+                &self.run_options,
+            )
         } else {
-            self.session.run(ort::inputs![
-                "input" => input,
-                "input_lengths" => lengths,
-                "scales" => scales
-            ])
+            self.session.run_with_options(
+                ort::inputs![
+                    "input" => input,
+                    "input_lengths" => lengths,
+                    "scales" => scales
+                ],
+                &self.run_options,
+            )
         }
         .map_err(err)?;
         let (_, audio) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
