@@ -274,8 +274,8 @@ fn after_the_engines_unload_no_worker_is_left_and_the_daemon_is_back_to_idle() {
         mib(after)
     );
     // Back to idle, give or take allocator slack. Before Piper's ONNX
-    // sessions ran without the CPU arena, three turns left +79 to +82 MiB
-    // in some runs (the arena kept the longest sentence's buffers).
+    // Runtime arena was shrunk after each sentence, three turns left +79 to
+    // +82 MiB in some runs (the arena kept the longest sentence's buffers).
     assert!(
         mib(after) <= mib(idle) + IDLE_SLACK_MIB,
         "daemon RSS {:.1} MiB after three turns, {:.1} MiB idle",
