@@ -13,14 +13,18 @@ speaks "Hey Jarvis. <question>" into it at real pace (100 ms chunks, as a
 microphone would), in the daemon's own Piper voice, and times:
 
   endpoint   end of speech → `speech.end` (the VAD hangover, listen.hangover_ms)
+  early      end of speech → `transcript.early` (the pause, listen.early_transcribe_ms,
+             and its transcription; the voice loop's speculative turn starts here)
   stt        `speech.end` → `transcript.final`
-  token      transcript → first answer text   (assistant.reply timings)
-  audio      transcript → first reply audio queued for playback
-  synth      of which: synthesising the first sentence
-  total      end of speech → first reply audio
+  token      turn start → first answer text   (assistant.reply timings)
+  synth      synthesising the first sentence
+  held       how long that sentence's audio waited for the end to be confirmed
+  total      end of speech → first reply audio queued for playback (the
+             reply's first `speech.chunk`)
 
 The end of speech is `speech.end` minus the hangover. Median and worst of
---runs questions. Builds nothing: pass the release binary (default
+--runs questions. `--set assistant.speculative=false` answers only after
+the hangover, for comparison. Builds nothing: pass the release binary (default
 $CARGO_TARGET_DIR/release/voxd, else ~/.cache/voxd/target/release/voxd);
 models come from $VOXD_TEST_MODELS (default ~/.cache/voxd/test-models, as
 `bash scripts/bootstrap.sh test` pulls them).
@@ -124,7 +128,8 @@ def main():
         control, events = Conn(sock), Conn(sock)
         while control.call("notes", action="status")["indexing"] or not control.call("notes", action="status")["files"]:
             time.sleep(0.2)
-        events.call("subscribe", events=["speech.end", "transcript.final", "assistant.reply", "listen.error", "assistant.error"])
+        events.call("subscribe", events=["speech.end", "speech.chunk", "transcript.early", "transcript.final",
+                                         "assistant.reply", "listen.error", "assistant.error"])
         # Events are timed as they arrive, while the audio is still being
         # sent (reading them only after it, they all seemed to arrive at once).
         arrivals = queue.Queue()
@@ -139,7 +144,7 @@ def main():
         for i in range(args.runs):
             question = QUESTIONS[i % len(QUESTIONS)]
             clip = home / f"q{i}.wav"
-            control.call("say", text=f"Hey Jarvis. {question}", out=str(clip))
+            said = control.call("say", text=f"Hey Jarvis. {question}", out=str(clip))
             rate, pcm = pcm_of(clip)
             silence = b"\0\0" * (rate * 3 // 2)
             audio = silence + pcm + silence * 2
@@ -153,17 +158,21 @@ def main():
                 name, data, at = arrivals.get(timeout=120)
                 if name in ("listen.error", "assistant.error"):
                     sys.exit(f"{name}: {data}")
+                if name == "speech.chunk" and data.get("utterance") == said["utterance"]:
+                    continue  # the clip's own
                 got.setdefault(name, (data, at))
             end, final = got["speech.end"][1], got["transcript.final"][1]
             t = got["assistant.reply"][0]["timings"]
             speech_end = end - hangover_ms / 1000
+            early = got.get("transcript.early", (None, None))[1]
             row = {
                 "endpoint": hangover_ms,
+                "early": (early - speech_end) * 1000 if early else float("nan"),
                 "stt": (final - end) * 1000,
                 "token": t["first_token_ms"],
-                "audio": t["first_audio_ms"],
                 "synth": t["first_synth_ms"] or 0,
-                "total": (final - speech_end) * 1000 + (t["first_audio_ms"] or 0),
+                "held": t.get("held_ms") or 0,
+                "total": (got["speech.chunk"][1] - speech_end) * 1000,
             }
             rows.append(row)
             print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()), file=sys.stderr)
@@ -172,7 +181,7 @@ def main():
               f"{' '.join(args.set) or 'default config'}, {args.runs} questions, "
               f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
         print("| stage | median | worst |\n|---|---|---|")
-        for key in ["endpoint", "stt", "token", "audio", "synth", "total"]:
+        for key in ["endpoint", "early", "stt", "token", "synth", "held", "total"]:
             values = [r[key] for r in rows]
             print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
     finally:

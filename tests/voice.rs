@@ -112,3 +112,137 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     let reply = last(&seen, "assistant.reply");
     assert!(reply["text"].as_str().unwrap().contains("4417"), "{reply}");
 }
+
+/// Speech for the speculation tests: the wake word, `question` and a
+/// 400 ms pause (longer than `listen.early_transcribe_ms`, shorter than
+/// the hangover), fed at once; then the test waits for the
+/// early transcript before it sends anything else, so the utterance is
+/// answered speculatively whatever the machine's speed (audio time only
+/// passes as audio arrives).
+fn pause_after_question(
+    control: &mut support::Conn,
+    events: &mut support::Conn,
+    daemon: &Daemon,
+    wake: &[f32],
+    question: &[f32],
+) -> serde_json::Value {
+    let mut audio = silence(1.5);
+    audio.extend(wake);
+    audio.extend(silence(0.4));
+    audio.extend(trimmed(question));
+    audio.extend(silence(0.4));
+    send_pcm(control, &audio);
+    let seen = events_until(events, "transcript.early", daemon);
+    last(&seen, "transcript.early").clone()
+}
+
+/// `clip` without the near-silence around its speech.
+fn trimmed(clip: &[f32]) -> &[f32] {
+    let loud = |s: &f32| s.abs() >= 1e-3;
+    let start = clip.iter().position(loud).unwrap_or(0);
+    let end = clip.iter().rposition(loud).map_or(start, |e| e + 1);
+    &clip[start..end]
+}
+
+fn count(seen: &[(String, serde_json::Value)], name: &str) -> usize {
+    seen.iter().filter(|(n, _)| n == name).count()
+}
+
+/// The turns stored in the voice session.
+fn voice_turns(control: &mut support::Conn) -> Vec<serde_json::Value> {
+    let history = control.ok("history", json!({ "session": "voice" }));
+    history["turns"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_question_is_answered_from_its_pause_and_heard_once_its_end_is_confirmed() {
+    let daemon = Daemon::start_in(voice::home(
+        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
+    ));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let wake = speech(&mut control, &dir, "Hey Jarvis.");
+    let question = speech(&mut control, &dir, "What is the wifi password?");
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok(
+        "subscribe",
+        json!({ "events": ["speech.", "transcript.", "assistant.", "listen.error"] }),
+    );
+
+    let early = pause_after_question(&mut control, &mut events, &daemon, &wake, &question);
+    // The rest of the hangover: the utterance ends at its pause.
+    send_pcm(&mut control, &silence(2.0));
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    let order: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    let at = |name: &str| order.iter().position(|n| *n == name).unwrap();
+    let fin = last(&seen, "transcript.final");
+    assert_eq!(fin["early"], true, "{fin}");
+    assert_eq!(fin["text"], early["text"], "{order:?}");
+    // Nothing was heard before the end of the question was confirmed.
+    assert!(at("transcript.final") < at("speech.started"), "{order:?}");
+    assert!(at("speech.started") < at("speech.chunk"), "{order:?}");
+    assert_eq!(count(&seen, "speech.started"), 1, "{order:?}");
+    assert_eq!(count(&seen, "speech.withdrawn"), 0, "{order:?}");
+    let reply = last(&seen, "assistant.reply");
+    assert!(
+        reply["text"].as_str().unwrap().contains("kettle-47-moon"),
+        "{reply}"
+    );
+    // The reply heard is the speculative one (only that one is held).
+    assert!(reply["timings"]["held_ms"].is_u64(), "{reply}");
+    // Confirmed, so remembered: once.
+    let turns = voice_turns(&mut control);
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    assert_eq!(turns[0]["question"], early["text"]);
+}
+
+#[test]
+fn a_speculative_answer_is_dropped_unheard_when_the_speaker_goes_on() {
+    let daemon = Daemon::start_in(voice::home(
+        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
+    ));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let wake = speech(&mut control, &dir, "Hey Jarvis.");
+    let first = speech(&mut control, &dir, "What is the wifi password?");
+    let second = speech(&mut control, &dir, "No, the front door code.");
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok(
+        "subscribe",
+        json!({ "events": ["speech.", "transcript.", "assistant.", "listen.error"] }),
+    );
+
+    let early = pause_after_question(&mut control, &mut events, &daemon, &wake, &first);
+    // The speaker goes on within the hangover: one utterance.
+    let mut rest = trimmed(&second).to_vec();
+    rest.extend(silence(3.0));
+    send_pcm(&mut control, &rest);
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    let order: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    let withdrawn = last(&seen, "transcript.withdrawn");
+    assert_eq!(withdrawn["utterance"], early["utterance"], "{withdrawn}");
+    assert_eq!(withdrawn["reason"], "speech resumed", "{withdrawn}");
+    // The answer to the first half was dropped unheard; one reply is heard.
+    let dropped = last(&seen, "speech.withdrawn")["utterance"].clone();
+    assert_eq!(count(&seen, "speech.started"), 1, "{order:?}");
+    assert!(
+        seen.iter()
+            .filter(|(n, _)| n == "speech.started" || n == "speech.chunk")
+            .all(|(_, d)| d["utterance"] != dropped),
+        "{seen:#?}"
+    );
+    assert_eq!(count(&seen, "assistant.reply"), 1, "{order:?}");
+    assert_eq!(count(&seen, "assistant.interrupted"), 0, "{order:?}");
+    let fin = last(&seen, "transcript.final");
+    let heard = normalise(fin["text"].as_str().unwrap());
+    assert!(
+        heard.iter().any(|w| w == "door") && heard.iter().any(|w| w == "wifi" || w == "password"),
+        "the whole utterance: {fin}"
+    );
+    // Only the whole question is remembered.
+    let turns = voice_turns(&mut control);
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    assert_eq!(turns[0]["question"], fin["text"], "{turns:?}");
+}

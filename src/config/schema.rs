@@ -347,6 +347,9 @@ pub struct AssistantConfig {
     /// Empty: spoken turns keep no history.
     pub session: String,
     pub followup_secs: f64,
+    /// Start answering at the early transcript, holding the reply's audio
+    /// until the end of the utterance is confirmed.
+    pub speculative: bool,
 }
 
 /// `[vision]`: image captions for watched folders.

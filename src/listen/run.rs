@@ -218,6 +218,9 @@ struct Ears {
     heard: u64,
     pending: Vec<f32>,
     next_utterance: u64,
+    /// The utterance paused long enough for early transcription and has
+    /// not spoken since.
+    paused: bool,
 }
 
 impl Ears {
@@ -278,6 +281,7 @@ impl Ears {
             heard: 0,
             pending: Vec::with_capacity(FRAME),
             next_utterance: 1,
+            paused: false,
         })
     }
 
@@ -467,6 +471,10 @@ impl Ears {
                     if Some(silent) == self.ctx.settings.early_frames {
                         let at = Self::secs((last_speech * FRAME as u64).max(start));
                         let _ = self.ctx.heard.send(Heard::Pause { id, at });
+                        self.paused = true;
+                    } else if silent == 0 && std::mem::take(&mut self.paused) {
+                        // The speaker went on: what was said so far is void.
+                        let _ = self.ctx.heard.send(Heard::Resume { id });
                     }
                 }
             }
@@ -492,6 +500,7 @@ impl Ears {
         let id = self.next_id();
         self.announce(id, onset, &trigger);
         let _ = self.ctx.heard.send(Heard::Start { id });
+        self.paused = false;
         self.send_ring(id, start);
         self.phase = Phase::Utterance { id, start };
     }

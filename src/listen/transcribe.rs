@@ -7,9 +7,12 @@
 //!
 //! Early transcription: when the speaker pauses (`listen.early_transcribe_ms`
 //! into the hangover) the utterance is transcribed at once, ahead of any
-//! partial. If it then ends at that same point (the speaker did not go on),
-//! that transcript is the final one (`"early": true`), so the answer does
-//! not wait for a Whisper pass after the hangover.
+//! partial, and published as `transcript.early` (what the utterance says if
+//! it ends there: the voice loop starts answering it). If it then ends at
+//! that same point (the speaker did not go on), that transcript is the
+//! final one (`"early": true`), so the answer does not wait for a Whisper
+//! pass after the hangover. If the speaker goes on (or the utterance is
+//! dropped), `transcript.withdrawn` says the early transcript is void.
 //!
 //! Wake-phrase candidates (speech heard while asleep, see [`super::phrase`])
 //! are transcribed once, when they end. One that starts with a wake phrase
@@ -49,6 +52,10 @@ pub enum Heard {
     Pause {
         id: u64,
         at: f64,
+    },
+    /// Speech went on after a `Pause`.
+    Resume {
+        id: u64,
     },
     /// A follow-up window opened while a candidate was being heard: it is
     /// an utterance after all.
@@ -144,6 +151,12 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                         c.pause = Some(at);
                     }
                 }
+                Heard::Resume { id } => {
+                    if let Some(c) = current.as_mut().filter(|c| c.id == id) {
+                        c.pause = None;
+                        t.withdraw(c, "speech resumed");
+                    }
+                }
                 Heard::Promote { id } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.candidate = None;
@@ -155,7 +168,9 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                     }
                 }
                 Heard::Abandon { id } => {
-                    current.take_if(|c| c.id == id);
+                    if let Some(mut c) = current.take_if(|c| c.id == id) {
+                        t.withdraw(&mut c, "utterance dropped");
+                    }
                 }
             }
         }
@@ -170,6 +185,17 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 let audio = audio16k(c.audio.clone());
                 match t.stt.transcribe(&audio, Pace::Batch, None).await {
                     Ok(transcript) => {
+                        t.events.publish(Event::new(
+                            "transcript.early",
+                            json!({
+                                "utterance": c.id,
+                                "text": transcript.text.trim(),
+                                "time": at,
+                                "audio_secs": audio.secs(),
+                                "decode_ms": transcript.decode_ms,
+                                "source": "listen",
+                            }),
+                        ));
                         c.early = Some(Early {
                             at,
                             audio,
@@ -244,6 +270,16 @@ impl Transcriber {
                     }),
                 ));
             }
+        }
+    }
+
+    /// Voids the early transcript of `utterance`, if it has one.
+    fn withdraw(&self, utterance: &mut Current, reason: &str) {
+        if utterance.early.take().is_some() {
+            self.events.publish(Event::new(
+                "transcript.withdrawn",
+                json!({ "utterance": utterance.id, "reason": reason, "source": "listen" }),
+            ));
         }
     }
 

@@ -16,6 +16,12 @@
 //!   a spoken reply the listener takes a follow-up question without the
 //!   wake word for `assistant.followup_secs`.
 //!
+//! Speculation (`assistant.speculative`): a question's `transcript.early`
+//! (the speaker paused) starts its turn with the reply's audio held
+//! ([`crate::speak::hold`]); `transcript.final` of the same utterance
+//! confirms it (`early: true`) or replaces it, `transcript.withdrawn`
+//! drops it. A dropped turn is never heard, published or remembered.
+//!
 //! Events: `assistant.reply` (text, intent, citations, timings) after each
 //! turn, `assistant.interrupted` when a turn is cut short, `assistant.error`
 //! (also spoken) when a turn fails or what was said could not be
@@ -34,12 +40,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::Context;
 use crate::events::Event;
+use crate::speak::{Gate, Hold};
+use intent::Intent;
 pub use turn::{respond, Reply, Request, Timings};
 
 /// The turn in progress in the voice loop.
 struct Running {
     cancel: CancellationToken,
     task: JoinHandle<()>,
+    /// A speculative turn not yet confirmed: its utterance and its gate.
+    speculative: Option<(u64, Gate)>,
 }
 
 impl Running {
@@ -47,8 +57,21 @@ impl Running {
         !self.task.is_finished()
     }
 
-    /// Stops the turn: its `ask` stops generating and its speech stops.
+    /// The speculative turn of `utterance`, if this is it.
+    fn speculating_on(&self, utterance: &serde_json::Value) -> bool {
+        self.speculative
+            .as_ref()
+            .is_some_and(|(id, _)| utterance.as_u64() == Some(*id))
+    }
+
+    /// Stops the turn: its `ask` stops generating and its speech stops. A
+    /// speculative turn (nothing of it heard yet) is dropped quietly.
     fn interrupt(self, ctx: &Context, reason: &str) {
+        if let Some((_, gate)) = self.speculative {
+            gate.withdraw();
+            self.cancel.cancel();
+            return;
+        }
         if self.active() {
             // Published first, so it comes before the speech.interrupted
             // of the reply being stopped.
@@ -87,45 +110,55 @@ pub async fn run(ctx: Arc<Context>) {
                     ctx.speaker.stop();
                 }
             }
+            "transcript.early"
+                if event.data["source"] == "listen" && ctx.config.config.assistant.speculative =>
+            {
+                let text = event.data["text"].as_str().unwrap_or("").trim();
+                // Only questions take long enough to be worth it; the
+                // other intents wait for the final transcript.
+                if intent::classify(text) != Intent::Question {
+                    continue;
+                }
+                if let Some(turn) = running.take() {
+                    turn.interrupt(&ctx, "new utterance");
+                }
+                let (gate, hold) = crate::speak::hold();
+                let mut turn = start_turn(&ctx, &event.data, Some(hold));
+                turn.speculative = event.data["utterance"].as_u64().map(|id| (id, gate));
+                running = Some(turn);
+            }
+            "transcript.withdrawn" if event.data["source"] == "listen" => {
+                if let Some(turn) = running.take_if(|t| t.speculating_on(&event.data["utterance"]))
+                {
+                    turn.interrupt(&ctx, "withdrawn");
+                }
+            }
             "transcript.final" if event.data["source"] == "listen" => {
-                let text = event.data["text"].as_str().unwrap_or("").trim().to_string();
+                if let Some(turn) = running
+                    .as_mut()
+                    .filter(|t| t.speculating_on(&event.data["utterance"]))
+                {
+                    if event.data["early"] == true {
+                        // What was answered is what was said: let it be heard.
+                        if let Some((_, gate)) = turn.speculative.take() {
+                            gate.confirm();
+                        }
+                        continue;
+                    }
+                }
+                // A speculative answer to an earlier transcript: dropped.
+                if let Some(turn) = running.take_if(|t| t.speculating_on(&event.data["utterance"]))
+                {
+                    turn.interrupt(&ctx, "superseded");
+                }
+                let text = event.data["text"].as_str().unwrap_or("").trim();
                 if text.is_empty() {
                     continue;
                 }
                 if let Some(turn) = running.take() {
                     turn.interrupt(&ctx, "new utterance");
                 }
-                let cancel = CancellationToken::new();
-                let request = Request {
-                    text,
-                    speak: true,
-                    session: Some(ctx.config.config.assistant.session.clone())
-                        .filter(|s| !s.is_empty()),
-                    stt_ms: event.data["decode_ms"].as_u64(),
-                    cancel: cancel.clone(),
-                };
-                let utterance = event.data["utterance"].clone();
-                let ctx = ctx.clone();
-                let task = tokio::spawn(async move {
-                    match respond(&ctx, request).await {
-                        Ok(reply) => {
-                            let window = ctx.config.config.assistant.followup_secs;
-                            if !reply.interrupted && window > 0.0 {
-                                ctx.listener.open_followup(Duration::from_secs_f64(window));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the voice turn failed");
-                            let error = json!({
-                                "code": e.code,
-                                "message": e.message,
-                                "utterance": utterance,
-                            });
-                            fail(&ctx, error).await;
-                        }
-                    }
-                });
-                running = Some(Running { cancel, task });
+                running = Some(start_turn(&ctx, &event.data, None));
             }
             // What was said could not be transcribed (e.g. the STT worker
             // crashed): the user hears why instead of waiting for an answer.
@@ -143,6 +176,7 @@ pub async fn run(ctx: Arc<Context>) {
                 running = Some(Running {
                     cancel: CancellationToken::new(),
                     task,
+                    speculative: None,
                 });
             }
             _ => {}
@@ -150,6 +184,56 @@ pub async fn run(ctx: Arc<Context>) {
     }
     if let Some(turn) = running.take() {
         turn.cancel.cancel();
+    }
+}
+
+/// Starts the turn answering `transcript` (a `transcript.final`, or a
+/// `transcript.early` with `hold`).
+fn start_turn(ctx: &Arc<Context>, transcript: &serde_json::Value, hold: Option<Hold>) -> Running {
+    let cancel = CancellationToken::new();
+    let request = Request {
+        text: transcript["text"].as_str().unwrap_or("").trim().to_string(),
+        speak: true,
+        session: Some(ctx.config.config.assistant.session.clone()).filter(|s| !s.is_empty()),
+        stt_ms: transcript["decode_ms"].as_u64(),
+        cancel: cancel.clone(),
+        hold: hold.clone(),
+    };
+    let utterance = transcript["utterance"].clone();
+    let ctx = ctx.clone();
+    let stopped = cancel.clone();
+    let task = tokio::spawn(async move {
+        match respond(&ctx, request).await {
+            Ok(reply) => {
+                let window = ctx.config.config.assistant.followup_secs;
+                if !reply.interrupted && window > 0.0 {
+                    ctx.listener.open_followup(Duration::from_secs_f64(window));
+                }
+            }
+            // Stopped on purpose (barge-in, or a withdrawn question).
+            Err(e) if stopped.is_cancelled() => tracing::debug!(error = %e, "turn stopped"),
+            Err(e) => {
+                // A question still being heard fails aloud only once it is
+                // confirmed.
+                if let Some(hold) = hold {
+                    if hold.decided().await != crate::speak::Verdict::Confirmed {
+                        return;
+                    }
+                }
+                tracing::warn!(error = %e, "the voice turn failed");
+                let error = json!({
+                    "code": e.code,
+                    "message": e.message,
+                    "utterance": utterance,
+                });
+                fail(&ctx, error).await;
+            }
+        }
+    });
+    Running {
+        cancel,
+        task,
+        speculative: None,
     }
 }
 

@@ -15,7 +15,7 @@ use crate::control::cmd::speak_error;
 use crate::control::protocol::{ControlError, ErrorCode};
 use crate::control::Context;
 use crate::events::Event;
-use crate::speak::{SayOptions, SayOutcome, SpeakError, Utterance};
+use crate::speak::{Hold, SayOptions, SayOutcome, SpeakError, Utterance, Verdict};
 
 /// Longest part of a note read aloud by "read my last note", in bytes.
 const NOTE_READ_BYTES: usize = 600;
@@ -31,6 +31,10 @@ pub struct Request {
     pub stt_ms: Option<u64>,
     /// Cancelled to stop the turn (barge-in).
     pub cancel: CancellationToken,
+    /// A speculative turn: the text may still be withdrawn, so its speech
+    /// is held until confirmed, and its `ask` is stored in the session
+    /// only then.
+    pub hold: Option<Hold>,
 }
 
 /// The answer to a turn.
@@ -62,6 +66,9 @@ pub struct Timings {
     pub first_audio_ms: Option<u64>,
     /// Synthesis time of that first sentence (included in `first_audio_ms`).
     pub first_synth_ms: Option<u64>,
+    /// A speculative turn: how long that first sentence waited for the end
+    /// of the question to be confirmed (included in `first_audio_ms`).
+    pub held_ms: Option<u64>,
     /// The whole turn, speech included.
     pub total_ms: u64,
 }
@@ -71,7 +78,8 @@ pub async fn respond(ctx: &Context, request: Request) -> Result<Reply, ControlEr
     let started = Instant::now();
     let intent = intent::classify(&request.text);
     // "stop" stops speech, its own included: it says nothing.
-    let mut speech = Speech::open(ctx, request.speak && intent != Intent::Stop)?;
+    let speak = request.speak && intent != Intent::Stop;
+    let mut speech = Speech::open(ctx, speak, request.hold.clone())?;
     let mut timings = Timings {
         stt_ms: request.stt_ms,
         ..Timings::default()
@@ -95,8 +103,21 @@ pub async fn respond(ctx: &Context, request: Request) -> Result<Reply, ControlEr
         timings.first_token_ms = Some(ms(started));
         speech.push(&text)?;
     }
-    let spoken = speech.finish(started, &mut timings).await?;
+    let (spoken, ()) = tokio::join!(
+        speech.finish(started, &mut timings),
+        remember_when_confirmed(ctx, &request, &text, ask.is_some())
+    );
+    let spoken = spoken?;
     timings.total_ms = ms(started);
+    if let Some(hold) = &request.hold {
+        if hold.verdict() != Verdict::Confirmed {
+            tracing::debug!("a speculative turn was withdrawn");
+            return Err(ControlError::new(
+                ErrorCode::Internal,
+                "the question was withdrawn before its answer was heard",
+            ));
+        }
+    }
     let reply = Reply {
         interrupted: request.cancel.is_cancelled()
             || spoken.as_ref().is_some_and(|s| s.interrupted),
@@ -134,6 +155,8 @@ async fn ask(
     let mut args = json!({ "question": request.text });
     if let Some(session) = &request.session {
         args["session"] = json!(session);
+        // See remember_when_confirmed.
+        args["remember"] = json!(request.hold.is_none());
     }
     let call = crate::control::call_streaming(ctx, "ask", args, tx, request.cancel.clone());
     tokio::pin!(call);
@@ -158,24 +181,39 @@ async fn ask(
     reply
 }
 
+/// Stores a speculative turn's question and answer in its session once
+/// the question is confirmed (its `ask` stored nothing: a withdrawn
+/// question must not become history).
+async fn remember_when_confirmed(ctx: &Context, request: &Request, answer: &str, asked: bool) {
+    let (Some(hold), Some(session), true) = (&request.hold, &request.session, asked) else {
+        return;
+    };
+    if hold.decided().await == Verdict::Confirmed {
+        crate::control::cmd::remember(ctx, session, &request.text, answer).await;
+    }
+}
+
 /// The reply's speech, when it is spoken: one streaming utterance, and a
 /// watch for its first audio.
 struct Speech {
     utterance: Option<Utterance>,
     first_audio: Option<JoinHandle<Option<FirstAudio>>>,
+    hold: Option<Hold>,
 }
 
 /// When an utterance's first sentence was queued for playback.
 struct FirstAudio {
     at: Instant,
     synth_ms: Option<u64>,
+    held_ms: Option<u64>,
 }
 
 impl Speech {
-    fn open(ctx: &Context, speak: bool) -> Result<Speech, ControlError> {
+    fn open(ctx: &Context, speak: bool, hold: Option<Hold>) -> Result<Speech, ControlError> {
         let mut speech = Speech {
             utterance: None,
             first_audio: None,
+            hold,
         };
         if speak {
             speech.start(ctx)?;
@@ -184,10 +222,11 @@ impl Speech {
     }
 
     fn start(&mut self, ctx: &Context) -> Result<(), ControlError> {
-        let utterance = ctx
-            .speaker
-            .open(SayOptions::default())
-            .map_err(speak_error)?;
+        let options = SayOptions {
+            hold: self.hold.clone(),
+            ..SayOptions::default()
+        };
+        let utterance = ctx.speaker.open(options).map_err(speak_error)?;
         // No text was pushed yet, so no event of it can have been missed.
         self.first_audio = Some(tokio::spawn(first_audio(
             ctx.events.subscribe(),
@@ -233,6 +272,7 @@ impl Speech {
             if let Ok(Ok(Some(first))) = tokio::time::timeout(Duration::from_secs(1), watch).await {
                 timings.first_audio_ms = Some(first.at.duration_since(started).as_millis() as u64);
                 timings.first_synth_ms = first.synth_ms;
+                timings.held_ms = first.held_ms;
             }
         }
         Ok(outcome)
@@ -255,9 +295,12 @@ async fn first_audio(mut events: broadcast::Receiver<Event>, id: u64) -> Option<
                 return Some(FirstAudio {
                     at: Instant::now(),
                     synth_ms: event.data["synth_ms"].as_u64(),
+                    held_ms: event.data["held_ms"].as_u64(),
                 })
             }
-            "speech.finished" | "speech.interrupted" | "speech.failed" => return None,
+            "speech.finished" | "speech.interrupted" | "speech.failed" | "speech.withdrawn" => {
+                return None
+            }
             _ => {}
         }
     }

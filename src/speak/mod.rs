@@ -17,7 +17,7 @@ pub mod split;
 
 use std::path::{Path, PathBuf};
 
-pub use queue::{SayOptions, SayOutcome, Speaker, Utterance};
+pub use queue::{hold, Gate, Hold, SayOptions, SayOutcome, Speaker, Utterance, Verdict};
 
 use crate::audio::AudioError;
 use crate::config::ModelsConfig;

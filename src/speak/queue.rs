@@ -6,8 +6,14 @@
 //! stop` now, barge-in later): it drops the audio not yet played, the
 //! chunks not yet synthesised and every queued utterance.
 //!
+//! An utterance may be *held* ([`hold`]): it is synthesised as usual, but
+//! nothing of it plays until its [`Gate`] confirms it, and it is dropped
+//! unheard if the gate withdraws it (the voice loop answers a question
+//! while it waits to learn whether the speaker has finished).
+//!
 //! Events: `speech.started`, `speech.chunk` (a chunk's audio is queued for
-//! playback), `speech.finished`, `speech.interrupted`, `speech.failed`.
+//! playback), `speech.finished`, `speech.interrupted`, `speech.failed`,
+//! `speech.withdrawn` (a held utterance dropped unheard).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::piper::{PiperVoice, Settings};
 use super::split::Splitter;
@@ -29,6 +35,10 @@ use crate::config::{AudioConfig, ModelsConfig, OnnxConfig, TtsConfig};
 use crate::events::{Event, Events};
 use crate::metrics::Pipeline;
 
+/// The longest a held utterance waits for its verdict before it is
+/// dropped (a gate is decided within a VAD hangover; this bounds a bug).
+const HOLD_LIMIT: Duration = Duration::from_secs(30);
+
 /// How one utterance is to be spoken.
 #[derive(Debug, Clone, Default)]
 pub struct SayOptions {
@@ -36,6 +46,58 @@ pub struct SayOptions {
     pub voice: String,
     /// Write this utterance to a WAV file instead of the daemon's output.
     pub out: Option<PathBuf>,
+    /// Play nothing until this is confirmed.
+    pub hold: Option<Hold>,
+}
+
+/// Whether a held utterance may be heard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pending,
+    Confirmed,
+    Withdrawn,
+}
+
+/// Decides a held utterance. Dropping it undecided withdraws it.
+#[derive(Debug)]
+pub struct Gate(watch::Sender<Verdict>);
+
+/// The utterance's side of a [`Gate`].
+#[derive(Debug, Clone)]
+pub struct Hold(watch::Receiver<Verdict>);
+
+/// A gate and the hold it decides.
+pub fn hold() -> (Gate, Hold) {
+    let (tx, rx) = watch::channel(Verdict::Pending);
+    (Gate(tx), Hold(rx))
+}
+
+impl Gate {
+    pub fn confirm(self) {
+        let _ = self.0.send(Verdict::Confirmed);
+    }
+
+    pub fn withdraw(self) {
+        let _ = self.0.send(Verdict::Withdrawn);
+    }
+}
+
+impl Hold {
+    /// The verdict so far (an undecided gate that is gone withdrew).
+    pub fn verdict(&self) -> Verdict {
+        let verdict = *self.0.borrow();
+        match verdict {
+            Verdict::Pending if self.0.has_changed().is_err() => Verdict::Withdrawn,
+            v => v,
+        }
+    }
+
+    /// Waits for the verdict.
+    pub async fn decided(&self) -> Verdict {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v != Verdict::Pending).await;
+        self.verdict()
+    }
 }
 
 /// What happened to an utterance.
@@ -49,6 +111,9 @@ pub struct SayOutcome {
     pub sample_rate: u32,
     /// Stopped before the end.
     pub interrupted: bool,
+    /// Held, then withdrawn: nothing was heard.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 struct Job {
@@ -61,7 +126,7 @@ struct Job {
 
 struct Shared {
     epoch: AtomicU64,
-    /// Utterances queued or being spoken.
+    /// Utterances queued or being spoken; a held one counts once released.
     active: AtomicUsize,
     interrupter: Mutex<Option<Interrupter>>,
     next_id: AtomicU64,
@@ -164,7 +229,12 @@ impl Speaker {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (chunks, chunks_rx) = mpsc::channel();
         let (done_tx, done) = oneshot::channel();
-        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        // A held utterance is silent: the listener's echo gate must stay
+        // open while the question it answers is still being heard.
+        let audible = options.hold.is_none();
+        if audible {
+            self.shared.active.fetch_add(1, Ordering::SeqCst);
+        }
         let job = Job {
             id,
             epoch: self.shared.epoch.load(Ordering::SeqCst),
@@ -173,7 +243,9 @@ impl Speaker {
             done: done_tx,
         };
         if self.jobs.send(job).is_err() {
-            self.shared.active.fetch_sub(1, Ordering::SeqCst);
+            if audible {
+                self.shared.active.fetch_sub(1, Ordering::SeqCst);
+            }
             return Err(SpeakError::Stopped);
         }
         Ok(Utterance {
@@ -258,7 +330,7 @@ impl Speaker {
         self.shared.active.load(Ordering::SeqCst) > 0
     }
 
-    /// Utterances queued or being spoken.
+    /// Utterances queued or being spoken (a held one once released).
     pub fn active(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
     }
@@ -283,8 +355,12 @@ impl SpeechThread {
     fn run(mut self, jobs: mpsc::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
             let id = job.id;
-            let result = self.speak(job.id, job.epoch, &job.options, &job.chunks);
+            let mut audible = job.options.hold.is_none();
+            let result = self.speak(job.id, job.epoch, &job.options, &job.chunks, &mut audible);
             match &result {
+                Ok(outcome) if outcome.withdrawn => {
+                    self.publish("speech.withdrawn", json!({ "utterance": id }))
+                }
                 Ok(outcome) if outcome.interrupted => self.publish(
                     "speech.interrupted",
                     json!({ "utterance": id, "chunks": outcome.chunks }),
@@ -305,7 +381,9 @@ impl SpeechThread {
                     );
                 }
             }
-            self.shared.active.fetch_sub(1, Ordering::SeqCst);
+            if audible {
+                self.shared.active.fetch_sub(1, Ordering::SeqCst);
+            }
             let _ = job.done.send(result);
         }
     }
@@ -324,6 +402,7 @@ impl SpeechThread {
         epoch: u64,
         options: &SayOptions,
         chunks: &mpsc::Receiver<String>,
+        audible: &mut bool,
     ) -> Result<SayOutcome, SpeakError> {
         let mut outcome = SayOutcome {
             utterance: id,
@@ -331,6 +410,7 @@ impl SpeechThread {
             samples: 0,
             sample_rate: 0,
             interrupted: true,
+            withdrawn: false,
         };
         let shared = self.shared.clone();
         if Self::cancelled(&shared, epoch) {
@@ -365,10 +445,21 @@ impl SpeechThread {
             Some(file) => file,
             None => self.sink.as_deref_mut().expect("opened above"),
         };
-        self.events.publish(Event::new(
+        let started_event = Event::new(
             "speech.started",
             json!({ "utterance": id, "voice": voice_path, "sample_rate": rate }),
-        ));
+        );
+        // A held utterance starts when it is confirmed.
+        let mut held = options.hold.as_ref().map(|hold| Release {
+            hold,
+            shared: &shared,
+            events: &self.events,
+            epoch,
+            started: &started_event,
+        });
+        if held.is_none() {
+            self.events.publish(started_event.clone());
+        }
         let silence =
             vec![0.0; (rate as u64 * u64::from(self.tts.sentence_silence_ms) / 1000) as usize];
         let lookahead = Duration::from_millis(u64::from(self.tts.lookahead_ms));
@@ -405,24 +496,41 @@ impl SpeechThread {
                 Duration::from_secs_f64(spoken as f64 / f64::from(rate)),
             );
             samples.extend_from_slice(&silence);
+            let mut held_ms = None;
+            if let Some(release) = held.take() {
+                let waited = Instant::now();
+                if !release.wait(&mut outcome, audible) {
+                    return Ok(outcome);
+                }
+                held_ms = Some(waited.elapsed().as_millis() as u64);
+            }
             sink.write(&samples, rate)?;
             if outcome.chunks == 0 {
-                self.metrics.observe_tts_first_chunk(begun.elapsed());
+                let held = Duration::from_millis(held_ms.unwrap_or(0));
+                self.metrics
+                    .observe_tts_first_chunk(begun.elapsed().saturating_sub(held));
             }
             outcome.chunks += 1;
             outcome.samples += samples.len() as u64;
-            self.events.publish(Event::new(
-                "speech.chunk",
-                json!({
-                    "utterance": id,
-                    "index": outcome.chunks - 1,
-                    "text": text,
-                    "samples": spoken,
-                    "sample_rate": rate,
-                    "audio_ms": ms(spoken, rate),
-                    "synth_ms": synth_ms,
-                }),
-            ));
+            let mut chunk = json!({
+                "utterance": id,
+                "index": outcome.chunks - 1,
+                "text": text,
+                "samples": spoken,
+                "sample_rate": rate,
+                "audio_ms": ms(spoken, rate),
+                "synth_ms": synth_ms,
+            });
+            if let Some(held_ms) = held_ms {
+                chunk["held_ms"] = held_ms.into();
+            }
+            self.events.publish(Event::new("speech.chunk", chunk));
+        }
+        if let Some(release) = held {
+            // Nothing was synthesised: still nothing is heard unconfirmed.
+            if !release.wait(&mut outcome, audible) {
+                return Ok(outcome);
+            }
         }
         sink.drain(&|| Self::cancelled(&shared, epoch))?;
         if let Some(file) = file_sink {
@@ -455,10 +563,81 @@ impl SpeechThread {
     }
 }
 
+/// A held utterance waiting to be heard.
+struct Release<'a> {
+    hold: &'a Hold,
+    shared: &'a Shared,
+    events: &'a Events,
+    epoch: u64,
+    /// Its `speech.started`, published when it is released.
+    started: &'a Event,
+}
+
+impl Release<'_> {
+    /// Waits for the verdict. Confirmed: the utterance is now audible
+    /// (counted in [`Speaker::active`], `speech.started` published);
+    /// otherwise `outcome` says why not (withdrawn, or stopped).
+    fn wait(&self, outcome: &mut SayOutcome, audible: &mut bool) -> bool {
+        let deadline = Instant::now() + HOLD_LIMIT;
+        loop {
+            match self.hold.verdict() {
+                Verdict::Confirmed => break,
+                Verdict::Withdrawn => {
+                    outcome.withdrawn = true;
+                    return false;
+                }
+                Verdict::Pending if SpeechThread::cancelled(self.shared, self.epoch) => {
+                    return false
+                }
+                Verdict::Pending if Instant::now() > deadline => {
+                    tracing::warn!(
+                        utterance = outcome.utterance,
+                        "a held utterance was never decided; dropped"
+                    );
+                    outcome.withdrawn = true;
+                    return false;
+                }
+                Verdict::Pending => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        self.shared.active.fetch_add(1, Ordering::SeqCst);
+        *audible = true;
+        self.events.publish(self.started.clone());
+        true
+    }
+}
+
 fn ms(samples: u64, rate: u32) -> u64 {
     if rate == 0 {
         0
     } else {
         samples * 1000 / u64::from(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_gate_confirms_or_withdraws_and_a_dropped_one_withdraws() {
+        let (gate, hold) = super::hold();
+        assert_eq!(hold.verdict(), Verdict::Pending);
+        gate.confirm();
+        assert_eq!(hold.verdict(), Verdict::Confirmed);
+        assert_eq!(hold.decided().await, Verdict::Confirmed);
+
+        let (gate, hold) = super::hold();
+        gate.withdraw();
+        assert_eq!(hold.decided().await, Verdict::Withdrawn);
+
+        let (gate, hold) = super::hold();
+        let waiting = tokio::spawn({
+            let hold = hold.clone();
+            async move { hold.decided().await }
+        });
+        drop(gate);
+        assert_eq!(waiting.await.unwrap(), Verdict::Withdrawn);
+        assert_eq!(hold.verdict(), Verdict::Withdrawn);
     }
 }

@@ -32,6 +32,14 @@ pub struct Ask {
     /// Overrides `rag.answer_mode` for this request.
     #[serde(default)]
     pub mode: Option<AnswerMode>,
+    /// Store this turn in the session (default). The voice loop stores a
+    /// question it answered speculatively itself, once it is confirmed.
+    #[serde(default = "yes")]
+    pub remember: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The language model the daemon uses, if any.
@@ -211,12 +219,8 @@ impl Ask {
                 }
             }
         };
-        if let (Some(s), Ok(h)) = (&self.session, &ctx.history) {
-            let (h, s, q, a) = (h.clone(), s.clone(), question.clone(), answer.text.clone());
-            let stored = tokio::task::spawn_blocking(move || h.append(&s, &q, &a)).await;
-            if let Ok(Err(e)) = stored {
-                tracing::warn!(error = %e, "cannot store the turn");
-            }
+        if let (Some(s), true) = (&self.session, self.remember) {
+            remember(ctx, s, &question, &answer.text).await;
         }
         let mut reply = serde_json::to_value(&answer).map_err(internal)?;
         if let Value::Object(map) = &mut reply {
@@ -250,6 +254,22 @@ impl Ask {
             }
             Err(_) => Vec::new(),
         }
+    }
+}
+
+/// Stores a question and its answer as a turn of conversation `session`
+/// (a failure is logged: the answer stands).
+pub async fn remember(ctx: &Context, session: &str, question: &str, answer: &str) {
+    let Ok(h) = &ctx.history else { return };
+    let (h, s, q, a) = (
+        h.clone(),
+        session.to_string(),
+        question.to_string(),
+        answer.to_string(),
+    );
+    let stored = tokio::task::spawn_blocking(move || h.append(&s, &q, &a)).await;
+    if let Ok(Err(e)) = stored {
+        tracing::warn!(error = %e, "cannot store the turn");
     }
 }
 

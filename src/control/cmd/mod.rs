@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{ControlError, ErrorCode, Message};
 use super::Context;
 
-pub use ask::Ask;
+pub use ask::{remember, Ask};
 pub use caption::Caption;
 pub use config::ConfigCmd;
 pub use engine::EngineCmd;

@@ -48,6 +48,7 @@ impl Respond {
                     .or_else(|| Some(default_session.clone()).filter(|s| !s.is_empty())),
                 stt_ms: None,
                 cancel,
+                hold: None,
             },
         )
         .await?;

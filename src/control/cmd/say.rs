@@ -47,6 +47,7 @@ impl Say {
         let options = SayOptions {
             voice: self.voice,
             out: self.out,
+            hold: None,
         };
         match (self.utterance, self.more) {
             (None, false) => outcome(speaker.say(&self.text, options).await),
