@@ -182,6 +182,8 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
         }
         if let Some(c) = current.as_mut().filter(|c| c.candidate.is_none()) {
             if let Some(at) = c.pause.take() {
+                // It is a partial too: the next one comes an interval later.
+                c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
                 match t.stt.transcribe(&audio, Pace::Batch, None).await {
                     Ok(transcript) => {
@@ -205,7 +207,9 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                     // Transcribed again when the utterance ends.
                     Err(e) => tracing::warn!(error = %e, "early transcription failed"),
                 }
-            } else if interval > 0 && c.audio.len() >= c.decoded + interval {
+            } else if interval > 0 && c.early.is_none() && c.audio.len() >= c.decoded + interval {
+                // (Paused: nothing new was said since the early transcript,
+                // and a decode now would compete with the speculative turn.)
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
                 match t.stt.transcribe(&audio, Pace::Batch, None).await {
