@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use anyhow::Context as _;
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Loaded;
@@ -95,8 +96,12 @@ pub fn run(args: Args, config: Loaded) -> anyhow::Result<()> {
             config.config.daemon.log_level
         )
     })?;
+    // Stage spans (Whisper passes, a turn's ask and speech, each
+    // sentence's synthesis) are debug-level: `voxd=debug` logs the time
+    // of each as it closes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),

@@ -43,6 +43,9 @@ pub const ERROR_PREFIX: &str = "io.github.voxd.Error";
 /// The object served at [`OBJECT_PATH`].
 pub struct Assistant {
     ctx: Arc<Context>,
+    /// `daemon.shutdown` was published (it comes just before the shutdown
+    /// token is cancelled, so the signal for it must not read the token).
+    stopping: bool,
 }
 
 impl Assistant {
@@ -184,7 +187,7 @@ impl Assistant {
     /// `running`, or `stopping` once shutdown has begun.
     #[zbus(property)]
     fn state(&self) -> String {
-        if self.ctx.shutdown.is_cancelled() {
+        if self.stopping || self.ctx.shutdown.is_cancelled() {
             "stopping".into()
         } else {
             "running".into()
@@ -283,7 +286,13 @@ async fn connect(bus: DbusBus, ctx: Arc<Context>) -> zbus::Result<Service> {
         _ => zbus::connection::Builder::session()?,
     };
     let conn = builder
-        .serve_at(OBJECT_PATH, Assistant { ctx })?
+        .serve_at(
+            OBJECT_PATH,
+            Assistant {
+                ctx,
+                stopping: false,
+            },
+        )?
         .name(BUS_NAME)?
         .build()
         .await?;
@@ -358,7 +367,11 @@ async fn emit(
             )
             .await?
         }
-        "daemon.shutdown" => iface.get().await.state_changed(emitter).await?,
+        "daemon.shutdown" => {
+            let mut assistant = iface.get_mut().await;
+            assistant.stopping = true;
+            assistant.state_changed(emitter).await?
+        }
         "listen.started" | "listen.stopped" => iface.get().await.listening_changed(emitter).await?,
         "wake.detected" => {
             Assistant::wake_detected(

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::phrase::{self, Phrase};
 use super::Shared;
@@ -185,7 +186,12 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 // It is a partial too: the next one comes an interval later.
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
-                match t.stt.transcribe(&audio, Pace::Batch, None).await {
+                match t
+                    .stt
+                    .transcribe(&audio, Pace::Batch, None)
+                    .instrument(stage("early", c.id))
+                    .await
+                {
                     Ok(transcript) => {
                         t.events.publish(Event::new(
                             "transcript.early",
@@ -212,7 +218,12 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 // and a decode now would compete with the speculative turn.)
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
-                match t.stt.transcribe(&audio, Pace::Batch, None).await {
+                match t
+                    .stt
+                    .transcribe(&audio, Pace::Batch, None)
+                    .instrument(stage("partial", c.id))
+                    .await
+                {
                     Ok(tr) => t.events.publish(Event::new(
                         "transcript.partial",
                         json!({
@@ -242,6 +253,12 @@ impl Current {
     }
 }
 
+/// The tracing span of one Whisper pass (`daemon.log_level = "voxd=debug"`
+/// logs each pass's time as it closes).
+fn stage(pass: &'static str, utterance: u64) -> tracing::Span {
+    tracing::debug_span!("stt", pass, utterance)
+}
+
 fn audio16k(samples: Vec<f32>) -> Audio16k {
     Audio16k {
         samples,
@@ -261,7 +278,12 @@ impl Transcriber {
             return;
         }
         let audio = audio16k(utterance.audio);
-        match self.stt.transcribe(&audio, Pace::Batch, None).await {
+        match self
+            .stt
+            .transcribe(&audio, Pace::Batch, None)
+            .instrument(stage("final", utterance.id))
+            .await
+        {
             Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, Final::Ended),
             Err(e) => {
                 tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
@@ -296,7 +318,12 @@ impl Transcriber {
         armed: &mut Option<(String, f64)>,
     ) {
         let audio = audio16k(candidate.audio);
-        let t = match self.stt.transcribe(&audio, Pace::Batch, None).await {
+        let t = match self
+            .stt
+            .transcribe(&audio, Pace::Batch, None)
+            .instrument(stage("candidate", candidate.id))
+            .await
+        {
             Ok(t) => t,
             Err(e) => {
                 // Not an utterance (nobody woke voxd): reported, not spoken.

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::intent::{self, Intent};
 use crate::control::cmd::speak_error;
@@ -93,7 +94,12 @@ pub async fn respond(ctx: &Context, request: Request) -> Result<Reply, ControlEr
         Intent::LatestNote => latest_note(ctx).await?,
         Intent::LatestPicture => latest_picture(ctx).await?,
         Intent::Question => {
-            let reply = ask(ctx, &request, &mut speech, &mut timings, started).await?;
+            let reply = ask(ctx, &request, &mut speech, &mut timings, started)
+                .instrument(tracing::debug_span!(
+                    "ask",
+                    speculative = request.hold.is_some()
+                ))
+                .await?;
             let text = reply["text"].as_str().unwrap_or("").to_string();
             let citations = reply["citations"].as_array().cloned().unwrap_or_default();
             (text, citations, Some(reply))
@@ -103,10 +109,14 @@ pub async fn respond(ctx: &Context, request: Request) -> Result<Reply, ControlEr
         timings.first_token_ms = Some(ms(started));
         speech.push(&text)?;
     }
-    let (spoken, ()) = tokio::join!(
-        speech.finish(started, &mut timings),
-        remember_when_confirmed(ctx, &request, &text, ask.is_some())
-    );
+    let (spoken, ()) = async {
+        tokio::join!(
+            speech.finish(started, &mut timings),
+            remember_when_confirmed(ctx, &request, &text, ask.is_some())
+        )
+    }
+    .instrument(tracing::debug_span!("speak", intent = intent.name()))
+    .await;
     let spoken = spoken?;
     timings.total_ms = ms(started);
     if let Some(hold) = &request.hold {

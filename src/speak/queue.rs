@@ -484,7 +484,11 @@ impl SpeechThread {
                 return Ok(outcome);
             }
             let started = Instant::now();
-            let mut samples = voice.synthesize(&text)?;
+            let mut samples = {
+                let _span =
+                    tracing::debug_span!("synth", utterance = id, chunk = outcome.chunks).entered();
+                voice.synthesize(&text)?
+            };
             let synth = started.elapsed();
             let synth_ms = synth.as_millis() as u64;
             if Self::cancelled(&shared, epoch) {
@@ -578,6 +582,7 @@ impl Release<'_> {
     /// (counted in [`Speaker::active`], `speech.started` published);
     /// otherwise `outcome` says why not (withdrawn, or stopped).
     fn wait(&self, outcome: &mut SayOutcome, audible: &mut bool) -> bool {
+        let _span = tracing::debug_span!("held", utterance = outcome.utterance).entered();
         let deadline = Instant::now() + HOLD_LIMIT;
         loop {
             match self.hold.verdict() {
