@@ -43,7 +43,7 @@ fn assistant() -> Assistant {
         "[models]\ndir = {store:?}\nsources = [\"pypi\"]\n\n\
          [engines.stt]\ncommand = {stt:?}\n\n\
          [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
-         [tts]\nvoice = \"piper-en_US-joe-medium\"\n\n\
+         [tts]\nvoice = \"piper-en_US-joe-medium\"\nvariation = 0.0\n\n\
          [audio]\noutput = \"wav\"\nfile = {wav:?}\n\n\
          [vision]\nfolders = [{images:?}]\nmodel = {blip:?}\nsettle_ms = 300\n",
         store = store.display().to_string(),
