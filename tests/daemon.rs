@@ -45,7 +45,7 @@ fn config_layers_reach_the_daemon_with_their_origins() {
     let config = daemon.connect().ok("config", json!({}));
     assert_eq!(config["config"]["profile"], "2gb");
     assert_eq!(config["config"]["engines"]["idle_unload_secs"], 42);
-    assert_eq!(config["config"]["engines"]["memory_budget_mb"], 1600);
+    assert_eq!(config["config"]["engines"]["memory_budget_mb"], 1700);
     assert_eq!(
         config["origins"]["profile"],
         "environment variable VOXD_PROFILE"

@@ -110,7 +110,7 @@ fn the_unit_follows_the_profile_chosen_at_install() {
     );
     let text = fs::read_to_string(home.path().join("config/systemd/user/voxd.service")).unwrap();
     assert!(
-        text.contains("\nMemoryHigh=1600M\nMemoryMax=2000M\n"),
+        text.contains("\nMemoryHigh=1700M\nMemoryMax=2125M\n"),
         "{text}"
     );
     assert!(text.contains(" --profile 2gb\n"), "{text}");
