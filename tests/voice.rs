@@ -113,6 +113,28 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
     assert!(reply["text"].as_str().unwrap().contains("4417"), "{reply}");
 }
 
+/// A daemon for the speculation tests (early transcription 200 ms into a
+/// 700 ms hangover, no partial transcripts), `texts` said in its voice,
+/// and a connection subscribed to the turns' events.
+fn speculating(texts: &[&str]) -> (Daemon, support::Conn, support::Conn, Vec<Vec<f32>>) {
+    let daemon = Daemon::start_in(voice::home(
+        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
+    ));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let clips = texts
+        .iter()
+        .map(|text| speech(&mut control, &dir, text))
+        .collect();
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok(
+        "subscribe",
+        json!({ "events": ["speech.", "transcript.", "assistant.", "listen.error"] }),
+    );
+    (daemon, control, events, clips)
+}
+
 /// Speech for the speculation tests: the wake word, `question` and a
 /// 400 ms pause (longer than `listen.early_transcribe_ms`, shorter than
 /// the hangover), fed at once; then the test waits for the
@@ -156,21 +178,13 @@ fn voice_turns(control: &mut support::Conn) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_question_is_answered_from_its_pause_and_heard_once_its_end_is_confirmed() {
-    let daemon = Daemon::start_in(voice::home(
-        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
-    ));
-    let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
-    let dir = daemon.home.path().to_path_buf();
-    let wake = speech(&mut control, &dir, "Hey Jarvis.");
-    let question = speech(&mut control, &dir, "What is the wifi password?");
-    let mut events = daemon.connect().with_timeout(240);
-    events.ok(
-        "subscribe",
-        json!({ "events": ["speech.", "transcript.", "assistant.", "listen.error"] }),
-    );
+    let (daemon, mut control, mut events, clips) =
+        speculating(&["Hey Jarvis.", "What is the wifi password?"]);
+    let [wake, question] = &clips[..] else {
+        unreachable!()
+    };
 
-    let early = pause_after_question(&mut control, &mut events, &daemon, &wake, &question);
+    let early = pause_after_question(&mut control, &mut events, &daemon, wake, question);
     // The rest of the hangover: the utterance ends at its pause.
     send_pcm(&mut control, &silence(2.0));
     let seen = events_until(&mut events, "assistant.reply", &daemon);
@@ -199,24 +213,18 @@ fn a_question_is_answered_from_its_pause_and_heard_once_its_end_is_confirmed() {
 
 #[test]
 fn a_speculative_answer_is_dropped_unheard_when_the_speaker_goes_on() {
-    let daemon = Daemon::start_in(voice::home(
-        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
-    ));
-    let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
-    let dir = daemon.home.path().to_path_buf();
-    let wake = speech(&mut control, &dir, "Hey Jarvis.");
-    let first = speech(&mut control, &dir, "What is the wifi password?");
-    let second = speech(&mut control, &dir, "No, the front door code.");
-    let mut events = daemon.connect().with_timeout(240);
-    events.ok(
-        "subscribe",
-        json!({ "events": ["speech.", "transcript.", "assistant.", "listen.error"] }),
-    );
+    let (daemon, mut control, mut events, clips) = speculating(&[
+        "Hey Jarvis.",
+        "What is the wifi password?",
+        "No, the front door code.",
+    ]);
+    let [wake, first, second] = &clips[..] else {
+        unreachable!()
+    };
 
-    let early = pause_after_question(&mut control, &mut events, &daemon, &wake, &first);
+    let early = pause_after_question(&mut control, &mut events, &daemon, wake, first);
     // The speaker goes on within the hangover: one utterance.
-    let mut rest = trimmed(&second).to_vec();
+    let mut rest = trimmed(second).to_vec();
     rest.extend(silence(3.0));
     send_pcm(&mut control, &rest);
     let seen = events_until(&mut events, "assistant.reply", &daemon);
