@@ -115,8 +115,8 @@ pub async fn run(ctx: Arc<Context>) {
             {
                 let text = event.data["text"].as_str().unwrap_or("").trim();
                 // Only questions take long enough to be worth it; the
-                // other intents wait for the final transcript.
-                if intent::classify(text) != Intent::Question {
+                // other intents (and silence) wait for the final transcript.
+                if text.is_empty() || intent::classify(text) != Intent::Question {
                     continue;
                 }
                 if let Some(turn) = running.take() {
