@@ -294,11 +294,7 @@ impl Ears {
             let audio = self.source.read(READ_TIMEOUT)?;
             if audio.is_empty() {
                 // No audio: perhaps the device was lost or is back.
-                let input = self.source.describe();
-                let mut status = self.ctx.shared.status();
-                if status.input != input {
-                    status.input = input;
-                }
+                self.ctx.shared.status().input = self.source.describe();
             }
             let mut rest = audio.as_slice();
             while !rest.is_empty() {

@@ -30,7 +30,7 @@ use tracing::Instrument;
 use super::phrase::{self, Phrase};
 use super::Shared;
 use crate::events::{Event, Events};
-use crate::stt::{Audio16k, Pace, Stt, Transcript};
+use crate::stt::{Audio16k, Pace, Stt, SttError, Transcript};
 
 /// What the listening thread sends. Times are seconds of audio heard.
 #[derive(Debug)]
@@ -186,12 +186,7 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 // It is a partial too: the next one comes an interval later.
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
-                match t
-                    .stt
-                    .transcribe(&audio, Pace::Batch, None)
-                    .instrument(stage("early", c.id))
-                    .await
-                {
+                match t.pass(&audio, "early", c.id).await {
                     Ok(transcript) => {
                         t.events.publish(Event::new(
                             "transcript.early",
@@ -218,12 +213,7 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 // and a decode now would compete with the speculative turn.)
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
-                match t
-                    .stt
-                    .transcribe(&audio, Pace::Batch, None)
-                    .instrument(stage("partial", c.id))
-                    .await
-                {
+                match t.pass(&audio, "partial", c.id).await {
                     Ok(tr) => t.events.publish(Event::new(
                         "transcript.partial",
                         json!({
@@ -253,12 +243,6 @@ impl Current {
     }
 }
 
-/// The tracing span of one Whisper pass (`daemon.log_level = "voxd=debug"`
-/// logs each pass's time as it closes).
-fn stage(pass: &'static str, utterance: u64) -> tracing::Span {
-    tracing::debug_span!("stt", pass, utterance)
-}
-
 fn audio16k(samples: Vec<f32>) -> Audio16k {
     Audio16k {
         samples,
@@ -268,6 +252,21 @@ fn audio16k(samples: Vec<f32>) -> Audio16k {
 }
 
 impl Transcriber {
+    /// One Whisper pass (`pass`: early, partial, final or candidate) over
+    /// `utterance`'s audio, in a tracing span (`daemon.log_level =
+    /// "voxd=debug"` logs each pass's time as it closes).
+    async fn pass(
+        &self,
+        audio: &Audio16k,
+        pass: &'static str,
+        utterance: u64,
+    ) -> Result<Transcript, SttError> {
+        self.stt
+            .transcribe(audio, Pace::Batch, None)
+            .instrument(tracing::debug_span!("stt", pass, utterance))
+            .await
+    }
+
     /// Transcribes an utterance that ended at `end` (unless it was
     /// transcribed when it paused there); failures are `listen.error` with
     /// its id.
@@ -278,12 +277,7 @@ impl Transcriber {
             return;
         }
         let audio = audio16k(utterance.audio);
-        match self
-            .stt
-            .transcribe(&audio, Pace::Batch, None)
-            .instrument(stage("final", utterance.id))
-            .await
-        {
+        match self.pass(&audio, "final", utterance.id).await {
             Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, Final::Ended),
             Err(e) => {
                 tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
@@ -318,12 +312,7 @@ impl Transcriber {
         armed: &mut Option<(String, f64)>,
     ) {
         let audio = audio16k(candidate.audio);
-        let t = match self
-            .stt
-            .transcribe(&audio, Pace::Batch, None)
-            .instrument(stage("candidate", candidate.id))
-            .await
-        {
+        let t = match self.pass(&audio, "candidate", candidate.id).await {
             Ok(t) => t,
             Err(e) => {
                 // Not an utterance (nobody woke voxd): reported, not spoken.

@@ -134,22 +134,20 @@ pub async fn run(ctx: Arc<Context>) {
                 }
             }
             "transcript.final" if event.data["source"] == "listen" => {
-                if let Some(turn) = running
-                    .as_mut()
-                    .filter(|t| t.speculating_on(&event.data["utterance"]))
+                if let Some(mut turn) =
+                    running.take_if(|t| t.speculating_on(&event.data["utterance"]))
                 {
-                    if event.data["early"] == true {
+                    if event.data["early"] != true {
+                        // An answer to an earlier transcript: dropped.
+                        turn.interrupt(&ctx, "superseded");
+                    } else {
                         // What was answered is what was said: let it be heard.
                         if let Some((_, gate)) = turn.speculative.take() {
                             gate.confirm();
                         }
+                        running = Some(turn);
                         continue;
                     }
-                }
-                // A speculative answer to an earlier transcript: dropped.
-                if let Some(turn) = running.take_if(|t| t.speculating_on(&event.data["utterance"]))
-                {
-                    turn.interrupt(&ctx, "superseded");
                 }
                 let text = event.data["text"].as_str().unwrap_or("").trim();
                 if text.is_empty() {
