@@ -60,6 +60,7 @@ fn config(stt_args: &[&str], llm_args: &[&str]) -> EnginesConfig {
             max_tokens: 16,
             model: Default::default(),
             chat_template: String::new(),
+            persist_cache: false,
         },
     }
 }

@@ -177,16 +177,74 @@ fn tokens_stream_before_the_reply_and_status_shows_the_model() {
 
 #[test]
 fn greedy_generation_is_deterministic() {
-    let daemon = Daemon::start(&config(""));
+    let daemon = Daemon::start(&config("persist_cache = false"));
     let mut conn = daemon.connect();
     let args = json!({ "prompt": STORY, "max_tokens": 24 });
     let first = generated(&mut conn, args.clone());
-    // A fresh worker, so the second run starts from the same (empty) cache.
+    // A fresh worker that keeps nothing on disk, so the second run starts
+    // from the same (empty) cache.
     conn.ok("engine", json!({ "name": "llm", "action": "stop" }));
     let second = generated(&mut conn, args);
     assert_eq!(first["text"], second["text"]);
     assert_eq!(second["stats"]["cached_tokens"], json!(0));
     assert!(!first["text"].as_str().unwrap().is_empty());
+    assert!(!daemon.home.path().join("cache/voxd/llm").exists());
+}
+
+/// The files in the folder where the worker keeps its KV cache.
+fn kept_caches(home: &Home) -> Vec<PathBuf> {
+    let dir = home.path().join("cache/voxd/llm");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_restarted_worker_resumes_from_the_kv_cache_it_kept_and_refuses_a_damaged_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = Daemon::start(&config(""));
+    let mut conn = daemon.connect();
+    let args = json!({ "prompt": STORY, "max_tokens": 12 });
+    let cold = generated(&mut conn, args.clone());
+    assert_eq!(cold["stats"]["cached_tokens"], json!(0));
+    assert!(kept_caches(&daemon.home).is_empty(), "kept only on stop");
+
+    // Stopping the worker (as idle unload and the memory budget do) keeps
+    // its cache in one private file...
+    conn.ok("engine", json!({ "name": "llm", "action": "stop" }));
+    let kept = kept_caches(&daemon.home);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&kept[0]), 0o600);
+    assert_eq!(mode(kept[0].parent().unwrap()), 0o700);
+    assert!(kept[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("gemma-3-270m-q4_k_m-"));
+
+    // ...which the next worker reads back: only the prompt's last token is
+    // decoded, as in a worker that never stopped.
+    let restored = generated(&mut conn, args.clone());
+    let prompt = restored["stats"]["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(restored["stats"]["cached_tokens"], json!(prompt - 1));
+    let warm = generated(&mut conn, args.clone());
+    assert_eq!(warm["stats"]["cached_tokens"], json!(prompt - 1));
+    assert_eq!(restored["text"], warm["text"]);
+
+    // A damaged file is refused and deleted: the next worker starts cold
+    // and answers as the first did.
+    conn.ok("engine", json!({ "name": "llm", "action": "stop" }));
+    let kept = kept_caches(&daemon.home);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let bytes = std::fs::read(&kept[0]).unwrap();
+    std::fs::write(&kept[0], &bytes[..bytes.len() / 2]).unwrap();
+    let again = generated(&mut conn, args);
+    assert_eq!(again["stats"]["cached_tokens"], json!(0));
+    assert_eq!(again["text"], cold["text"]);
+    assert!(kept_caches(&daemon.home).is_empty());
 }
 
 #[test]

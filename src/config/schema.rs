@@ -197,6 +197,8 @@ pub struct LlmEngineConfig {
     pub model: PathBuf,
     /// Empty: the GGUF's own chat template, if any.
     pub chat_template: String,
+    /// Keep the KV cache on disk across worker restarts.
+    pub persist_cache: bool,
 }
 
 impl EnginesConfig {

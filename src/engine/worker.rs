@@ -92,6 +92,10 @@ impl Worker {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // stdout carries the frames. ggml (llama.cpp, whisper.cpp) answers
+            // a failed assertion by attaching gdb, whose backtrace would go to
+            // stdout and garble them; the assertion itself still goes to stderr.
+            .env("GGML_NO_BACKTRACE", "1")
             .kill_on_drop(true);
         // Own process group: a Ctrl-C meant for the daemon's terminal must not
         // kill the workers behind the daemon's back.

@@ -2,8 +2,9 @@
 //! reached through the engine host (engine `llm`). It finds the model (the
 //! `engines.llm.model` file, else the model store's `llm` role), sends it
 //! with every request (the worker loads it on first use, and again after a
-//! restart), caps replies at `engines.llm.max_tokens`, and keeps the model
-//! info and the last reply's figures for `status`. The worker's frames are
+//! restart) together with the folder where its KV cache outlives it
+//! (`engines.llm.persist_cache`), caps replies at `engines.llm.max_tokens`,
+//! and keeps the model info and the last reply's figures for `status`. The worker's frames are
 //! documented in `workers/voxd-llm/src/main.rs`.
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use voxd_proto::Frame;
 use super::{GenerateRequest, GenerateStats, Llm, LlmError, LlmStatus, ModelInfo};
 use crate::config::{Config, LlmEngineConfig, ModelsConfig};
 use crate::engine::{EngineError, Host};
-use crate::models::{self, Manifest, Role, Store};
+use crate::models::{self, xdg_dir, Manifest, Role, Store};
 
 /// The engine name of the worker in the engine host.
 const ENGINE: &str = "llm";
@@ -62,6 +63,12 @@ impl LocalLlm {
             None => self.installed_model().await?,
         };
         let template = Some(self.cfg.chat_template.clone()).filter(|t| !t.is_empty());
+        let cache_dir = self
+            .cfg
+            .persist_cache
+            .then(|| xdg_dir("XDG_CACHE_HOME", ".cache"))
+            .flatten()
+            .map(|cache| cache.join("voxd/llm"));
         let params = json!({
             "path": path,
             "threads": self.cfg.threads,
@@ -69,6 +76,7 @@ impl LocalLlm {
             "batch": self.cfg.batch,
             "gpu_layers": self.cfg.gpu_layers,
             "chat_template": template,
+            "cache_dir": cache_dir,
         });
         choice.params = Some(params.clone());
         Ok(params)

@@ -144,7 +144,17 @@ impl Ask {
                 unsupported: Vec::new(),
             }
         } else {
-            let prepared = ctx.rag.prepare(&question).await.map_err(internal)?;
+            // The model loads while the notes are searched: after an idle
+            // unload, or on a profile that runs one engine at a time, its
+            // start is most of the time to the first token.
+            let model = llm(ctx).filter(|_| mode != AnswerMode::Extractive);
+            let (prepared, mut loaded) = tokio::join!(ctx.rag.prepare(&question), async {
+                match &model {
+                    Some(llm) => Some(llm.info().await),
+                    None => None,
+                }
+            });
+            let prepared = prepared.map_err(internal)?;
             best_score = Some(prepared.best_score);
             if prepared.sources.is_empty() || prepared.best_score < cfg.rag.min_score {
                 let a = Answer::abstain();
@@ -173,7 +183,10 @@ impl Ask {
                     (mode, Some(llm)) => {
                         let sources = answer::prompt_sources(&prepared.sources, &prepared.dropped);
                         let outcome = async {
-                            let info = llm.info().await?;
+                            let info = match loaded.take() {
+                                Some(info) => info?,
+                                None => llm.info().await?,
+                            };
                             let bare =
                                 prompt_for(info.prompt_format, &question, Some(&sources), &[]);
                             let turns = trim_to_budget(&history, budget(ctx, &bare));

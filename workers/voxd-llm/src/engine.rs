@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
 use voxd_proto::{kind, Frame};
 
+use crate::persist;
 use crate::stop::{Step, StopFilter};
 
 /// The model a job runs on, and how to run it (from `engines.llm`).
@@ -39,6 +40,10 @@ pub struct ModelParams {
     /// for models whose file has none; `None` uses the file's own.
     #[serde(default)]
     pub chat_template: Option<String>,
+    /// A folder where the KV cache outlives the worker (see `persist`);
+    /// `None` keeps nothing on disk.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What a generation continues.
@@ -178,15 +183,20 @@ pub fn run(backend: LlamaBackend, jobs: Receiver<Job>, out: Out, cancel: &Atomic
                 Err(f) => Frame::error(f.code, f.text),
             };
             if out.send(terminal).is_err() {
+                loaded.persist();
                 return;
             }
             match jobs.recv() {
                 Ok(j) if *j.model() == params => job = j,
                 Ok(j) => {
+                    loaded.persist();
                     next = Some(j);
                     break; // another model: drop this one, load that
                 }
-                Err(_) => return,
+                Err(_) => {
+                    loaded.persist();
+                    return;
+                }
             }
         }
     }
@@ -315,6 +325,8 @@ struct Loaded<'m> {
     template: Option<LlamaChatTemplate>,
     /// The tokens of sequence 0 in the KV cache, in order.
     cached: Vec<LlamaToken>,
+    /// Where the cache is kept across restarts, and the tokens kept there.
+    kept: Option<(PathBuf, Vec<LlamaToken>)>,
     info: Value,
 }
 
@@ -335,7 +347,7 @@ impl<'m> Loaded<'m> {
             // Sliding-window models (Gemma 3) keep only the window in the
             // KV cache otherwise, and then no prompt prefix can be reused.
             .with_swa_full(true);
-        let ctx = model.new_context(backend, ctx_params).map_err(|e| {
+        let mut ctx = model.new_context(backend, ctx_params).map_err(|e| {
             Failure::new(
                 "load_failed",
                 format!(
@@ -371,14 +383,41 @@ impl<'m> Loaded<'m> {
             "prompt_format": if template.is_some() { "chat_template" } else { "completion" },
             "chat_template": source,
         });
+        let kept = persist::file(params).map(|file| {
+            let tokens = persist::restore(&mut ctx, &file);
+            (file, tokens)
+        });
         Ok(Loaded {
             model,
             ctx,
             params: params.clone(),
             template,
-            cached: Vec::new(),
+            cached: kept.as_ref().map(|(_, t)| t.clone()).unwrap_or_default(),
+            kept,
             info,
         })
+    }
+
+    /// Keeps the KV cache on disk for the next worker, if it changed since
+    /// it was read or last kept (and holds anything).
+    fn persist(&mut self) {
+        let Some((file, kept)) = &mut self.kept else {
+            return;
+        };
+        if self.cached.is_empty() || self.cached == *kept {
+            return;
+        }
+        match persist::save(&self.ctx, file, &self.cached) {
+            Ok(()) => {
+                eprintln!(
+                    "voxd-llm: kept the KV cache of {} tokens in {}",
+                    self.cached.len(),
+                    file.display()
+                );
+                *kept = self.cached.clone();
+            }
+            Err(e) => eprintln!("voxd-llm: could not keep the KV cache: {e}"),
+        }
     }
 
     fn serve(&mut self, job: Job, out: &Out, cancel: &AtomicBool) -> Result<Frame, Failure> {

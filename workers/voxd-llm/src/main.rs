@@ -5,7 +5,7 @@
 //!
 //! It announces `info{name, pid, version}` at once: no model is loaded until
 //! a request names one. Every request carries the model it runs on, as
-//! `model: {path, threads, context, batch, gpu_layers, chat_template?}`
+//! `model: {path, threads, context, batch, gpu_layers, chat_template?, cache_dir?}`
 //! (from `engines.llm`); the worker loads that GGUF (mmap) on first use and
 //! keeps it, with its context and KV cache, while requests name the same
 //! one. A request naming another model (or other settings) replaces it.
@@ -29,7 +29,9 @@
 //!
 //! The KV cache is kept between requests: a prompt that starts like the
 //! previous prompt plus its reply reuses that prefix and decodes only the
-//! rest (`cached_tokens` in `done`). The context is created with the
+//! rest (`cached_tokens` in `done`). With `cache_dir` in `model`, it also
+//! outlives the worker: written there on `stop` (or when stdin closes) and
+//! read back by the next worker on the same model (see `persist`). The context is created with the
 //! full-size sliding-window cache (`swa_full`), without which Gemma 3 could
 //! reuse nothing.
 //!
@@ -45,6 +47,7 @@
 //! generation ends within one token with `error{code:"cancelled"}`.
 
 mod engine;
+mod persist;
 mod stop;
 
 use std::process::ExitCode;
@@ -111,10 +114,13 @@ async fn main() -> ExitCode {
             .name("llama".into())
             .spawn(move || engine::run(backend, job_rx, out, &cancel))
     };
-    if let Err(e) = engine {
-        eprintln!("voxd-llm: cannot start the engine thread: {e}");
-        return ExitCode::from(1);
-    }
+    let engine = match engine {
+        Ok(engine) => engine,
+        Err(e) => {
+            eprintln!("voxd-llm: cannot start the engine thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let _ = out.send(info());
 
     let mut stdin = BufReader::new(tokio::io::stdin());
@@ -152,12 +158,15 @@ async fn main() -> ExitCode {
             },
         }
     };
-    // Pending frames go out before exit; the engine thread dies with us.
-    drop(out);
+    // A generation in flight ends at its next token; the engine thread
+    // then keeps the KV cache on disk (see `persist`) and returns. The host
+    // kills a worker that has not exited two seconds after `stop`.
+    cancel.store(true, Ordering::SeqCst);
     drop(jobs);
-    tokio::select! {
-        _ = writer => {}
-        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-    }
+    drop(out);
+    let engine = tokio::task::spawn_blocking(move || engine.join());
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(1500), engine).await;
+    // Pending frames go out before exit.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), writer).await;
     code
 }
