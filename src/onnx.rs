@@ -136,9 +136,9 @@ pub enum Shapes {
     /// CPU arena and memory patterns reuse one plan, the fastest choice.
     Fixed,
     /// Shapes that differ every run (a Piper sentence's phonemes): no
-    /// memory pattern (it is planned for one shape); run these with
-    /// [`shrink_after_run`], or the arena grows to the longest input ever
-    /// seen and keeps it for the life of the process.
+    /// memory pattern (it is planned for one shape); end each batch of runs
+    /// with [`shrink_after_run`], or the arena grows to the longest input
+    /// ever seen and keeps it for the life of the process.
     Varying,
 }
 
@@ -173,9 +173,10 @@ pub fn session(
 }
 
 /// Run options that give the CPU arena's unused memory back at the end of
-/// each run, for [`Shapes::Varying`] sessions: the arena serves the run's
-/// buffers (a lower peak than the heap's), and what the run grew it by is
-/// freed when it ends.
+/// the run, for [`Shapes::Varying`] sessions: the arena serves the run's
+/// buffers (a lower peak than the heap's), and what it grew by is freed
+/// when the run ends. Runs straight after each other (a backlog of
+/// sentences) are faster without it: each would map its buffers afresh.
 pub fn shrink_after_run() -> Result<RunOptions, OnnxError> {
     let fail = |e: ort::Error| OnnxError::RunOptions(e.to_string());
     let mut options = RunOptions::new().map_err(fail)?;

@@ -29,6 +29,10 @@ pub trait Tts {
     fn sample_rate(&self) -> u32;
     /// Speaks `text` (one chunk: a sentence or a few) as samples in [-1, 1].
     fn synthesize(&mut self, text: &str) -> Result<Vec<f32>, SpeakError>;
+    /// Told before each chunk whether more text is already waiting after
+    /// it: an engine may keep its working memory through a backlog and give
+    /// it back once the queue has drained. Ignored by default.
+    fn backlog(&mut self, _waiting: bool) {}
 }
 
 #[derive(Debug, thiserror::Error)]

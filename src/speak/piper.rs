@@ -82,8 +82,13 @@ impl Settings {
 /// A loaded Piper voice.
 pub struct PiperVoice {
     session: Session,
-    /// Shrinks the session's arena after each sentence.
-    run_options: RunOptions,
+    /// Gives back what a run grew the session's arena by: the last
+    /// sentence before the queue drains runs with these.
+    release: RunOptions,
+    /// Keeps the arena's buffers for the next sentence of a backlog.
+    keep: RunOptions,
+    /// Whether more text waits after the chunk being synthesised.
+    backlog: bool,
     config: VoiceConfig,
     settings: Settings,
     model: PathBuf,
@@ -163,10 +168,14 @@ impl PiperVoice {
         };
         let session =
             crate::onnx::session(onnx, &model, threads, Shapes::Varying).map_err(voice_err)?;
-        let run_options = crate::onnx::shrink_after_run().map_err(voice_err)?;
+        let release = crate::onnx::shrink_after_run().map_err(voice_err)?;
+        let keep = RunOptions::new()
+            .map_err(|e| voice_err(crate::onnx::OnnxError::RunOptions(e.to_string())))?;
         Ok(PiperVoice {
             session,
-            run_options,
+            release,
+            keep,
+            backlog: false,
             config,
             settings,
             model,
@@ -203,8 +212,10 @@ impl PiperVoice {
         ids
     }
 
-    /// Runs the model on one sentence's ids; raw audio in [-1, 1].
-    fn infer(&mut self, ids: Vec<i64>) -> Result<Vec<f32>, SpeakError> {
+    /// Runs the model on one sentence's ids; raw audio in [-1, 1]. `last`:
+    /// nothing is synthesised right after it, so the arena shrinks back.
+    fn infer(&mut self, ids: Vec<i64>, last: bool) -> Result<Vec<f32>, SpeakError> {
+        let options = if last { &self.release } else { &self.keep };
         let inf = &self.config.inference;
         let scales = vec![
             inf.noise_scale * self.settings.variation,
@@ -225,7 +236,7 @@ impl PiperVoice {
                     "scales" => scales,
                     "sid" => sid
                 ],
-                &self.run_options,
+                options,
             )
         } else {
             self.session.run_with_options(
@@ -234,7 +245,7 @@ impl PiperVoice {
                     "input_lengths" => lengths,
                     "scales" => scales
                 ],
-                &self.run_options,
+                options,
             )
         }
         .map_err(err)?;
@@ -250,8 +261,11 @@ impl Tts for PiperVoice {
 
     fn synthesize(&mut self, text: &str) -> Result<Vec<f32>, SpeakError> {
         let mut out = Vec::new();
-        for ids in self.phoneme_ids(text)? {
-            let mut audio = self.infer(ids)?;
+        let sentences = self.phoneme_ids(text)?;
+        let n = sentences.len();
+        for (i, ids) in sentences.into_iter().enumerate() {
+            let last = i + 1 == n && !self.backlog;
+            let mut audio = self.infer(ids, last)?;
             // As piper-tts: peak-normalise each sentence, then the volume.
             let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
             let gain = if peak < 1e-8 {
@@ -262,5 +276,9 @@ impl Tts for PiperVoice {
             out.extend(audio.iter_mut().map(|s| (*s * gain).clamp(-1.0, 1.0)));
         }
         Ok(out)
+    }
+
+    fn backlog(&mut self, waiting: bool) {
+        self.backlog = waiting;
     }
 }

@@ -463,8 +463,14 @@ impl SpeechThread {
         let silence =
             vec![0.0; (rate as u64 * u64::from(self.tts.sentence_silence_ms) / 1000) as usize];
         let lookahead = Duration::from_millis(u64::from(self.tts.lookahead_ms));
+        // A chunk already received behind the one being synthesised.
+        let mut next: Option<String> = None;
         loop {
-            let text = match chunks.recv_timeout(Duration::from_millis(50)) {
+            let received = match next.take() {
+                Some(text) => Ok(text),
+                None => chunks.recv_timeout(Duration::from_millis(50)),
+            };
+            let text = match received {
                 Ok(text) => text,
                 Err(RecvTimeoutError::Timeout) if Self::cancelled(&shared, epoch) => {
                     return Ok(outcome)
@@ -483,6 +489,8 @@ impl SpeechThread {
             if Self::cancelled(&shared, epoch) {
                 return Ok(outcome);
             }
+            next = chunks.try_recv().ok();
+            voice.backlog(next.is_some());
             let started = Instant::now();
             let mut samples = {
                 let _span =
