@@ -4,6 +4,7 @@
 //! `STATUS=` lines, and `STOPPING=1` when shutdown begins. Without
 //! `NOTIFY_SOCKET` (not under systemd) every message is skipped.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use sd_notify::NotifyState;
@@ -15,6 +16,8 @@ use crate::control::Context;
 /// it once the daemon has stopped.
 pub struct ServiceManager {
     task: JoinHandle<()>,
+    /// Whether `STOPPING=1` has been sent.
+    stopping: Arc<AtomicBool>,
 }
 
 fn send(states: &[NotifyState<'_>]) {
@@ -38,10 +41,12 @@ impl ServiceManager {
             tracing::info!(?timeout, "systemd watchdog enabled");
         }
         let shutdown = ctx.shutdown.clone();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let announced = stopping.clone();
         let task = tokio::spawn(async move {
             let mut ping = watchdog.map(|timeout| tokio::time::interval(timeout / 2));
-            let mut stopping = false;
             loop {
+                let stopping = announced.load(Ordering::SeqCst);
                 let tick = async {
                     match ping.as_mut() {
                         Some(ping) => ping.tick().await,
@@ -49,19 +54,25 @@ impl ServiceManager {
                     }
                 };
                 tokio::select! {
-                    _ = shutdown.cancelled(), if !stopping => {
-                        stopping = true;
-                        send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
-                    }
+                    _ = shutdown.cancelled(), if !stopping => announce_stopping(&announced),
                     _ = tick => send(&[NotifyState::Watchdog]),
                 }
             }
         });
-        ServiceManager { task }
+        ServiceManager { task, stopping }
     }
 
-    /// Stops the watchdog pings: the daemon is about to exit.
+    /// Stops the watchdog pings: the daemon is about to exit. A shutdown
+    /// quick enough to end before the task saw it is still announced.
     pub fn stop(self) {
         self.task.abort();
+        announce_stopping(&self.stopping);
+    }
+}
+
+/// Sends `STOPPING=1` once.
+fn announce_stopping(sent: &AtomicBool) {
+    if !sent.swap(true, Ordering::SeqCst) {
+        send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     }
 }

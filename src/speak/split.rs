@@ -7,8 +7,8 @@
 //! items, headings), or, for run-on text, at a comma or space before
 //! [`MAX_CHUNK_CHARS`]. Abbreviations (`Dr.`, `e.g.`), initials (`J.`),
 //! decimals (`3.14`), list numbers (`1.`) and URLs do not end a sentence.
-//! Fenced code blocks are not read aloud; markdown syntax is removed from
-//! what is (see [`clean`]).
+//! Fenced code blocks are not read aloud; markdown syntax and citation
+//! markers (`[3]`) are removed from what is (see [`clean`]).
 
 /// A run-on chunk is cut near this length so latency stays bounded.
 pub const MAX_CHUNK_CHARS: usize = 300;
@@ -276,6 +276,12 @@ pub fn clean(raw: &str) -> Option<String> {
                 }
             }
         }
+        // Citation and footnote markers ([3], [1, 2], [^4]) are not read.
+        if let Some(len) = reference_at(rest) {
+            text.truncate(text.trim_end().len());
+            rest = &rest[len..];
+            continue;
+        }
         // Bare URLs: say the host only.
         if let Some(url_len) = url_at(rest) {
             text.push_str(url_host(&rest[..url_len]));
@@ -330,6 +336,21 @@ fn url_host(url: &str) -> &str {
     let no_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let host = no_scheme.split(['/', '?', '#']).next().unwrap_or(no_scheme);
     host.strip_prefix("www.").unwrap_or(host)
+}
+
+/// The length of a citation or footnote marker at the start of `s`: digits
+/// (with commas and spaces between), or `^` and a label, in brackets.
+fn reference_at(s: &str) -> Option<usize> {
+    let inner = s.strip_prefix('[')?;
+    let close = inner.find(']')?;
+    let label = &inner[..close];
+    let numbers = label.chars().any(|c| c.is_ascii_digit())
+        && label
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == ' ');
+    let footnote =
+        label.len() > 1 && label.starts_with('^') && !label.contains(char::is_whitespace);
+    (numbers || footnote).then_some(close + 2)
 }
 
 #[cfg(test)]
@@ -440,6 +461,16 @@ mod tests {
             "> **Note:** this is _very_ ~~bad~~ good.\n| a | b |\n|---|---|",
             &["Note: this is very bad good.", "a, b"],
         );
+    }
+
+    #[test]
+    fn citation_and_footnote_markers_are_not_read() {
+        check(
+            "The code is 4417 [3]. Maria [1, 2] likes puzzles[^note]. Box [a] stays.",
+            &["The code is 4417.", "Maria likes puzzles.", "Box a stays."],
+        );
+        // A link whose text is a number keeps it.
+        check("See [3](https://example.com).", &["See 3."]);
     }
 
     #[test]
