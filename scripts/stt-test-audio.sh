@@ -15,9 +15,9 @@
 #
 # Every clip is the same on every run and machine: Piper renders without its
 # random noise (--noise-scale 0 --noise-w-scale 0) and sox's noise and
-# dither are repeatable (-R, in SOX_OPTS). With Piper's noise, each fresh clone rendered new clips
-# and a test's word error rate was a draw (one clip put Whisper 2 % over its
-# threshold).
+# dither are repeatable (-R, in SOX_OPTS). With Piper's noise, each fresh
+# clone rendered new clips and a test's word error rate was a draw (one
+# clip put Whisper 2 % over its threshold).
 #
 # Usage: scripts/stt-test-audio.sh OUT_DIR PIPER_MODEL_DIR PYTHON
 # Idempotent: a complete OUT_DIR whose .complete holds the hash of this

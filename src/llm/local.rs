@@ -4,8 +4,8 @@
 //! with every request (the worker loads it on first use, and again after a
 //! restart) together with the folder where its KV cache outlives it
 //! (`engines.llm.persist_cache`), caps replies at `engines.llm.max_tokens`,
-//! and keeps the model info and the last reply's figures for `status`. The worker's frames are
-//! documented in `workers/voxd-llm/src/main.rs`.
+//! and keeps the model info and the last reply's figures for `status`. The
+//! worker's frames are documented in `workers/voxd-llm/src/main.rs`.
 
 use std::path::PathBuf;
 use std::sync::Mutex;

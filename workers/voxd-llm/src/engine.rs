@@ -183,20 +183,15 @@ pub fn run(backend: LlamaBackend, jobs: Receiver<Job>, out: Out, cancel: &Atomic
                 Err(f) => Frame::error(f.code, f.text),
             };
             if out.send(terminal).is_err() {
-                loaded.persist();
                 return;
             }
             match jobs.recv() {
                 Ok(j) if *j.model() == params => job = j,
                 Ok(j) => {
-                    loaded.persist();
                     next = Some(j);
                     break; // another model: drop this one, load that
                 }
-                Err(_) => {
-                    loaded.persist();
-                    return;
-                }
+                Err(_) => return,
             }
         }
     }
@@ -325,7 +320,7 @@ struct Loaded<'m> {
     template: Option<LlamaChatTemplate>,
     /// The tokens of sequence 0 in the KV cache, in order.
     cached: Vec<LlamaToken>,
-    /// Where the cache is kept across restarts, and the tokens kept there.
+    /// Where the cache is kept across restarts, and the tokens read from there.
     kept: Option<(PathBuf, Vec<LlamaToken>)>,
     info: Value,
 }
@@ -396,28 +391,6 @@ impl<'m> Loaded<'m> {
             kept,
             info,
         })
-    }
-
-    /// Keeps the KV cache on disk for the next worker, if it changed since
-    /// it was read or last kept (and holds anything).
-    fn persist(&mut self) {
-        let Some((file, kept)) = &mut self.kept else {
-            return;
-        };
-        if self.cached.is_empty() || self.cached == *kept {
-            return;
-        }
-        match persist::save(&self.ctx, file, &self.cached) {
-            Ok(()) => {
-                eprintln!(
-                    "voxd-llm: kept the KV cache of {} tokens in {}",
-                    self.cached.len(),
-                    file.display()
-                );
-                *kept = self.cached.clone();
-            }
-            Err(e) => eprintln!("voxd-llm: could not keep the KV cache: {e}"),
-        }
     }
 
     fn serve(&mut self, job: Job, out: &Out, cancel: &AtomicBool) -> Result<Frame, Failure> {
@@ -699,6 +672,28 @@ impl<'m> Loaded<'m> {
             "pp_tokens_per_sec": mean(&pp),
             "tg_tokens_per_sec": mean(&tg),
         })))
+    }
+}
+
+/// However the worker lets go of a model (it stops, its stdout closes, or
+/// a request names another model), its KV cache is kept on disk for the
+/// next worker, if it holds anything not already there.
+impl Drop for Loaded<'_> {
+    fn drop(&mut self) {
+        let Some((file, kept)) = &self.kept else {
+            return;
+        };
+        if self.cached.is_empty() || self.cached == *kept {
+            return;
+        }
+        match persist::save(&self.ctx, file, &self.cached) {
+            Ok(()) => eprintln!(
+                "voxd-llm: kept the KV cache of {} tokens in {}",
+                self.cached.len(),
+                file.display()
+            ),
+            Err(e) => eprintln!("voxd-llm: could not keep the KV cache: {e}"),
+        }
     }
 }
 

@@ -31,9 +31,9 @@
 //! previous prompt plus its reply reuses that prefix and decodes only the
 //! rest (`cached_tokens` in `done`). With `cache_dir` in `model`, it also
 //! outlives the worker: written there on `stop` (or when stdin closes) and
-//! read back by the next worker on the same model (see `persist`). The context is created with the
-//! full-size sliding-window cache (`swa_full`), without which Gemma 3 could
-//! reuse nothing.
+//! read back by the next worker on the same model (see `persist`). The
+//! context is created with the full-size sliding-window cache (`swa_full`),
+//! without which Gemma 3 could reuse nothing.
 //!
 //! Error codes: `load_failed` (missing, non-GGUF or corrupt model file; the
 //! text names the file), `no_chat_template`, `prompt_too_long`,
