@@ -52,7 +52,7 @@ fn render(s: &Value) -> String {
     out += "engines:\n";
     for e in s["engines"].as_array().into_iter().flatten() {
         out += &format!(
-            "  {:<4} {:<8} pid {:<8} rss {:<9} needs {} MiB, {} restarts, {} queued\n",
+            "  {:<4} {:<8} pid {:<8} rss {:<9} needs {}, {} restarts, {} queued\n",
             e["name"].as_str().unwrap_or("?"),
             e["state"].as_str().unwrap_or("?"),
             e["pid"],
@@ -61,7 +61,10 @@ fn render(s: &Value) -> String {
             } else {
                 mib(&e["rss_bytes"])
             },
-            e["memory_mb"],
+            match e["measured_mb"].as_u64() {
+                Some(mb) => format!("{mb} MiB (measured)"),
+                None => format!("{} MiB (estimated)", e["memory_mb"]),
+            },
             e["restarts"],
             e["queued"],
         );

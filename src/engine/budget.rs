@@ -1,8 +1,9 @@
 //! The memory budget: whether an engine may start beside the resident ones,
 //! and which resident engines to stop first when it may not.
 //!
-//! A resident engine counts as the larger of its configured `memory_mb` and
-//! its measured RSS; the daemon counts as its own measured RSS.
+//! A resident engine counts as the larger of its need (the configured
+//! `memory_mb`, or once measured its workers' peak RSS) and its RSS now; the
+//! daemon counts as its own measured RSS.
 
 use std::time::Instant;
 

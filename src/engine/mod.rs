@@ -32,8 +32,11 @@
 //!   failed starts in a row the engine is `failed` and refuses requests
 //!   ([`EngineError::Failed`]) until [`Host::start`] is called explicitly.
 //! - **Memory budget** (`memory_budget_mb`, 0 = none): the daemon's own RSS
-//!   plus every resident worker (the larger of its `memory_mb` and measured
-//!   RSS) must fit. Before an engine starts, idle resident engines are
+//!   plus every resident worker must fit. A worker counts as the larger of
+//!   its RSS now and its engine's need: the configured `memory_mb` until a
+//!   worker of the engine has served a request, then the largest peak RSS
+//!   measured of its workers (so engines whose real sizes fit stay
+//!   resident together, where the estimates alone would take turns). Before an engine starts, idle resident engines are
 //!   stopped, least recently used first; busy ones are waited for (their
 //!   queued requests first), then stopped. An engine that cannot fit even
 //!   alone fails with [`EngineError::TooBigForBudget`].
@@ -94,8 +97,11 @@ pub struct EngineStatus {
     pub pid: Option<u32>,
     /// Measured resident memory of the worker, when readable.
     pub rss_bytes: Option<u64>,
-    /// Configured memory need, used by the budget.
+    /// Configured memory need: what the budget counts until `measured_mb`.
     pub memory_mb: u64,
+    /// The largest peak RSS measured of this engine's workers after a
+    /// request, in MiB: what the budget counts once known (Linux).
+    pub measured_mb: Option<u64>,
     /// Restarts after crashes since the daemon started.
     pub restarts: u32,
     /// The last crash or start failure, with the worker's stderr tail.
@@ -373,7 +379,7 @@ impl Host {
             self.check_running()?;
             let daemon_mb = mib_ceil(inner.rss.own_rss_bytes());
             let residents = self.residents(Some(sup));
-            let need = sup.cfg.memory_mb;
+            let need = sup.need_mb();
             match budget::plan(inner.settings.budget_mb, daemon_mb, need, &residents) {
                 budget::Plan::Fits => {
                     let worker = sup.spawn()?;
@@ -421,7 +427,7 @@ impl Host {
                 let rss_mb = inner.rss.rss_bytes(pid).map(mib_ceil).unwrap_or(0);
                 Some(budget::Resident {
                     index,
-                    used_mb: e.cfg.memory_mb.max(rss_mb),
+                    used_mb: e.need_mb().max(rss_mb),
                     last_used,
                 })
             })

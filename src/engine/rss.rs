@@ -1,5 +1,5 @@
-//! Resident memory of processes, via `sysinfo` (Linux, macOS, others), and
-//! giving the daemon's freed heap back to the OS.
+//! Resident memory of processes, via `sysinfo` (Linux, macOS, others), their
+//! peaks (Linux), and giving the daemon's freed heap back to the OS.
 
 use std::sync::Mutex;
 
@@ -35,6 +35,32 @@ impl RssProbe {
     }
 }
 
+/// The most memory process `pid` has held resident so far, in bytes
+/// (Linux's `VmHWM`: it covers a model's load as well as its steady
+/// state). `None` where the platform keeps no such figure, or the process
+/// is gone.
+pub(crate) fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        // The line reads `VmHWM:\t  123456 kB`.
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kib * 1024)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
 /// Bytes to whole MiB, rounded up.
 pub(crate) fn mib_ceil(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
@@ -62,6 +88,11 @@ mod tests {
     fn own_rss_is_measurable() {
         let probe = RssProbe::new();
         assert!(probe.own_rss_bytes() > 0);
+        #[cfg(target_os = "linux")]
+        {
+            let now = probe.own_rss_bytes();
+            assert!(peak_rss_bytes(std::process::id()).unwrap() >= now);
+        }
         assert_eq!(mib_ceil(1), 1);
         assert_eq!(mib_ceil(2 * 1024 * 1024), 2);
     }

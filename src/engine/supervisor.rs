@@ -1,7 +1,7 @@
 //! One engine's supervision: its state machine, the worker it runs now,
 //! start-up, crash handling with backoff, health checks and idle stop.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use voxd_proto::kind;
 
-use super::rss::RssProbe;
+use super::rss::{mib_ceil, RssProbe};
 use super::worker::{resolve_command, EndReason, Worker};
 use super::{EngineError, EngineState, EngineStatus};
 use crate::config::{EnginesConfig, WorkerConfig};
@@ -103,6 +103,9 @@ pub(crate) struct Supervisor {
     /// Held by whoever talks to the worker: one request at a time, FIFO.
     pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
     queued: AtomicUsize,
+    /// The largest peak RSS measured of this engine's workers, in MiB (0:
+    /// none yet); see [`Supervisor::need_mb`].
+    measured_mb: AtomicU64,
     slot: Mutex<Slot>,
     /// Wakes the health/idle monitor on every state change.
     state_tx: watch::Sender<EngineState>,
@@ -131,6 +134,7 @@ impl Supervisor {
             events,
             turn: Arc::new(tokio::sync::Mutex::new(())),
             queued: AtomicUsize::new(0),
+            measured_mb: AtomicU64::new(0),
             state_tx: watch::Sender::new(EngineState::Stopped),
             slot: Mutex::new(Slot {
                 state: EngineState::Stopped,
@@ -377,7 +381,14 @@ impl Supervisor {
 
     /// Marks the end of a request on `worker`; `healthy` when it ended with
     /// a terminal frame.
+    /// A healthy end also measures the worker's peak RSS (its model loaded
+    /// and a request served), which the budget counts from then on.
     pub(crate) fn end_request(&self, worker: &Arc<Worker>, healthy: bool) {
+        if healthy {
+            if let Some(peak) = super::rss::peak_rss_bytes(worker.pid()) {
+                self.measured_mb.fetch_max(mib_ceil(peak), Ordering::SeqCst);
+            }
+        }
         let mut slot = self.slot();
         if slot.worker.as_ref().is_some_and(|w| Arc::ptr_eq(w, worker)) {
             slot.last_used = Instant::now();
@@ -387,6 +398,17 @@ impl Supervisor {
             if slot.state == EngineState::Busy {
                 self.set_state(&mut slot, EngineState::Ready, None);
             }
+        }
+    }
+
+    /// What the budget counts this engine as, in MiB: the largest peak RSS
+    /// measured of its workers once one has served a request, else the
+    /// configured `memory_mb` (an estimate; where no peak can be read, it
+    /// stays the figure).
+    pub(crate) fn need_mb(&self) -> u64 {
+        match self.measured_mb.load(Ordering::SeqCst) {
+            0 => self.cfg.memory_mb,
+            measured => measured,
         }
     }
 
@@ -426,6 +448,10 @@ impl Supervisor {
             pid,
             rss_bytes: pid.and_then(|p| rss.rss_bytes(p)),
             memory_mb: self.cfg.memory_mb,
+            measured_mb: match self.measured_mb.load(Ordering::SeqCst) {
+                0 => None,
+                measured => Some(measured),
+            },
             restarts: slot.restarts,
             last_error: slot.last_error.clone(),
             queued: self.queued.load(Ordering::SeqCst),

@@ -178,6 +178,7 @@ mod tests {
             pid: None,
             rss_bytes: None,
             memory_mb: 1,
+            measured_mb: None,
             restarts: 0,
             last_error: None,
             queued: 0,

@@ -467,6 +467,7 @@ mod tests {
             pid: Some(42),
             rss_bytes: Some(3 << 20),
             memory_mb: 10,
+            measured_mb: None,
             restarts: 2,
             last_error: None,
             queued: 1,
