@@ -175,7 +175,11 @@ def main():
                 "total": (got["speech.chunk"][1] - speech_end) * 1000,
             }
             rows.append(row)
-            print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()), file=sys.stderr)
+            llm = (got["assistant.reply"][0].get("ask") or {}).get("llm") or {}
+            model = (f"  (model: {llm['prompt_tokens']} prompt tokens, {llm['cached_tokens']} cached, "
+                     f"first token {llm['first_token_ms']:.0f} ms)" if llm else "")
+            print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()) + model,
+                  file=sys.stderr)
             time.sleep(1.0)
         print(f"\nprofile {args.profile}, mode {args.mode}, hangover {hangover_ms} ms, "
               f"{' '.join(args.set) or 'default config'}, {args.runs} questions, "

@@ -114,6 +114,33 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
     let status = wait_indexed(&mut conn, 5);
     assert_eq!(status["embedder"], "all-minilm-l6-v2", "{status:#}");
     assert_eq!(status["chunks"], status["embedded_chunks"]);
+    // Every sentence gets its embedding once the files are in, and it is
+    // the one the embedder gives the sentence under its heading.
+    eventually("every sentence is embedded", 120, || {
+        let s = conn.ok("notes", json!({ "action": "status" }));
+        s["sentences"].as_u64() > Some(0) && s["sentences"] == s["embedded_sentences"]
+    });
+    let (heading, text, blob): (String, String, Vec<u8>) = rusqlite::Connection::open(index_file(
+        &daemon.home,
+    ))
+    .unwrap()
+    .query_row(
+        "SELECT c.heading, s.text, s.vector FROM sentences s JOIN chunks c ON c.id = s.chunk_id
+             WHERE s.text LIKE '%kettle-47-moon%'",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap();
+    let stored: Vec<f32> = blob
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let embedder = voxd::rag::embed::Embedder::load(&test_model("all-minilm-l6-v2")).unwrap();
+    let fresh = embedder
+        .embed(&[voxd::rag::chunk::sentence_embed_text(&heading, &text).as_str()])
+        .unwrap();
+    let similarity = voxd::rag::embed::cosine(&stored, &fresh[0]);
+    assert!(similarity > 0.9999, "{heading:?} {text:?}: {similarity}");
 
     for (question, file, fact) in FACTS {
         let hits =

@@ -122,6 +122,11 @@ fn print_status(out: &mut impl Write, s: &Value) -> anyhow::Result<()> {
         "chunks:      {} ({} embedded)",
         s["chunks"], s["embedded_chunks"]
     )?;
+    writeln!(
+        out,
+        "sentences:   {} ({} embedded)",
+        s["sentences"], s["embedded_sentences"]
+    )?;
     let last = s["last_update"]
         .as_u64()
         .map_or("never".to_string(), |t| format!("{t} (unix seconds)"));

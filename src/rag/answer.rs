@@ -696,6 +696,7 @@ mod tests {
                 end: line,
             },
             revision,
+            vector: None,
         }
     }
 

@@ -47,6 +47,11 @@ impl Chunk {
     }
 }
 
+/// What the embedder reads for one sentence of a chunk under `heading`.
+pub fn sentence_embed_text(heading: &str, sentence: &str) -> String {
+    format!("{heading} {sentence}").trim().to_string()
+}
+
 /// The kinds of text file voxd indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

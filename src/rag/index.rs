@@ -6,7 +6,10 @@
 //! per sentence (kept when the sentence survives an edit) records
 //! modification order: "newer content wins". The index holds only what the
 //! notes and the image store can rebuild: an index that fails its integrity
-//! check is set aside and rebuilt.
+//! check is set aside and rebuilt, one of another schema version rebuilt.
+//! Sentences get their embeddings after their file is stored, when the
+//! indexer is idle ([`Index::sentences_to_embed`]), so a note is searchable
+//! as soon as its chunks are.
 //!
 //! Two kinds of documents share the tables: notes, keyed by their absolute
 //! path, and image captions, keyed by their document id (`image:` + the
@@ -24,10 +27,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 
-use super::chunk::{Chunk, Lines};
+use super::chunk::{sentence_embed_text, Chunk, Lines};
 
 /// Bumped when the schema changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,9 +66,11 @@ CREATE TABLE sentences (
     text TEXT NOT NULL,
     line_start INTEGER NOT NULL,
     line_end INTEGER NOT NULL,
-    revision INTEGER NOT NULL
+    revision INTEGER NOT NULL,
+    vector BLOB
 );
 CREATE INDEX sentences_chunk ON sentences(chunk_id);
+CREATE INDEX sentences_unembedded ON sentences(id) WHERE vector IS NULL;
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     heading, text, content='chunks', content_rowid='id', tokenize='porter unicode61'
 );
@@ -109,7 +114,8 @@ pub struct FileUpdate<'a> {
     pub mtime_ns: i64,
     pub embed_model: Option<&'a str>,
     pub chunks: &'a [Chunk],
-    /// One per chunk, or none when no embedder is available.
+    /// One per chunk, or none when no embedder is available. Sentences are
+    /// stored without theirs: [`Index::sentences_to_embed`] finds them.
     pub vectors: Option<&'a [Vec<f32>]>,
 }
 
@@ -126,6 +132,8 @@ pub struct SentenceRow {
     pub text: String,
     pub lines: Lines,
     pub revision: i64,
+    /// Its embedding, when the chunk was indexed with an embedder.
+    pub vector: Option<Vec<f32>>,
 }
 
 /// A stored chunk with its file and sentences.
@@ -150,6 +158,9 @@ pub struct Totals {
     /// Chunks of both.
     pub chunks: u64,
     pub with_vectors: u64,
+    /// Sentences of the chunks, and how many have their embedding yet.
+    pub sentences: u64,
+    pub sentences_with_vectors: u64,
     /// Unix seconds of the last change; `None` before the first.
     pub last_update: Option<u64>,
     pub revision: i64,
@@ -181,13 +192,20 @@ impl Index {
                 source,
             }),
             Err(why) => {
-                let stamp = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
-                tracing::warn!(index = %path.display(), moved_to = %aside.display(), reason = %why,
-                    "the notes index is unusable; setting it aside and rebuilding it");
-                std::fs::rename(path, &aside).map_err(|source| IndexError::Io {
+                let moved = if let Reject::Version(_) = why {
+                    tracing::info!(index = %path.display(), reason = %why,
+                        "the notes index was written by another voxd version; rebuilding it");
+                    std::fs::remove_file(path)
+                } else {
+                    let stamp = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+                    tracing::warn!(index = %path.display(), moved_to = %aside.display(), reason = %why,
+                        "the notes index is unusable; setting it aside and rebuilding it");
+                    std::fs::rename(path, &aside)
+                };
+                moved.map_err(|source| IndexError::Io {
                     path: path.to_path_buf(),
                     source,
                 })?;
@@ -226,9 +244,7 @@ impl Index {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
         } else if version != SCHEMA_VERSION {
-            return Err(Reject::Corrupt(format!(
-                "schema version {version}, expected {SCHEMA_VERSION}"
-            )));
+            return Err(Reject::Version(version));
         }
         let read = connect(path)?;
         Ok(Index {
@@ -410,7 +426,7 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let mut sentences = conn
             .prepare_cached(
-                "SELECT text, line_start, line_end, revision FROM sentences
+                "SELECT text, line_start, line_end, revision, vector FROM sentences
                  WHERE chunk_id = ?1 ORDER BY ord",
             )
             .map_err(|e| self.err(e))?;
@@ -442,6 +458,7 @@ impl Index {
                             end: r.get(2)?,
                         },
                         revision: r.get(3)?,
+                        vector: r.get::<_, Option<Vec<u8>>>(4)?.map(|b| from_blob(&b)),
                     })
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -449,6 +466,42 @@ impl Index {
             out.push(row);
         }
         Ok(out)
+    }
+
+    /// Up to `limit` sentences still without an embedding, of chunks that
+    /// have one (indexed with an embedder): their ids and what the embedder
+    /// reads for each.
+    pub fn sentences_to_embed(&self, limit: usize) -> Result<Vec<(i64, String)>, IndexError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT s.id, c.heading, s.text FROM sentences s JOIN chunks c ON c.id = s.chunk_id
+                 WHERE s.vector IS NULL AND c.vector IS NOT NULL ORDER BY s.id LIMIT ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([limit as i64], |r| {
+            let (heading, text): (String, String) = (r.get(1)?, r.get(2)?);
+            Ok((r.get(0)?, sentence_embed_text(&heading, &text)))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Stores sentence embeddings by sentence id, in one transaction (ids
+    /// whose sentence a newer edit removed are ignored).
+    pub fn set_sentence_vectors(&self, vectors: &[(i64, Vec<f32>)]) -> Result<(), IndexError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE sentences SET vector = ?2 WHERE id = ?1")
+                .map_err(|e| self.err(e))?;
+            for (id, v) in vectors {
+                stmt.execute(params![id, to_blob(v)])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
     }
 
     /// Every stored vector, for the in-memory table.
@@ -471,7 +524,9 @@ impl Index {
                         (SELECT count(*) FROM chunks),
                         (SELECT count(*) FROM chunks WHERE vector IS NOT NULL),
                         (SELECT value FROM meta WHERE key = 'updated_at'),
-                        (SELECT value FROM meta WHERE key = 'revision')",
+                        (SELECT value FROM meta WHERE key = 'revision'),
+                        (SELECT count(*) FROM sentences),
+                        (SELECT count(*) FROM sentences WHERE vector IS NOT NULL)",
                 [CaptionDoc::ID_PREFIX],
                 |r| {
                     let updated: i64 = r.get(4)?;
@@ -482,6 +537,8 @@ impl Index {
                         with_vectors: r.get::<_, i64>(3)? as u64,
                         last_update: (updated > 0).then_some(updated as u64),
                         revision: r.get(5)?,
+                        sentences: r.get::<_, i64>(6)? as u64,
+                        sentences_with_vectors: r.get::<_, i64>(7)? as u64,
                     })
                 },
             )
@@ -496,6 +553,8 @@ enum Reject {
     Sqlite(#[from] rusqlite::Error),
     #[error("integrity check failed: {0}")]
     Corrupt(String),
+    #[error("schema version {0}, this voxd writes {SCHEMA_VERSION}")]
+    Version(i64),
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -767,10 +826,34 @@ mod tests {
     }
 
     #[test]
+    fn an_index_of_another_version_is_rebuilt_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.sqlite");
+        let c = chunk("one", Format::Plain);
+        Index::open(&path)
+            .unwrap()
+            .replace_file(&update("/n/a.txt", &c))
+            .unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 1)
+            .unwrap();
+        let index = Index::open(&path).unwrap();
+        assert_eq!(index.totals().unwrap().files, 0);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".corrupt-"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
     fn vectors_round_trip_through_blobs() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(&dir.path().join("i.sqlite")).unwrap();
-        let c = chunk("one\n\ntwo", Format::Plain);
+        let c = chunk("One.\n\nTwo is here. Three is there.", Format::Plain);
         let vectors = vec![vec![0.5, -1.25], vec![3.0, 0.0]];
         let changed = index
             .replace_file(&FileUpdate {
@@ -784,6 +867,28 @@ mod tests {
         stored.sort_by_key(|(id, _)| *id);
         assert_eq!(stored[0].1, vectors[0]);
         assert_eq!(stored[1].1, vectors[1]);
+        // The sentences get theirs afterwards, in any batches.
+        let pending = index.sentences_to_embed(10).unwrap();
+        let texts: Vec<&str> = pending.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(texts, ["One.", "Two is here.", "Three is there."]);
+        assert_eq!(index.sentences_to_embed(2).unwrap().len(), 2);
+        let sentence_vectors: Vec<(i64, Vec<f32>)> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, vec![i as f32, -0.5]))
+            .collect();
+        index.set_sentence_vectors(&sentence_vectors).unwrap();
+        assert!(index.sentences_to_embed(10).unwrap().is_empty());
+        let totals = index.totals().unwrap();
+        assert_eq!((totals.sentences, totals.sentences_with_vectors), (3, 3));
+        let rows = index.chunks(&[stored[0].0, stored[1].0]).unwrap();
+        let got: Vec<Option<Vec<f32>>> = rows
+            .iter()
+            .flat_map(|r| r.sentences.iter().map(|s| s.vector.clone()))
+            .collect();
+        let want: Vec<Option<Vec<f32>>> =
+            sentence_vectors.into_iter().map(|(_, v)| Some(v)).collect();
+        assert_eq!(got, want);
         assert_eq!(
             index
                 .file_state("/n/a.txt")

@@ -146,6 +146,10 @@ pub struct Status {
     /// Chunks of notes and captions.
     pub chunks: u64,
     pub embedded_chunks: u64,
+    /// Sentences of those chunks, and how many have their embedding yet
+    /// (computed while the indexer is otherwise idle).
+    pub sentences: u64,
+    pub embedded_sentences: u64,
     /// Unix seconds of the last change to the index.
     pub last_update: Option<u64>,
     pub indexing: bool,
@@ -390,6 +394,8 @@ impl Rag {
             images: totals.as_ref().map_or(0, |t| t.images),
             chunks: totals.as_ref().map_or(0, |t| t.chunks),
             embedded_chunks: totals.as_ref().map_or(0, |t| t.with_vectors),
+            sentences: totals.as_ref().map_or(0, |t| t.sentences),
+            embedded_sentences: totals.as_ref().map_or(0, |t| t.sentences_with_vectors),
             last_update: totals.as_ref().and_then(|t| t.last_update),
             indexing: state.indexing,
             embedder,
@@ -482,7 +488,7 @@ impl Rag {
         if hits.first().is_some_and(|h| h.latest) {
             hits.retain(|h| h.latest);
         }
-        let sources: Vec<Source> = hits
+        let mut sources: Vec<Source> = hits
             .into_iter()
             .enumerate()
             .map(|(i, hit)| Source {
@@ -514,17 +520,28 @@ impl Rag {
         };
         let mut sentence_vectors = vec![Vec::new(); sources.len()];
         if let (Some((_, pool)), false) = (self.embedder().await, query.is_empty()) {
-            let texts: Vec<String> = sources
+            // Stored when the note was indexed; embedded now only where the
+            // index has none (a note indexed while no embedder was loaded).
+            let missing: Vec<String> = sources
                 .iter()
                 .flat_map(|s| {
                     s.sentences
                         .iter()
-                        .map(move |x| format!("{} {}", s.heading, x.text).trim().to_string())
+                        .filter(|x| x.vector.is_none())
+                        .map(|x| chunk::sentence_embed_text(&s.heading, &x.text))
                 })
                 .collect();
-            let mut vectors = pool.embed(texts).await?.into_iter();
-            for (s, source) in sources.iter().enumerate() {
-                sentence_vectors[s] = vectors.by_ref().take(source.sentences.len()).collect();
+            let mut fresh = if missing.is_empty() {
+                Vec::new().into_iter()
+            } else {
+                pool.embed(missing).await?.into_iter()
+            };
+            for (s, source) in sources.iter_mut().enumerate() {
+                sentence_vectors[s] = source
+                    .sentences
+                    .iter_mut()
+                    .map(|x| x.vector.take().or_else(|| fresh.next()).unwrap_or_default())
+                    .collect();
             }
         }
         let dropped = answer::superseded(&sources, &sentence_vectors);
@@ -602,12 +619,19 @@ impl Rag {
                 }
             }
         };
+        // Sentences may still lack embeddings (an index left mid-way).
+        let mut sentences_pending = true;
         loop {
+            if sentences_pending && rx.is_empty() && !shutdown.is_cancelled() {
+                sentences_pending = self.embed_sentences().await;
+                continue;
+            }
             let job = tokio::select! {
                 job = rx.recv() => job,
                 _ = shutdown.cancelled() => None,
             };
             let Some(job) = job else { break };
+            sentences_pending = true;
             self.state().indexing = true;
             match job {
                 Job::Rescan(reply) => {
@@ -646,6 +670,39 @@ impl Rag {
             self.count().await;
         }
         self.state().indexing = false;
+    }
+
+    /// Embeds one batch of the sentences the index has no embedding for
+    /// yet (answers then find them stored instead of embedding them while
+    /// the asker waits). Returns whether more may be left.
+    async fn embed_sentences(&self) -> bool {
+        let (Some((_, pool)), Ok(index)) = (self.embedder().await, self.index().await) else {
+            return false;
+        };
+        // Small batches: a question's own embedding waits for at most one.
+        let batch = self.config.embed_batch.clamp(1, 4);
+        let result = async {
+            let pending = {
+                let index = index.clone();
+                tokio::task::spawn_blocking(move || index.sentences_to_embed(batch))
+                    .await
+                    .map_err(|e| RagError::Internal(e.to_string()))??
+            };
+            if pending.is_empty() {
+                return Ok(false);
+            }
+            let (ids, texts): (Vec<i64>, Vec<String>) = pending.into_iter().unzip();
+            let vectors: Vec<(i64, Vec<f32>)> =
+                ids.into_iter().zip(pool.embed(texts).await?).collect();
+            tokio::task::spawn_blocking(move || index.set_sentence_vectors(&vectors))
+                .await
+                .map_err(|e| RagError::Internal(e.to_string()))??;
+            Ok::<_, RagError>(true)
+        };
+        result.await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot store sentence embeddings; answers embed them as needed");
+            false
+        })
     }
 
     async fn rescan(&self) -> Result<ScanReport, RagError> {
