@@ -5,7 +5,7 @@ stage, on one profile (default `tiny`).
 
     python3 bench/latency.py [--voxd PATH] [--profile tiny] [--runs 5]
                              [--mode extractive|auto|generative]
-                             [--hangover-ms 700] [--set stt.fit_audio_ctx=false]
+                             [--hangover-ms 700] [--gap-s 1] [--set stt.fit_audio_ctx=false]
 
 A fresh daemon (temporary home, the test model store, the fixture notes
 in tests/fixtures/notes) listens on its socket PCM source; this script
@@ -92,6 +92,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--mode", default="extractive", choices=["extractive", "auto", "generative"])
     ap.add_argument("--hangover-ms", type=int, default=700)
+    ap.add_argument("--gap-s", type=float, default=1.0,
+                    help="quiet between questions; longer than engines.idle_unload_secs "
+                         "makes every question start its engines cold")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a config override (VOXD_SECTION_KEY), e.g. stt.fit_audio_ctx=false")
     args = ap.parse_args()
@@ -180,8 +183,8 @@ def main():
                      f"first token {llm['first_token_ms']:.0f} ms)" if llm else "")
             print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()) + model,
                   file=sys.stderr)
-            time.sleep(1.0)
-        print(f"\nprofile {args.profile}, mode {args.mode}, hangover {hangover_ms} ms, "
+            time.sleep(args.gap_s)
+        print(f"\nprofile {args.profile}, mode {args.mode}, hangover {hangover_ms} ms, gap {args.gap_s} s, "
               f"{' '.join(args.set) or 'default config'}, {args.runs} questions, "
               f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
         print("| stage | median | worst |\n|---|---|---|")

@@ -254,3 +254,44 @@ fn a_speculative_answer_is_dropped_unheard_when_the_speaker_goes_on() {
     assert_eq!(turns.len(), 1, "{turns:?}");
     assert_eq!(turns[0]["question"], fin["text"], "{turns:?}");
 }
+
+/// Whether the daemon's `llm` engine has a worker process.
+fn llm_resident(control: &mut support::Conn) -> bool {
+    let status = control.ok("status", json!({}));
+    voice::engine(&status, "llm")["pid"].is_u64()
+}
+
+#[test]
+fn the_wake_word_warms_the_language_model_only_where_every_engine_fits() {
+    for (budget, warmed) in [(0, true), (800, false)] {
+        // 800 MiB (the tiny profile's): the daemon beside the estimates
+        // of Whisper (250) and the model (430) does not fit, so warming the
+        // model now could cost Whisper its place when the question comes.
+        let daemon = Daemon::start_in(voice::thinking_home(&format!(
+            "[engines]\nmemory_budget_mb = {budget}\n"
+        )));
+        let mut control = daemon.connect().with_timeout(240);
+        support::wait_for_notes(&mut control, 5);
+        let dir = daemon.home.path().to_path_buf();
+        let wake = speech(&mut control, &dir, "Hey Jarvis.");
+        let mut events = daemon.connect().with_timeout(240);
+        events.ok("subscribe", json!({ "events": ["wake.detected"] }));
+        assert!(!llm_resident(&mut control));
+
+        // The wake word alone: no question follows.
+        let mut audio = silence(0.5);
+        audio.extend(&wake);
+        audio.extend(silence(1.0));
+        send_pcm(&mut control, &audio);
+        events_until(&mut events, "wake.detected", &daemon);
+        if warmed {
+            support::wait_until("the model is loaded", || {
+                control.ok("status", json!({}))["llm"]["model"].is_object()
+            });
+            assert!(llm_resident(&mut control));
+        } else {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            assert!(!llm_resident(&mut control), "budget {budget} MiB");
+        }
+    }
+}

@@ -434,6 +434,36 @@ impl Host {
             .collect()
     }
 
+    /// Whether every engine could be resident at once within the memory
+    /// budget, beside the daemon: each counts as its need (the configured
+    /// `memory_mb` until measured), or its RSS now where larger. Starting an
+    /// engine early (warming it) is safe only then: it will never have to
+    /// be stopped to make room for another. Always true without a budget.
+    pub fn all_fit(&self) -> bool {
+        let inner = &self.inner;
+        if inner.settings.budget_mb == 0 {
+            return true;
+        }
+        let residents = self.residents(None);
+        let engines: u64 = inner
+            .engines
+            .iter()
+            .enumerate()
+            .map(|(index, e)| {
+                residents
+                    .iter()
+                    .find(|r| r.index == index)
+                    .map_or(e.need_mb(), |r| r.used_mb)
+            })
+            .sum();
+        mib_ceil(inner.rss.own_rss_bytes()) + engines <= inner.settings.budget_mb
+    }
+
+    /// Whether engine `name` has a worker process now.
+    pub fn is_resident(&self, name: &str) -> bool {
+        self.engine(name).is_ok_and(|sup| sup.resident().is_some())
+    }
+
     /// Every engine's state, pid, RSS, restarts, last error and queue.
     pub fn status(&self) -> Vec<EngineStatus> {
         let inner = &self.inner;

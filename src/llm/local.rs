@@ -171,6 +171,17 @@ impl Llm for LocalLlm {
         self.lock_status().clone()
     }
 
+    /// Loads the model unless its worker is already up, but only where the
+    /// memory budget holds every engine at once: a model warmed beside a
+    /// budget that cannot also hold Whisper would be stopped again to
+    /// transcribe the very question it was warmed for.
+    async fn warm(&self) -> Result<(), LlmError> {
+        if self.engines.is_resident(ENGINE) || !self.engines.all_fit() {
+            return Ok(());
+        }
+        self.info().await.map(|_| ())
+    }
+
     async fn generate(
         &self,
         request: GenerateRequest,

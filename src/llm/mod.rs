@@ -152,6 +152,13 @@ pub trait Llm: Send + Sync {
     /// The model and the last reply's figures, without loading anything.
     fn status(&self) -> LlmStatus;
 
+    /// A hint that a request is likely soon (the wake word was heard):
+    /// load the model now if that costs nothing else. The default does
+    /// nothing (a backend with nothing to load).
+    async fn warm(&self) -> Result<(), LlmError> {
+        Ok(())
+    }
+
     /// Generates text, sending each piece to `tokens` as it is produced, and
     /// returns the figures once done. Dropping the future cancels generation
     /// promptly; a closed `tokens` receiver does too.

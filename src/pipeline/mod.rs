@@ -38,6 +38,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::AnswerMode;
 use crate::control::Context;
 use crate::events::Event;
 use crate::speak::{Gate, Hold};
@@ -109,6 +110,7 @@ pub async fn run(ctx: Arc<Context>) {
                 } else if ctx.speaker.active() > 0 {
                     ctx.speaker.stop();
                 }
+                warm_the_model(&ctx);
             }
             "transcript.early"
                 if event.data["source"] == "listen" && ctx.config.config.assistant.speculative =>
@@ -183,6 +185,21 @@ pub async fn run(ctx: Arc<Context>) {
     if let Some(turn) = running.take() {
         turn.cancel.cancel();
     }
+}
+
+/// A question usually follows the wake word: when the language model may
+/// write its answer, it starts loading now, while the question is spoken
+/// (the backend decides whether that is free; see [`crate::llm::Llm::warm`]).
+fn warm_the_model(ctx: &Arc<Context>) {
+    let Some(llm) = ctx.llm.clone() else { return };
+    if ctx.rag.enabled() && ctx.config.config.rag.answer_mode == AnswerMode::Extractive {
+        return;
+    }
+    tokio::spawn(async move {
+        if let Err(e) = llm.warm().await {
+            tracing::debug!(error = %e, "the language model could not be warmed");
+        }
+    });
 }
 
 /// Starts the turn answering `transcript` (a `transcript.final`, or a
