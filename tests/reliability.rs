@@ -17,7 +17,7 @@ use support::{Conn, Daemon};
 const EVENTS: &[&str] = &[
     "wake.",
     "speech.",
-    "transcript.final",
+    "transcript.",
     "assistant.",
     "listen.error",
     "engine.state",
@@ -27,6 +27,11 @@ fn subscribe(daemon: &Daemon) -> Conn {
     let mut events = daemon.connect().with_timeout(240);
     events.ok("subscribe", json!({ "events": EVENTS }));
     events
+}
+
+/// A transcript of a whole utterance (one that can start a turn).
+fn transcript(event: &str) -> bool {
+    event == "transcript.early" || event == "transcript.final"
 }
 
 fn answer_of(seen: &[(String, Value)]) -> String {
@@ -105,12 +110,15 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
 
     send_pcm(&mut control, &voice::woken(&wake, &question));
     // The question is transcribed and the model is asked: kill its worker
-    // the moment it starts working on the answer.
+    // the moment it starts working on the answer (the wake word may have
+    // made it busy before that, loading the model while the question was
+    // said).
     let mut seen = Vec::new();
     let pid = loop {
         seen.extend(events_until(&mut events, "engine.state", &daemon));
         let state = last(&seen, "engine.state");
-        if state["engine"] == "llm" && state["state"] == "busy" {
+        let transcribed = seen.iter().any(|(name, _)| transcript(name));
+        if transcribed && state["engine"] == "llm" && state["state"] == "busy" {
             break state["pid"].as_u64().unwrap();
         }
     };
@@ -118,7 +126,12 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
     rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
 
     // Evented and spoken.
-    let heard = last(&seen, "transcript.final").clone();
+    let heard = seen
+        .iter()
+        .rev()
+        .find(|(name, _)| transcript(name))
+        .map(|(_, data)| data.clone())
+        .unwrap();
     let seen = events_until_failing_on(
         &mut events,
         "assistant.error",

@@ -146,15 +146,13 @@ impl Ask {
         } else {
             // The model loads while the notes are searched: after an idle
             // unload, or on a profile that runs one engine at a time, its
-            // start is most of the time to the first token.
-            let model = llm(ctx).filter(|_| mode != AnswerMode::Extractive);
-            let (prepared, mut loaded) = tokio::join!(ctx.rag.prepare(&question), async {
-                match &model {
-                    Some(llm) => Some(llm.info().await),
-                    None => None,
-                }
-            });
-            let prepared = prepared.map_err(internal)?;
+            // start is most of the time to the first token. A task of its
+            // own, so that an answer without the model (an abstention)
+            // does not wait for the load.
+            let mut loading = llm(ctx)
+                .filter(|_| mode != AnswerMode::Extractive)
+                .map(|llm| tokio::spawn(async move { llm.info().await }));
+            let prepared = ctx.rag.prepare(&question).await.map_err(internal)?;
             best_score = Some(prepared.best_score);
             if prepared.sources.is_empty() || prepared.best_score < cfg.rag.min_score {
                 let a = Answer::abstain();
@@ -183,8 +181,10 @@ impl Ask {
                     (mode, Some(llm)) => {
                         let sources = answer::prompt_sources(&prepared.sources, &prepared.dropped);
                         let outcome = async {
-                            let info = match loaded.take() {
-                                Some(info) => info?,
+                            let info = match loading.take() {
+                                Some(task) => task.await.map_err(|e| {
+                                    LlmError::Model(format!("loading the model failed: {e}"))
+                                })??,
                                 None => llm.info().await?,
                             };
                             let bare =
