@@ -36,10 +36,13 @@
 //!   its RSS now and its engine's need: the configured `memory_mb` until a
 //!   worker of the engine has served a request, then the largest peak RSS
 //!   measured of its workers (so engines whose real sizes fit stay
-//!   resident together, where the estimates alone would take turns). Before an engine starts, idle resident engines are
-//!   stopped, least recently used first; busy ones are waited for (their
-//!   queued requests first), then stopped. An engine that cannot fit even
-//!   alone fails with [`EngineError::TooBigForBudget`].
+//!   resident together, where the estimates alone would take turns).
+//!   Before an engine starts, idle resident engines are stopped, least
+//!   recently used first; busy ones are waited for (their queued requests
+//!   first), then stopped. An engine that cannot fit even alone fails with
+//!   [`EngineError::TooBigForBudget`]. [`Host::all_fit`] tells a caller
+//!   whether starting an engine early (warming it) can never cost another
+//!   its place.
 //! - **Shutdown**: [`Host::shutdown`] sends `stop` to every worker, closes
 //!   its stdin, waits two seconds, then kills it, and reaps it. Children are
 //!   also spawned with `kill_on_drop` and in their own process group.
