@@ -110,16 +110,24 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
 
     send_pcm(&mut control, &voice::woken(&wake, &question));
     // The question is transcribed and the model is asked: kill its worker
-    // the moment it starts working on the answer (the wake word may have
-    // made it busy before that, loading the model while the question was
-    // said).
+    // the moment it starts writing the answer. After the transcript, the
+    // answer makes the worker busy twice: `load` (the model's info; at once
+    // when the wake word has already loaded it), then `generate`.
     let mut seen = Vec::new();
     let pid = loop {
         seen.extend(events_until(&mut events, "engine.state", &daemon));
-        let state = last(&seen, "engine.state");
-        let transcribed = seen.iter().any(|(name, _)| transcript(name));
-        if transcribed && state["engine"] == "llm" && state["state"] == "busy" {
-            break state["pid"].as_u64().unwrap();
+        let Some(asked) = seen.iter().position(|(name, _)| transcript(name)) else {
+            continue;
+        };
+        let busy: Vec<&Value> = seen[asked..]
+            .iter()
+            .filter(|(name, data)| {
+                name == "engine.state" && data["engine"] == "llm" && data["state"] == "busy"
+            })
+            .map(|(_, data)| data)
+            .collect();
+        if let [_, generating] = busy[..] {
+            break generating["pid"].as_u64().unwrap();
         }
     };
     let target = rustix::process::Pid::from_raw(pid as i32).unwrap();
