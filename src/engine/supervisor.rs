@@ -406,10 +406,12 @@ impl Supervisor {
     /// configured `memory_mb` (an estimate; where no peak can be read, it
     /// stays the figure).
     pub(crate) fn need_mb(&self) -> u64 {
-        match self.measured_mb.load(Ordering::SeqCst) {
-            0 => self.cfg.memory_mb,
-            measured => measured,
-        }
+        self.measured_mb().unwrap_or(self.cfg.memory_mb)
+    }
+
+    /// The largest peak RSS measured of this engine's workers, if any.
+    fn measured_mb(&self) -> Option<u64> {
+        Some(self.measured_mb.load(Ordering::SeqCst)).filter(|&mb| mb > 0)
     }
 
     /// The current worker, if any.
@@ -448,10 +450,7 @@ impl Supervisor {
             pid,
             rss_bytes: pid.and_then(|p| rss.rss_bytes(p)),
             memory_mb: self.cfg.memory_mb,
-            measured_mb: match self.measured_mb.load(Ordering::SeqCst) {
-                0 => None,
-                measured => Some(measured),
-            },
+            measured_mb: self.measured_mb(),
             restarts: slot.restarts,
             last_error: slot.last_error.clone(),
             queued: self.queued.load(Ordering::SeqCst),

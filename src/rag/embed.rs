@@ -166,31 +166,24 @@ impl Pool {
         self.embedder.dim()
     }
 
-    /// Embeds `texts` in batches off the async threads; the vectors come
-    /// back in the order of `texts`. A batch is padded to its longest text,
-    /// so texts are batched shortest first: short sentences never pay for a
-    /// long paragraph's length.
+    /// Embeds `texts` in batches off the async threads.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for batch in order.chunks(self.batch) {
+        let mut out = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(self.batch) {
             let _permit = self
                 .permits
                 .acquire()
                 .await
                 .map_err(|e| EmbedError::Run(e.to_string()))?;
             let embedder = self.embedder.clone();
-            let batch_texts: Vec<String> = batch.iter().map(|&i| texts[i].clone()).collect();
+            let batch = batch.to_vec();
             let vectors = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&str> = batch_texts.iter().map(String::as_str).collect();
+                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
                 embedder.embed(&refs)
             })
             .await
             .map_err(|e| EmbedError::Run(e.to_string()))??;
-            for (&i, vector) in batch.iter().zip(vectors) {
-                out[i] = vector;
-            }
+            out.extend(vectors);
         }
         Ok(out)
     }

@@ -531,11 +531,7 @@ impl Rag {
                         .map(|x| chunk::sentence_embed_text(&s.heading, &x.text))
                 })
                 .collect();
-            let mut fresh = if missing.is_empty() {
-                Vec::new().into_iter()
-            } else {
-                pool.embed(missing).await?.into_iter()
-            };
+            let mut fresh = pool.embed(missing).await?.into_iter();
             for (s, source) in sources.iter_mut().enumerate() {
                 sentence_vectors[s] = source
                     .sentences
