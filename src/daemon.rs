@@ -63,7 +63,11 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
 
     let events = Events::new(EVENT_BACKLOG);
     let metrics = Metrics::new();
-    let engines = engine::Host::new(&config.config.engines, events.clone());
+    let engines = engine::Host::new(
+        &config.config.engines,
+        events.clone(),
+        engine::Host::sizes_file(),
+    );
     // Always present: with no model installed it answers `NoModel`, which
     // `ask` turns into the extractive fallback (auto) or a clear error, and
     // `reload` picks up a model pulled while the daemon runs.

@@ -66,7 +66,7 @@ fn config(stt_args: &[&str], llm_args: &[&str]) -> EnginesConfig {
 }
 
 fn host(cfg: &EnginesConfig) -> Host {
-    Host::new(cfg, Events::new(64))
+    Host::new(cfg, Events::new(64), None)
 }
 
 fn echo(data: serde_json::Value) -> Frame {
@@ -139,7 +139,7 @@ async fn streamed_replies_arrive_in_order() {
 async fn spawns_on_demand_and_reports_pid_rss_and_events() {
     let events = Events::new(64);
     let mut rx = events.subscribe();
-    let host = Host::new(&config(&["--alloc-mb", "16"], &[]), events);
+    let host = Host::new(&config(&["--alloc-mb", "16"], &[]), events, None);
     let before = status_of(&host, "stt");
     assert_eq!(before.state, EngineState::Stopped);
     assert_eq!(before.pid, None);
@@ -525,6 +525,71 @@ async fn engines_whose_measured_sizes_fit_stay_resident_together() {
     assert_eq!(status_of(&host, "stt").pid, stt.pid, "stt kept its worker");
     assert!(alive(stt.pid.unwrap()));
     assert!(budget.used_mb <= 300, "{budget:?}");
+    host.shutdown().await;
+}
+
+/// A size measured on a model is remembered across restarts of the host,
+/// for that model only: after a restart the budget counts it before any
+/// request, while another model, or the same file re-pulled, starts again
+/// from the estimate (here far too large for the budget).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn measured_sizes_are_remembered_per_model_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sizes = dir.path().join("cache/voxd/engine-sizes.json");
+    let (model, other) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+    std::fs::write(&model, b"weights").expect("model");
+    std::fs::write(&other, b"other weights").expect("model");
+    let mut cfg = config(&["--alloc-mb", "40"], &[]);
+    cfg.memory_budget_mb = 2000;
+    cfg.stt.memory_mb = 10_000;
+    let on = |path: &Path| echo(json!({ "model": path }));
+    let serve = |host: &Host, path: &Path| {
+        let (host, request) = (host.clone(), on(path));
+        async move { within(async { host.request("stt", request).await?.collect().await }).await }
+    };
+    let too_big = |result: Result<Vec<Frame>, EngineError>| {
+        matches!(
+            result,
+            Err(EngineError::TooBigForBudget {
+                memory_mb: 10_000,
+                ..
+            })
+        )
+    };
+
+    // Measured once without a budget: its estimate alone does not fit.
+    let mut open = cfg.clone();
+    open.memory_budget_mb = 0;
+    let host = Host::new(&open, Events::new(64), Some(sizes.clone()));
+    serve(&host, &model).await.expect("served");
+    let measured = status_of(&host, "stt").measured_mb.expect("measured");
+    assert!((40..200).contains(&measured), "{measured} MiB");
+    host.shutdown().await;
+
+    let host = Host::new(&cfg, Events::new(64), Some(sizes.clone()));
+    assert_eq!(status_of(&host, "stt").measured_mb, Some(measured));
+    assert_eq!(status_of(&host, "llm").measured_mb, None);
+    assert!(host.all_fit(), "{:?}", host.budget());
+    serve(&host, &model)
+        .await
+        .expect("admitted by its remembered size");
+    host.stop("stt").await.expect("stopped");
+    assert!(
+        too_big(serve(&host, &other).await),
+        "another model is estimated"
+    );
+    serve(&host, &model).await.expect("the first model again");
+    host.shutdown().await;
+
+    std::fs::write(&model, b"re-pulled weights").expect("model");
+    let host = Host::new(&cfg, Events::new(64), Some(sizes));
+    assert_eq!(status_of(&host, "stt").measured_mb, None);
+    assert!(!host.all_fit());
+    assert!(
+        too_big(serve(&host, &model).await),
+        "a changed file is estimated"
+    );
     host.shutdown().await;
 }
 

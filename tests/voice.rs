@@ -263,35 +263,65 @@ fn llm_resident(control: &mut support::Conn) -> bool {
 
 #[test]
 fn the_wake_word_warms_the_language_model_only_where_every_engine_fits() {
-    for (budget, warmed) in [(0, true), (800, false)] {
-        // 800 MiB (the tiny profile's): the daemon beside the estimates
-        // of Whisper (250) and the model (430) does not fit, so warming the
-        // model now could cost Whisper its place when the question comes.
-        let daemon = Daemon::start_in(voice::thinking_home(&format!(
-            "[engines]\nmemory_budget_mb = {budget}\n"
-        )));
-        let mut control = daemon.connect().with_timeout(240);
-        support::wait_for_notes(&mut control, 5);
-        let dir = daemon.home.path().to_path_buf();
-        let wake = speech(&mut control, &dir, "Hey Jarvis.");
-        let mut events = daemon.connect().with_timeout(240);
-        events.ok("subscribe", json!({ "events": ["wake.detected"] }));
-        assert!(!llm_resident(&mut control));
+    let home =
+        |budget: u32| voice::thinking_home(&format!("[engines]\nmemory_budget_mb = {budget}\n"));
+    // No budget: the model loads as soon as the wake word is heard.
+    let daemon = Daemon::start_in(home(0));
+    assert!(wake_warms_the_model(&daemon));
 
-        // The wake word alone: no question follows.
-        let mut audio = silence(0.5);
-        audio.extend(&wake);
-        audio.extend(silence(1.0));
-        send_pcm(&mut control, &audio);
-        events_until(&mut events, "wake.detected", &daemon);
-        if warmed {
-            support::wait_until("the model is loaded", || {
-                control.ok("status", json!({}))["llm"]["model"].is_object()
-            });
-            assert!(llm_resident(&mut control));
-        } else {
-            std::thread::sleep(std::time::Duration::from_secs(2));
-            assert!(!llm_resident(&mut control), "budget {budget} MiB");
-        }
+    // 800 MiB (the tiny profile's): the daemon beside the estimates of
+    // Whisper (250) and the model (430) does not fit, so warming the model
+    // now could cost Whisper its place when the question comes.
+    let mut daemon = Daemon::start_in(home(800));
+    assert!(!wake_warms_the_model(&daemon));
+
+    // Once both engines have run, the budget counts their measured sizes,
+    // which fit; they are remembered, so the first wake word after a
+    // restart warms the model.
+    let mut control = daemon.connect().with_timeout(240);
+    let question = speech(
+        &mut control,
+        daemon.home.path(),
+        "What is the wifi password?",
+    );
+    let wav = daemon.home.path().join("question.wav");
+    support::write_wav(&wav, &question);
+    control.ok("transcribe", json!({ "path": wav }));
+    control.ok("generate", json!({ "prompt": "The wifi", "max_tokens": 2 }));
+    daemon.restart();
+    let status = daemon.connect().ok("status", json!({}));
+    for name in ["stt", "llm"] {
+        let engine = voice::engine(&status, name);
+        assert!(engine["measured_mb"].as_u64() > Some(0), "{engine}");
+        assert!(engine["pid"].is_null(), "{engine}");
     }
+    assert!(wake_warms_the_model(&daemon), "{}", status["budget"]);
+}
+
+/// Says the wake word alone (no question follows) and tells whether the
+/// model loads.
+fn wake_warms_the_model(daemon: &Daemon) -> bool {
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let wake = speech(&mut control, daemon.home.path(), "Hey Jarvis.");
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok("subscribe", json!({ "events": ["wake.detected"] }));
+    assert!(!llm_resident(&mut control));
+    let mut audio = silence(0.5);
+    audio.extend(&wake);
+    audio.extend(silence(1.0));
+    send_pcm(&mut control, &audio);
+    events_until(&mut events, "wake.detected", daemon);
+    // Warming starts its worker at once; give it two seconds to show up.
+    let started = std::time::Instant::now();
+    while !llm_resident(&mut control) {
+        if started.elapsed() > std::time::Duration::from_secs(2) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    support::wait_until("the model is loaded", || {
+        control.ok("status", json!({}))["llm"]["model"].is_object()
+    });
+    true
 }

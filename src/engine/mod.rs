@@ -33,10 +33,12 @@
 //!   ([`EngineError::Failed`]) until [`Host::start`] is called explicitly.
 //! - **Memory budget** (`memory_budget_mb`, 0 = none): the daemon's own RSS
 //!   plus every resident worker must fit. A worker counts as the larger of
-//!   its RSS now and its engine's need: the configured `memory_mb` until a
-//!   worker of the engine has served a request, then the largest peak RSS
-//!   measured of its workers (so engines whose real sizes fit stay
-//!   resident together, where the estimates alone would take turns).
+//!   its RSS now and its engine's need: the largest peak RSS measured of its
+//!   workers on what they run (the `model` a request names), else the
+//!   configured `memory_mb`, an estimate. So engines whose real sizes fit
+//!   stay resident together, where the estimates alone would take turns.
+//!   Measured sizes are remembered per model across restarts (`sizes.rs`),
+//!   so the first question after a start is budgeted as well as the next.
 //!   Before an engine starts, idle resident engines are stopped, least
 //!   recently used first; busy ones are waited for (their queued requests
 //!   first), then stopped. An engine that cannot fit even alone fails with
@@ -50,6 +52,7 @@
 mod budget;
 mod reply;
 mod rss;
+mod sizes;
 mod supervisor;
 mod worker;
 
@@ -239,8 +242,11 @@ impl Drop for Inner {
 
 impl Host {
     /// A host for the engines in `cfg`; no worker starts until needed.
-    pub fn new(cfg: &EnginesConfig, events: Events) -> Host {
+    /// Engine sizes measured are remembered in the file `sizes` (else for
+    /// the host's life only); see [`Host::sizes_file`].
+    pub fn new(cfg: &EnginesConfig, events: Events, sizes: Option<PathBuf>) -> Host {
         let settings = Arc::new(Settings::from_config(cfg));
+        let sizes = Arc::new(sizes::SizeBook::open(sizes));
         let engines = cfg
             .workers()
             .into_iter()
@@ -250,6 +256,7 @@ impl Host {
                     worker,
                     settings.clone(),
                     events.clone(),
+                    sizes.clone(),
                 ))
             })
             .collect();
@@ -262,6 +269,12 @@ impl Host {
                 shutting_down: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Where the daemon remembers engine sizes:
+    /// `$XDG_CACHE_HOME/voxd/engine-sizes.json`.
+    pub fn sizes_file() -> Option<PathBuf> {
+        crate::models::xdg_dir("XDG_CACHE_HOME", ".cache").map(|c| c.join("voxd/engine-sizes.json"))
     }
 
     fn engine(&self, name: &str) -> Result<Arc<Supervisor>, EngineError> {
@@ -316,6 +329,7 @@ impl Host {
             sup.turn.clone().lock_owned().await
         };
         self.check_running()?;
+        sup.set_workload(request.data.get("model"));
         let worker = self.ensure_ready(&sup).await?;
         let Some(mut inbox) = worker.take_inbox() else {
             return Err(reply::ended_error(name, &worker).await);

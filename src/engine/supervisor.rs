@@ -1,7 +1,7 @@
 //! One engine's supervision: its state machine, the worker it runs now,
 //! start-up, crash handling with backoff, health checks and idle stop.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use voxd_proto::kind;
 
 use super::rss::{mib_ceil, RssProbe};
+use super::sizes::{SizeBook, Workload};
 use super::worker::{resolve_command, EndReason, Worker};
 use super::{EngineError, EngineState, EngineStatus};
 use crate::config::{EnginesConfig, WorkerConfig};
@@ -103,9 +104,11 @@ pub(crate) struct Supervisor {
     /// Held by whoever talks to the worker: one request at a time, FIFO.
     pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
     queued: AtomicUsize,
-    /// The largest peak RSS measured of this engine's workers, in MiB (0:
-    /// none yet); see [`Supervisor::need_mb`].
-    measured_mb: AtomicU64,
+    /// What the workers run now, and the largest peak RSS measured of them
+    /// on it, in MiB (0: none yet); see [`Supervisor::need_mb`].
+    workload: Mutex<(Workload, u64)>,
+    /// Sizes measured per workload, also in earlier runs.
+    sizes: Arc<SizeBook>,
     slot: Mutex<Slot>,
     /// Wakes the health/idle monitor on every state change.
     state_tx: watch::Sender<EngineState>,
@@ -126,7 +129,11 @@ impl Supervisor {
         cfg: WorkerConfig,
         settings: Arc<Settings>,
         events: Events,
+        sizes: Arc<SizeBook>,
     ) -> Supervisor {
+        let workload = sizes
+            .last(name)
+            .unwrap_or((Workload::of(serde_json::Value::Null), 0));
         Supervisor {
             name: name.to_owned(),
             cfg,
@@ -134,7 +141,8 @@ impl Supervisor {
             events,
             turn: Arc::new(tokio::sync::Mutex::new(())),
             queued: AtomicUsize::new(0),
-            measured_mb: AtomicU64::new(0),
+            workload: Mutex::new(workload),
+            sizes,
             state_tx: watch::Sender::new(EngineState::Stopped),
             slot: Mutex::new(Slot {
                 state: EngineState::Stopped,
@@ -385,8 +393,12 @@ impl Supervisor {
     /// and a request served), which the budget counts from then on.
     pub(crate) fn end_request(&self, worker: &Arc<Worker>, healthy: bool) {
         if healthy {
-            if let Some(peak) = super::rss::peak_rss_bytes(worker.pid()) {
-                self.measured_mb.fetch_max(mib_ceil(peak), Ordering::SeqCst);
+            if let Some(peak) = super::rss::peak_rss_bytes(worker.pid()).map(mib_ceil) {
+                let mut workload = self.workload();
+                if peak > workload.1 {
+                    workload.1 = peak;
+                    self.sizes.record(&self.name, &workload.0, peak);
+                }
             }
         }
         let mut slot = self.slot();
@@ -401,17 +413,35 @@ impl Supervisor {
         }
     }
 
+    fn workload(&self) -> MutexGuard<'_, (Workload, u64)> {
+        self.workload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes what the next request runs (its `data.model`): from a
+    /// workload to another, the budget counts the size measured on the new
+    /// one, now or in an earlier run, else the estimate.
+    pub(crate) fn set_workload(&self, model: Option<&serde_json::Value>) {
+        let model = model.cloned().unwrap_or_default();
+        let mut workload = self.workload();
+        if workload.0.model != model {
+            let next = Workload::of(model);
+            let mb = self.sizes.switch_to(&self.name, &next);
+            *workload = (next, mb);
+        }
+    }
+
     /// What the budget counts this engine as, in MiB: the largest peak RSS
-    /// measured of its workers once one has served a request, else the
-    /// configured `memory_mb` (an estimate; where no peak can be read, it
-    /// stays the figure).
+    /// measured of its workers on what they run now (in this run, or
+    /// remembered from an earlier one), else the configured `memory_mb` (an
+    /// estimate; where no peak can be read, it stays the figure).
     pub(crate) fn need_mb(&self) -> u64 {
         self.measured_mb().unwrap_or(self.cfg.memory_mb)
     }
 
-    /// The largest peak RSS measured of this engine's workers, if any.
+    /// The largest peak RSS measured of this engine's workers on their
+    /// current workload, if any.
     fn measured_mb(&self) -> Option<u64> {
-        Some(self.measured_mb.load(Ordering::SeqCst)).filter(|&mb| mb > 0)
+        Some(self.workload().1).filter(|&mb| mb > 0)
     }
 
     /// The current worker, if any.

@@ -242,20 +242,30 @@ impl Daemon {
     }
 
     fn spawn(home: Home, env: &[(&str, &str)], args: &[&str]) -> Daemon {
+        let child = Daemon::serve(&home, env, args);
+        let mut daemon = Daemon { home, child };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn serve(home: &Home, env: &[(&str, &str)], args: &[&str]) -> Child {
         let log = fs::File::create(home.path().join("voxd.log")).unwrap();
         let mut serve = vec!["serve", "--log-format", "text"];
         serve.extend_from_slice(args);
-        let child = home
-            .voxd(&serve)
+        home.voxd(&serve)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        let mut daemon = Daemon { home, child };
-        daemon.wait_ready();
-        daemon
+            .unwrap()
+    }
+
+    /// Stops the daemon (SIGTERM) and starts it again in the same home.
+    pub fn restart(&mut self) {
+        assert!(self.terminate().success(), "{}", self.log());
+        self.child = Daemon::serve(&self.home, &[], &[]);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
