@@ -5,7 +5,8 @@ stage, on one profile (default `tiny`).
 
     python3 bench/latency.py [--voxd PATH] [--profile tiny] [--runs 5]
                              [--mode extractive|auto|generative]
-                             [--hangover-ms 700] [--gap-s 1] [--set stt.fit_audio_ctx=false]
+                             [--hangover-ms 700] [--gap-s 1] [--restarts N]
+                             [--set stt.fit_audio_ctx=false]
 
 A fresh daemon (temporary home, the test model store, the fixture notes
 in tests/fixtures/notes) listens on its socket PCM source; this script
@@ -95,6 +96,8 @@ def main():
     ap.add_argument("--gap-s", type=float, default=1.0,
                     help="quiet between questions; longer than engines.idle_unload_secs "
                          "makes every question start its engines cold")
+    ap.add_argument("--restarts", type=int, default=0,
+                    help="then restart the daemon this many times, asking one question after each")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a config override (VOXD_SECTION_KEY), e.g. stt.fit_audio_ctx=false")
     args = ap.parse_args()
@@ -115,86 +118,131 @@ def main():
         f'[assistant]\nsession = ""\nfollowup_secs = 0\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
-    env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"))
+    env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"),
+               XDG_CACHE_HOME=str(home / "cache"))
     for override in args.set:
         key, _, value = override.partition("=")
         env["VOXD_" + key.replace(".", "_").upper()] = value
     (home / "run").mkdir(mode=0o700)
-    log = open(home / "voxd.log", "w")
-    daemon = subprocess.Popen([args.voxd, "--config", str(config), "serve"], env=env, stderr=log)
-    sock = home / "run/voxd/voxd.sock"
+    daemon = Daemon(args.voxd, config, env, home)
     try:
+        rows = []
+        for i in range(args.runs):
+            rows.append(daemon.ask(QUESTIONS[i % len(QUESTIONS)], hangover_ms))
+            time.sleep(args.gap_s)
+        report(args, f"{args.runs} questions", rows)
+        firsts = []
+        for i in range(args.restarts):
+            daemon.restart()
+            firsts.append(daemon.ask(QUESTIONS[i % len(QUESTIONS)], hangover_ms))
+        if firsts:
+            report(args, f"the first question after each of {args.restarts} restarts", firsts)
+    finally:
+        daemon.stop()
+
+
+class Daemon:
+    """`voxd serve` in the bench's home, with a control and an events connection."""
+
+    def __init__(self, voxd, config, env, home):
+        self.argv, self.env, self.home = [voxd, "--config", str(config), "serve"], env, home
+        self.clips, self.clip_utterances = {}, set()
+        self.start()
+
+    def start(self):
+        self.log = open(self.home / "voxd.log", "a")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stderr=self.log)
+        sock = self.home / "run/voxd/voxd.sock"
         for _ in range(200):
             if sock.exists():
                 break
             time.sleep(0.05)
-        control, events = Conn(sock), Conn(sock)
-        while control.call("notes", action="status")["indexing"] or not control.call("notes", action="status")["files"]:
+        self.control, events = Conn(sock), Conn(sock)
+        while (self.control.call("notes", action="status")["indexing"]
+               or not self.control.call("notes", action="status")["files"]):
             time.sleep(0.2)
         events.call("subscribe", events=["speech.end", "speech.chunk", "transcript.early", "transcript.final",
                                          "assistant.reply", "listen.error", "assistant.error"])
         # Events are timed as they arrive, while the audio is still being
         # sent (reading them only after it, they all seemed to arrive at once).
-        arrivals = queue.Queue()
+        self.arrivals = queue.Queue()
 
-        def read_events():
+        def read_events(arrivals):
             for line in events.lines:
                 msg = json.loads(line)
                 arrivals.put((msg.get("event"), msg.get("data", {}), time.monotonic()))
 
-        threading.Thread(target=read_events, daemon=True).start()
-        rows = []
-        for i in range(args.runs):
-            question = QUESTIONS[i % len(QUESTIONS)]
-            clip = home / f"q{i}.wav"
-            said = control.call("say", text=f"Hey Jarvis. {question}", out=str(clip))
-            rate, pcm = pcm_of(clip)
-            silence = b"\0\0" * (rate * 3 // 2)
-            audio = silence + pcm + silence * 2
-            step = rate // 10 * 2
-            started = time.monotonic()
-            for n, at in enumerate(range(0, len(audio), step)):
-                control.call("listen", action="audio", pcm=base64.b64encode(audio[at:at + step]).decode(), rate=rate)
-                time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
-            got = {}
-            while "assistant.reply" not in got:
-                name, data, at = arrivals.get(timeout=120)
-                if name in ("listen.error", "assistant.error"):
-                    sys.exit(f"{name}: {data}")
-                if name == "speech.chunk" and data.get("utterance") == said["utterance"]:
-                    continue  # the clip's own
-                got.setdefault(name, (data, at))
-            end, final = got["speech.end"][1], got["transcript.final"][1]
-            t = got["assistant.reply"][0]["timings"]
-            speech_end = end - hangover_ms / 1000
-            early = got.get("transcript.early", (None, None))[1]
-            row = {
-                "endpoint": hangover_ms,
-                "early": (early - speech_end) * 1000 if early else float("nan"),
-                "stt": (final - end) * 1000,
-                "token": t["first_token_ms"],
-                "synth": t["first_synth_ms"] or 0,
-                "held": t.get("held_ms") or 0,
-                "total": (got["speech.chunk"][1] - speech_end) * 1000,
-            }
-            rows.append(row)
-            llm = (got["assistant.reply"][0].get("ask") or {}).get("llm") or {}
-            model = (f"  (model: {llm['prompt_tokens']} prompt tokens, {llm['cached_tokens']} cached, "
-                     f"first token {llm['first_token_ms']:.0f} ms)" if llm else "")
-            print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()) + model,
-                  file=sys.stderr)
-            time.sleep(args.gap_s)
-        print(f"\nprofile {args.profile}, mode {args.mode}, hangover {hangover_ms} ms, gap {args.gap_s} s, "
-              f"{' '.join(args.set) or 'default config'}, {args.runs} questions, "
-              f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
-        print("| stage | median | worst |\n|---|---|---|")
-        for key in ["endpoint", "early", "stt", "token", "synth", "held", "total"]:
-            values = [r[key] for r in rows]
-            print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
+        threading.Thread(target=read_events, args=(self.arrivals,), daemon=True).start()
 
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+    def restart(self):
+        """A cold start on the same home: index, history and remembered
+        engine sizes stay; the clips are reused, so the voice is not warmed."""
+        self.stop()
+        self.clip_utterances.clear()  # the new daemon numbers utterances afresh
+        while (self.home / "run/voxd/voxd.sock").exists():
+            time.sleep(0.05)
+        self.start()
+
+    def clip(self, question):
+        if question not in self.clips:
+            path = self.home / f"q{len(self.clips)}.wav"
+            said = self.control.call("say", text=f"Hey Jarvis. {question}", out=str(path))
+            self.clip_utterances.add(said["utterance"])
+            self.clips[question] = pcm_of(path)
+        return self.clips[question]
+
+    def ask(self, question, hangover_ms):
+        """Speaks "Hey Jarvis. <question>" at real pace; the row of stage times."""
+        rate, pcm = self.clip(question)
+        silence = b"\0\0" * (rate * 3 // 2)
+        audio = silence + pcm + silence * 2
+        step = rate // 10 * 2
+        started = time.monotonic()
+        for n, at in enumerate(range(0, len(audio), step)):
+            self.control.call("listen", action="audio", pcm=base64.b64encode(audio[at:at + step]).decode(), rate=rate)
+            time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
+        got = {}
+        while "assistant.reply" not in got:
+            name, data, at = self.arrivals.get(timeout=120)
+            if name in ("listen.error", "assistant.error"):
+                sys.exit(f"{name}: {data}")
+            if name == "speech.chunk" and data.get("utterance") in self.clip_utterances:
+                continue  # a clip's own
+            got.setdefault(name, (data, at))
+        end, final = got["speech.end"][1], got["transcript.final"][1]
+        t = got["assistant.reply"][0]["timings"]
+        speech_end = end - hangover_ms / 1000
+        early = got.get("transcript.early", (None, None))[1]
+        row = {
+            "endpoint": hangover_ms,
+            "early": (early - speech_end) * 1000 if early else float("nan"),
+            "stt": (final - end) * 1000,
+            "token": t["first_token_ms"],
+            "synth": t["first_synth_ms"] or 0,
+            "held": t.get("held_ms") or 0,
+            "total": (got["speech.chunk"][1] - speech_end) * 1000,
+        }
+        llm = (got["assistant.reply"][0].get("ask") or {}).get("llm") or {}
+        model = (f"  (model: {llm['prompt_tokens']} prompt tokens, {llm['cached_tokens']} cached, "
+                 f"first token {llm['first_token_ms']:.0f} ms)" if llm else "")
+        print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()) + model,
+              file=sys.stderr)
+        return row
+
+
+def report(args, what, rows):
+    print(f"\nprofile {args.profile}, mode {args.mode}, hangover {args.hangover_ms} ms, gap {args.gap_s} s, "
+          f"{' '.join(args.set) or 'default config'}, {what}, "
+          f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
+    print("| stage | median | worst |\n|---|---|---|")
+    for key in ["endpoint", "early", "stt", "token", "synth", "held", "total"]:
+        values = [r[key] for r in rows]
+        print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
 
 if __name__ == "__main__":
     main()

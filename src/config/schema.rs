@@ -301,6 +301,9 @@ pub struct RagConfig {
     pub answer_mode: AnswerMode,
     pub top_k: usize,
     pub min_score: f32,
+    /// Sources scoring below this fraction of the best are left out of the
+    /// model's prompt.
+    pub prompt_relative_score: f32,
     pub max_file_kb: u64,
     pub debounce_ms: u64,
     pub embed_batch: usize,

@@ -110,6 +110,7 @@ pub async fn run(ctx: Arc<Context>) {
                 } else if ctx.speaker.active() > 0 {
                     ctx.speaker.stop();
                 }
+                ctx.speaker.warm();
                 warm_the_model(&ctx);
             }
             "transcript.early"

@@ -330,11 +330,20 @@ pub struct PromptSource {
     pub text: String,
 }
 
-/// The sources' text without their superseded sentences.
-pub fn prompt_sources(sources: &[Source], dropped: &HashSet<At>) -> Vec<PromptSource> {
+/// The sources the model reads, without their superseded sentences: those
+/// scoring at least `relative` times the best source's similarity (every
+/// token costs prefill time before the answer's first word, and a small
+/// model is easily led astray by a source that does not answer).
+pub fn prompt_sources(
+    sources: &[Source],
+    dropped: &HashSet<At>,
+    relative: f32,
+) -> Vec<PromptSource> {
+    let floor = sources.iter().map(|s| s.score).fold(0.0, f32::max) * relative.clamp(0.0, 1.0);
     sources
         .iter()
         .enumerate()
+        .filter(|(_, source)| source.score >= floor)
         .map(|(s, source)| {
             let text = source
                 .sentences
@@ -717,7 +726,31 @@ mod tests {
     }
 
     fn prompt(sources: &[Source]) -> Vec<PromptSource> {
-        prompt_sources(sources, &HashSet::new())
+        prompt_sources(sources, &HashSet::new(), 0.0)
+    }
+
+    #[test]
+    fn only_sources_near_the_best_reach_the_prompt() {
+        let scored = |n, name, score| Source {
+            score,
+            ..source(n, name, vec![sentence(name, 1, 1)])
+        };
+        // "What is the front door code?" over tests/fixtures/notes.
+        let sources = [
+            scored(1, "home.md", 0.701),
+            scored(2, "car.md", 0.246),
+            scored(3, "wifi.md", 0.36),
+            scored(4, "lemon-cake.md", 0.162),
+        ];
+        let names = |relative| -> Vec<String> {
+            prompt_sources(&sources, &HashSet::new(), relative)
+                .into_iter()
+                .map(|p| format!("[{}] {}", p.n, p.name))
+                .collect()
+        };
+        assert_eq!(names(0.5), ["[1] home.md", "[3] wifi.md"]);
+        assert_eq!(names(0.0).len(), 4);
+        assert_eq!(names(7.0), ["[1] home.md"], "never less than the best");
     }
 
     #[test]
@@ -882,7 +915,7 @@ mod tests {
         );
         assert_eq!(a.citations[0].line_start, 9);
         assert_eq!(a.flags, [Flag::NewerContentWins]);
-        let p = prompt_sources(&sources, &dropped);
+        let p = prompt_sources(&sources, &dropped, 0.5);
         assert!(!p[0].text.contains("4417"));
         // The old code is no longer supported.
         assert!(!support("4417", "door code?", &p).ok());

@@ -116,6 +116,13 @@ pub struct SayOutcome {
     pub withdrawn: bool,
 }
 
+/// What the speech thread is asked to do.
+enum Task {
+    Say(Job),
+    /// Load the default voice now, ahead of the reply that will need it.
+    Warm,
+}
+
 struct Job {
     id: u64,
     epoch: u64,
@@ -137,7 +144,7 @@ struct Shared {
 /// The daemon's voice: a handle to the speech thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Speaker {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Task>,
     shared: Arc<Shared>,
     max_text_bytes: usize,
 }
@@ -185,7 +192,8 @@ impl Utterance {
 }
 
 impl Speaker {
-    /// Starts the speech thread. Nothing is loaded until the first utterance.
+    /// Starts the speech thread. Nothing is loaded until the first utterance
+    /// (or [`Speaker::warm`]).
     pub fn new(config: &Config, events: Events, metrics: Pipeline) -> Speaker {
         let (jobs, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
@@ -224,6 +232,14 @@ impl Speaker {
         }
     }
 
+    /// Loads the default voice now, if it is not loaded yet, on the speech
+    /// thread (after what is queued there): a reply is coming, and its
+    /// first sentence should not wait for the voice (~0.4 s on a small
+    /// board, which would also compete with the model for the CPU).
+    pub fn warm(&self) {
+        let _ = self.jobs.send(Task::Warm);
+    }
+
     /// Queues a new utterance and returns its writer.
     pub fn open(&self, options: SayOptions) -> Result<Utterance, SpeakError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -242,7 +258,7 @@ impl Speaker {
             chunks: chunks_rx,
             done: done_tx,
         };
-        if self.jobs.send(job).is_err() {
+        if self.jobs.send(Task::Say(job)).is_err() {
             if audible {
                 self.shared.active.fetch_sub(1, Ordering::SeqCst);
             }
@@ -352,8 +368,18 @@ struct SpeechThread {
 }
 
 impl SpeechThread {
-    fn run(mut self, jobs: mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
+    fn run(mut self, tasks: mpsc::Receiver<Task>) {
+        while let Ok(task) = tasks.recv() {
+            let job = match task {
+                Task::Say(job) => job,
+                Task::Warm => {
+                    if let Err(e) = self.load_voice("") {
+                        // The utterance that needs it reports it.
+                        tracing::debug!(error = %e, "the voice could not be warmed");
+                    }
+                    continue;
+                }
+            };
             let id = job.id;
             let mut audible = job.options.hold.is_none();
             let result = self.speak(job.id, job.epoch, &job.options, &job.chunks, &mut audible);

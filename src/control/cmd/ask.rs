@@ -179,7 +179,11 @@ impl Ask {
                     }
                     (AnswerMode::Generative, None) => return Err(llm_error(LlmError::NoModel)),
                     (mode, Some(llm)) => {
-                        let sources = answer::prompt_sources(&prepared.sources, &prepared.dropped);
+                        let sources = answer::prompt_sources(
+                            &prepared.sources,
+                            &prepared.dropped,
+                            cfg.rag.prompt_relative_score,
+                        );
                         let outcome = async {
                             let info = match loading.take() {
                                 Some(task) => task.await.map_err(|e| {
