@@ -267,17 +267,18 @@ fn the_wake_word_warms_the_language_model_only_where_every_engine_fits() {
         |budget: u32| voice::thinking_home(&format!("[engines]\nmemory_budget_mb = {budget}\n"));
     // No budget: the model loads as soon as the wake word is heard.
     let daemon = Daemon::start_in(home(0));
-    assert!(wake_warms_the_model(&daemon));
+    let wake = speech(&mut daemon.connect(), daemon.home.path(), "Hey Jarvis.");
+    assert!(wake_warms_the_model(&daemon, &wake));
 
     // 800 MiB (the tiny profile's): the daemon beside the estimates of
     // Whisper (250) and the model (430) does not fit, so warming the model
     // now could cost Whisper its place when the question comes.
     let mut daemon = Daemon::start_in(home(800));
-    assert!(!wake_warms_the_model(&daemon));
+    assert!(!wake_warms_the_model(&daemon, &wake));
 
     // Once both engines have run, the budget counts their measured sizes,
     // which fit; they are remembered, so the first wake word after a
-    // restart warms the model.
+    // restart warms the model, and the voice that will speak its answer.
     let mut control = daemon.connect().with_timeout(240);
     let question = speech(
         &mut control,
@@ -295,20 +296,25 @@ fn the_wake_word_warms_the_language_model_only_where_every_engine_fits() {
         assert!(engine["measured_mb"].as_u64() > Some(0), "{engine}");
         assert!(engine["pid"].is_null(), "{engine}");
     }
-    assert!(wake_warms_the_model(&daemon), "{}", status["budget"]);
+    assert!(status["speech"]["voice"].is_null(), "{status}");
+    assert!(wake_warms_the_model(&daemon, &wake), "{}", status["budget"]);
+    let voice = daemon.connect().ok("status", json!({}))["speech"]["voice"].clone();
+    assert!(
+        voice.as_str().is_some_and(|v| v.contains("joe-medium")),
+        "{voice}"
+    );
 }
 
 /// Says the wake word alone (no question follows) and tells whether the
 /// model loads.
-fn wake_warms_the_model(daemon: &Daemon) -> bool {
+fn wake_warms_the_model(daemon: &Daemon, wake: &[f32]) -> bool {
     let mut control = daemon.connect().with_timeout(240);
     support::wait_for_notes(&mut control, 5);
-    let wake = speech(&mut control, daemon.home.path(), "Hey Jarvis.");
     let mut events = daemon.connect().with_timeout(240);
     events.ok("subscribe", json!({ "events": ["wake.detected"] }));
     assert!(!llm_resident(&mut control));
     let mut audio = silence(0.5);
-    audio.extend(&wake);
+    audio.extend(wake);
     audio.extend(silence(1.0));
     send_pcm(&mut control, &audio);
     events_until(&mut events, "wake.detected", daemon);
@@ -321,7 +327,8 @@ fn wake_warms_the_model(daemon: &Daemon) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     support::wait_until("the model is loaded", || {
-        control.ok("status", json!({}))["llm"]["model"].is_object()
+        let status = control.ok("status", json!({}));
+        status["llm"]["model"].is_object() && !status["speech"]["voice"].is_null()
     });
     true
 }

@@ -139,6 +139,8 @@ struct Shared {
     next_id: AtomicU64,
     /// Utterances opened over the socket and still receiving text.
     open: Mutex<HashMap<u64, Utterance>>,
+    /// The voice loaded, if any.
+    voice: Mutex<Option<PathBuf>>,
 }
 
 /// The daemon's voice: a handle to the speech thread. Cheap to clone.
@@ -202,6 +204,7 @@ impl Speaker {
             interrupter: Mutex::new(None),
             next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
+            voice: Mutex::new(None),
         });
         let max_text_bytes = config.tts.max_text_bytes;
         let config = config.clone();
@@ -349,6 +352,15 @@ impl Speaker {
     /// Utterances queued or being spoken (a held one once released).
     pub fn active(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// The voice loaded (its model directory or file), if any yet.
+    pub fn voice(&self) -> Option<PathBuf> {
+        self.shared
+            .voice
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -596,6 +608,7 @@ impl SpeechThread {
             self.tts.threads,
         )?;
         tracing::info!(voice = %path.display(), load_ms = started.elapsed().as_millis() as u64, "voice loaded");
+        *self.shared.voice.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.clone());
         self.voice = Some((path, loaded));
         Ok(())
     }

@@ -26,7 +26,7 @@ impl Status {
             "socket": ctx.socket,
             "queue_depth": ctx.in_flight.load(Ordering::Relaxed).saturating_sub(1),
             "connections": ctx.connections.load(Ordering::Relaxed),
-            "speech": { "active": ctx.speaker.active() },
+            "speech": { "active": ctx.speaker.active(), "voice": ctx.speaker.voice() },
             "rss_bytes": ctx.engines.daemon_rss_bytes(),
             "budget": ctx.engines.budget(),
             "engines": ctx.engines.status(),
