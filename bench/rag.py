@@ -3,6 +3,7 @@
 re-index time on a generated corpus, plus answer quality on the fixture.
 
     python3 bench/rag.py [--voxd PATH] [--notes N] [--queries Q] [--models DIR]
+                         [--quality-only] [--set SECTION.KEY=VALUE]...
 
 Runs the real daemon (`voxd serve --notes DIR`) with the real MiniLM
 embedder from the test model store (default ~/.cache/voxd/test-models, as
@@ -96,8 +97,12 @@ class Conn:
                 return msg
 
 
+OVERRIDES = {}  # VOXD_* config overrides from --set
+
+
 def start(voxd, home, notes, models):
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
+    env.update(OVERRIDES)
     env.update(HOME=home, XDG_RUNTIME_DIR=os.path.join(home, "run"),
                XDG_CONFIG_HOME=os.path.join(home, "config"),
                XDG_DATA_HOME=os.path.join(home, "data"),
@@ -197,11 +202,11 @@ def bench_quality(voxd, models):
         proc, conn, _ = start(voxd, home, notes, models)
         try:
             wait_indexed(conn, 5)
-            print("\n| mode | facts correct | citations correct | abstentions correct | note |")
-            print("|---|---|---|---|---|")
+            print("\n| mode | facts correct | citations correct | abstentions correct | prompt tokens (mean) | note |")
+            print("|---|---|---|---|---|---|")
             for mode in ("extractive", "auto", "generative"):
                 facts = cites = abst = 0
-                notes_col = set()
+                notes_col, tokens = set(), []
                 failed = None
                 for q, file, fact in FACTS:
                     r = conn.call("ask", question=q, mode=mode)
@@ -214,16 +219,19 @@ def bench_quality(voxd, models):
                     cites += any(c["name"] == file and c["line_start"] <= line <= c["line_end"]
                                  for c in res["citations"])
                     notes_col.update(res["flags"])
+                    if res.get("llm"):
+                        tokens.append(res["llm"]["prompt_tokens"])
                 for q in UNKNOWN:
                     if failed:
                         break
                     r = conn.call("ask", question=q, mode=mode)
                     abst += r["ok"] and r["result"]["mode"] == "abstained"
                 if failed:
-                    print(f"| {mode} | – | – | – | not run: {failed} |")
+                    print(f"| {mode} | – | – | – | – | not run: {failed} |")
                 else:
                     print(f"| {mode} | {facts}/{len(FACTS)} | {cites}/{len(FACTS)} | "
-                          f"{abst}/{len(UNKNOWN)} | flags: {', '.join(sorted(notes_col)) or '–'} |")
+                          f"{abst}/{len(UNKNOWN)} | {statistics.mean(tokens) if tokens else 0:.0f} | "
+                          f"flags: {', '.join(sorted(notes_col)) or '–'} |")
         finally:
             proc.terminate()
             proc.wait()
@@ -236,9 +244,16 @@ def main():
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--models", default=os.environ.get("VOXD_TEST_MODELS")
                     or os.path.expanduser("~/.cache/voxd/test-models"))
+    ap.add_argument("--quality-only", action="store_true", help="only the answer quality table")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a config override (VOXD_SECTION_KEY), e.g. rag.prompt_relative_score=0")
     args = ap.parse_args()
+    for override in args.set:
+        key, _, value = override.partition("=")
+        OVERRIDES["VOXD_" + key.replace(".", "_").upper()] = value
     rng = random.Random(11)
-    bench_corpus(args.voxd, args.models, args.notes, args.queries, rng)
+    if not args.quality_only:
+        bench_corpus(args.voxd, args.models, args.notes, args.queries, rng)
     bench_quality(args.voxd, args.models)
 
 
