@@ -641,10 +641,16 @@ fn ask_answers_generatively_checks_the_answer_and_reuses_the_prompt_prefix() {
                 .unwrap()
                 .contains(&json!("unsupported_replaced")));
             assert_eq!(resets, [json!({ "reason": "unsupported_replaced" })]);
-            assert!(answer["text"].as_str().unwrap().contains("kettle-47-moon"));
         }
         other => panic!("mode {other}: {answer:#}"),
     }
+    // Either way it is the right fact: the door code's note, which the
+    // model once answered from, scores too far below the wifi note to be
+    // in the prompt (rag.prompt_relative_score).
+    assert!(
+        answer["text"].as_str().unwrap().contains("kettle-47-moon"),
+        "{answer:#}"
+    );
     assert_citations_from_the_notes(answer, &notes);
     let status = conn.ok("status", json!({}));
     assert_eq!(status["llm"]["model"]["prompt_format"], "completion");
