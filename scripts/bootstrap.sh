@@ -4,7 +4,7 @@
 # checks, and builds incrementally.
 #
 #   bash scripts/bootstrap.sh run    # set up, pull the default models, run `voxd serve`
-#   bash scripts/bootstrap.sh test   # set up, then fmt + clippy + every test
+#   bash scripts/bootstrap.sh test   # set up, then fmt + clippy + docs + every test
 #
 # Environment:
 #   CARGO_TARGET_DIR  build directory (default: ~/.cache/voxd/target, outside
@@ -179,6 +179,8 @@ say "checking formatting"
 cargo fmt --all --check
 say "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+say "documentation (broken or private links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --document-private-items --locked
 say "building the workspace and its tests (tests start the worker binaries)"
 # --all-targets: the same feature set as `cargo test` below (dev-dependencies
 # unify features), so llama.cpp, whisper.cpp and espeak-ng build once, not twice.

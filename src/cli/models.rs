@@ -46,7 +46,7 @@ pub enum ModelsCommand {
     },
     /// Convert a CTranslate2 / faster-whisper Whisper directory (model.bin,
     /// config.json, vocabulary.txt or tokenizer.json) into whisper.cpp's ggml
-    /// format, installed as <store>/<ID>/ggml-model.bin.
+    /// format, installed as STORE/ID/ggml-model.bin.
     ///
     /// Use it with `stt.model = "ID"` (or a path to the file).
     Import {

@@ -12,9 +12,9 @@
 //!
 //! A new socket command is reachable at once through the generic
 //! `Call(command, args_json)` method; give it a typed method here (one line
-//! calling [`Assistant::run`]) when desktop callers want it. A new event
+//! calling `Assistant::run`) when desktop callers want it. A new event
 //! flows as the generic `Event(name, data_json)` signal without code; give
-//! it a typed signal in [`bridge`] when it deserves one.
+//! it a typed signal in `bridge` when it deserves one.
 
 mod error;
 

@@ -9,10 +9,10 @@
 //! - [`vad`]: Silero VAD speech probability per frame;
 //! - [`endpoint`]: speech segments from the probabilities (threshold,
 //!   hysteresis, minimum speech, end-of-speech hangover);
-//! - [`run`]: the small state machine (sleeping → armed by a wake word or a
+//! - `run`: the small state machine (sleeping → armed by a wake word or a
 //!   follow-up → utterance → sleeping) on the listening thread, with the
 //!   echo gate;
-//! - [`transcribe`]: the async task that sends each utterance to the
+//! - `transcribe`: the async task that sends each utterance to the
 //!   [`Stt`] engine: partial transcripts about every `stt.partial_interval_ms`
 //!   of speech, the final one when the utterance ends.
 //!

@@ -4,7 +4,7 @@
 //! and the language model), speaking the reply sentence by sentence while
 //! it is still being written, barge-in, and the per-stage timings of a
 //! turn. It reaches the rest of the daemon only through the
-//! [`Context`](crate::control::Context): the `ask` handler (via
+//! [`Context`]: the `ask` handler (via
 //! [`crate::control::call_streaming`]), the speaker, the notes index and the
 //! image store. It never talks to engines itself.
 //!

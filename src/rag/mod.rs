@@ -1,7 +1,7 @@
 //! Retrieval over the user's notes folders (markdown and plain text):
 //! [`chunk`] splits notes, [`embed`] runs the sentence embedder in-process,
 //! [`index`] stores everything in SQLite, [`rank`] fuses BM25 and cosine
-//! rankings, [`watch`] follows changes, and [`answer`] turns retrieved
+//! rankings, `watch` follows changes, and [`answer`] turns retrieved
 //! sources into grounded answers.
 //!
 //! [`Rag`] is the running service: one indexer task applies every change

@@ -1,6 +1,6 @@
 //! Living under a service manager: `voxd service install|uninstall|status`
-//! for a systemd user unit ([`systemd`], from `systemd/voxd.service`) or a
-//! launchd agent ([`launchd`], from `launchd/io.github.voxd.plist`), and the
+//! for a systemd user unit (`systemd`, from `systemd/voxd.service`) or a
+//! launchd agent (`launchd`, from `launchd/io.github.voxd.plist`), and the
 //! daemon's side of systemd's notify protocol ([`notify`]).
 //!
 //! It owns the unit/plist file in the user's service directory and runs

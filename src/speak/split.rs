@@ -331,7 +331,7 @@ fn url_at(s: &str) -> Option<usize> {
     (url.len() > scheme.len()).then_some(url.len())
 }
 
-/// The host of a URL: "https://docs.rs/tokio/x" → "docs.rs".
+/// The host of a URL: `https://docs.rs/tokio/x` → `docs.rs`.
 fn url_host(url: &str) -> &str {
     let no_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let host = no_scheme.split(['/', '?', '#']).next().unwrap_or(no_scheme);

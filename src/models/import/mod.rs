@@ -6,8 +6,8 @@
 //! are split into whisper.cpp's query/key/value tensors, names are mapped,
 //! 1-D tensors, conv biases and positional embeddings are written as f32 and
 //! the rest as f16 (what whisper.cpp's own converter writes). The mel filter
-//! bank is computed here ([`mel`]) and the GPT-2 byte-level vocabulary is
-//! decoded back to bytes ([`vocab`]).
+//! bank is computed here (`mel`) and the GPT-2 byte-level vocabulary is
+//! decoded back to bytes (`vocab`).
 //!
 //! It reads only the source directory and writes only the destination file,
 //! through a temp file in the same directory that is renamed into place once
