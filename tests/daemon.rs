@@ -274,6 +274,10 @@ fn client_commands_print_readable_output() {
     let (ok, out, _) = daemon.home.run(&["status"]);
     assert!(ok);
     assert!(out.contains("profile: tiny"), "{out}");
+    assert!(
+        out.contains("speech: 0 utterance(s) queued or playing, voice not loaded"),
+        "{out}"
+    );
     let (ok, out, _) = daemon.home.run(&["status", "--json"]);
     assert!(ok);
     let status: Value = serde_json::from_str(&out).unwrap();

@@ -49,6 +49,12 @@ fn render(s: &Value) -> String {
         Some(mb) => format!("budget {mb} MiB"),
     };
     out += &format!("memory: {} MiB in use, {limit}\n", budget["used_mb"]);
+    let speech = &s["speech"];
+    out += &format!(
+        "speech: {} utterance(s) queued or playing, voice {}\n",
+        speech["active"],
+        speech["voice"].as_str().unwrap_or("not loaded"),
+    );
     out += "engines:\n";
     for e in s["engines"].as_array().into_iter().flatten() {
         out += &format!(

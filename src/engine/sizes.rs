@@ -68,6 +68,20 @@ fn stamp_files(model: &Value, key: &mut String) {
     }
 }
 
+/// A workload and the largest peak RSS measured on it, in MiB (0: none yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Measured {
+    pub workload: Workload,
+    pub mb: u64,
+}
+
+impl Measured {
+    /// `workload`, not measured yet.
+    pub(crate) fn unmeasured(workload: Workload) -> Measured {
+        Measured { workload, mb: 0 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     engine: String,
@@ -117,13 +131,13 @@ impl SizeBook {
 
     /// `engine`'s most recent workload and its size (0: not measured), if
     /// its model files are unchanged since.
-    pub(crate) fn last(&self, engine: &str) -> Option<(Workload, u64)> {
+    pub(crate) fn last(&self, engine: &str) -> Option<Measured> {
         let entries = self.entries();
         let entry = entries.iter().find(|e| e.engine == engine)?;
-        entry
-            .workload
-            .is_current()
-            .then(|| (entry.workload.clone(), entry.mb))
+        entry.workload.is_current().then(|| Measured {
+            workload: entry.workload.clone(),
+            mb: entry.mb,
+        })
     }
 
     /// Makes `workload` `engine`'s most recent one and returns its size
@@ -207,8 +221,14 @@ mod tests {
         assert_eq!(book.switch_to("llm", &a), 315);
 
         let book = SizeBook::open(Some(path.clone()));
-        assert_eq!(book.last("llm"), Some((a.clone(), 315)));
-        assert_eq!(book.last("stt"), Some((Workload::of(Value::Null), 131)));
+        let measured = |workload: &Workload, mb| {
+            Some(Measured {
+                workload: workload.clone(),
+                mb,
+            })
+        };
+        assert_eq!(book.last("llm"), measured(&a, 315));
+        assert_eq!(book.last("stt"), measured(&Workload::of(Value::Null), 131));
 
         // The same path re-pulled is another workload.
         std::fs::write(&model, b"other weights").unwrap();
@@ -220,7 +240,7 @@ mod tests {
         let book = SizeBook::open(Some(path.clone()));
         assert_eq!(book.last("stt"), None);
         book.record("stt", &Workload::of(Value::Null), 120);
-        assert_eq!(SizeBook::open(Some(path)).last("stt").unwrap().1, 120);
+        assert_eq!(SizeBook::open(Some(path)).last("stt").unwrap().mb, 120);
     }
 
     #[test]

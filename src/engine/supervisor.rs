@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use voxd_proto::kind;
 
 use super::rss::{mib_ceil, RssProbe};
-use super::sizes::{SizeBook, Workload};
+use super::sizes::{Measured, SizeBook, Workload};
 use super::worker::{resolve_command, EndReason, Worker};
 use super::{EngineError, EngineState, EngineStatus};
 use crate::config::{EnginesConfig, WorkerConfig};
@@ -105,8 +105,8 @@ pub(crate) struct Supervisor {
     pub(crate) turn: Arc<tokio::sync::Mutex<()>>,
     queued: AtomicUsize,
     /// What the workers run now, and the largest peak RSS measured of them
-    /// on it, in MiB (0: none yet); see [`Supervisor::need_mb`].
-    workload: Mutex<(Workload, u64)>,
+    /// on it; see [`Supervisor::need_mb`].
+    current: Mutex<Measured>,
     /// Sizes measured per workload, also in earlier runs.
     sizes: Arc<SizeBook>,
     slot: Mutex<Slot>,
@@ -131,9 +131,9 @@ impl Supervisor {
         events: Events,
         sizes: Arc<SizeBook>,
     ) -> Supervisor {
-        let workload = sizes
+        let current = sizes
             .last(name)
-            .unwrap_or((Workload::of(serde_json::Value::Null), 0));
+            .unwrap_or_else(|| Measured::unmeasured(Workload::of(serde_json::Value::Null)));
         Supervisor {
             name: name.to_owned(),
             cfg,
@@ -141,7 +141,7 @@ impl Supervisor {
             events,
             turn: Arc::new(tokio::sync::Mutex::new(())),
             queued: AtomicUsize::new(0),
-            workload: Mutex::new(workload),
+            current: Mutex::new(current),
             sizes,
             state_tx: watch::Sender::new(EngineState::Stopped),
             slot: Mutex::new(Slot {
@@ -394,10 +394,10 @@ impl Supervisor {
     pub(crate) fn end_request(&self, worker: &Arc<Worker>, healthy: bool) {
         if healthy {
             if let Some(peak) = super::rss::peak_rss_bytes(worker.pid()).map(mib_ceil) {
-                let mut workload = self.workload();
-                if peak > workload.1 {
-                    workload.1 = peak;
-                    self.sizes.record(&self.name, &workload.0, peak);
+                let mut current = self.current();
+                if peak > current.mb {
+                    current.mb = peak;
+                    self.sizes.record(&self.name, &current.workload, peak);
                 }
             }
         }
@@ -413,8 +413,8 @@ impl Supervisor {
         }
     }
 
-    fn workload(&self) -> MutexGuard<'_, (Workload, u64)> {
-        self.workload.lock().unwrap_or_else(|e| e.into_inner())
+    fn current(&self) -> MutexGuard<'_, Measured> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Notes what the next request runs (its `data.model`): from a
@@ -422,11 +422,11 @@ impl Supervisor {
     /// one, now or in an earlier run, else the estimate.
     pub(crate) fn set_workload(&self, model: Option<&serde_json::Value>) {
         let model = model.cloned().unwrap_or_default();
-        let mut workload = self.workload();
-        if workload.0.model != model {
-            let next = Workload::of(model);
-            let mb = self.sizes.switch_to(&self.name, &next);
-            *workload = (next, mb);
+        let mut current = self.current();
+        if current.workload.model != model {
+            let workload = Workload::of(model);
+            let mb = self.sizes.switch_to(&self.name, &workload);
+            *current = Measured { workload, mb };
         }
     }
 
@@ -441,7 +441,7 @@ impl Supervisor {
     /// The largest peak RSS measured of this engine's workers on their
     /// current workload, if any.
     fn measured_mb(&self) -> Option<u64> {
-        Some(self.workload().1).filter(|&mb| mb > 0)
+        Some(self.current().mb).filter(|&mb| mb > 0)
     }
 
     /// The current worker, if any.
