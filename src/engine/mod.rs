@@ -106,7 +106,8 @@ pub struct EngineStatus {
     /// Configured memory need: what the budget counts until `measured_mb`.
     pub memory_mb: u64,
     /// The largest peak RSS measured of this engine's workers after a
-    /// request, in MiB: what the budget counts once known (Linux).
+    /// request on the model they run now (in this run or an earlier one),
+    /// in MiB: what the budget counts once known (Linux).
     pub measured_mb: Option<u64>,
     /// Restarts after crashes since the daemon started.
     pub restarts: u32,

@@ -69,8 +69,9 @@ fn stamp_files(model: &Value, key: &mut String) {
 }
 
 /// A workload and the largest peak RSS measured on it, in MiB (0: none yet).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Measured {
+    #[serde(flatten)]
     pub workload: Workload,
     pub mb: u64,
 }
@@ -86,9 +87,7 @@ impl Measured {
 struct Entry {
     engine: String,
     #[serde(flatten)]
-    workload: Workload,
-    /// Largest peak RSS measured, in MiB; 0 until one is.
-    mb: u64,
+    measured: Measured,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -133,11 +132,8 @@ impl SizeBook {
     /// its model files are unchanged since.
     pub(crate) fn last(&self, engine: &str) -> Option<Measured> {
         let entries = self.entries();
-        let entry = entries.iter().find(|e| e.engine == engine)?;
-        entry.workload.is_current().then(|| Measured {
-            workload: entry.workload.clone(),
-            mb: entry.mb,
-        })
+        let measured = &entries.iter().find(|e| e.engine == engine)?.measured;
+        measured.workload.is_current().then(|| measured.clone())
     }
 
     /// Makes `workload` `engine`'s most recent one and returns its size
@@ -157,15 +153,17 @@ impl SizeBook {
         let mut entries = self.entries();
         let old = entries
             .iter()
-            .position(|e| e.engine == engine && e.workload.key == workload.key)
+            .position(|e| e.engine == engine && e.measured.workload.key == workload.key)
             .map(|i| entries.remove(i));
-        let mb = f(old.as_ref().map_or(0, |e| e.mb));
+        let mb = f(old.as_ref().map_or(0, |e| e.measured.mb));
         entries.insert(
             0,
             Entry {
                 engine: engine.to_owned(),
-                workload: workload.clone(),
-                mb,
+                measured: Measured {
+                    workload: workload.clone(),
+                    mb,
+                },
             },
         );
         let mut kept = 0;
@@ -252,7 +250,7 @@ mod tests {
         book.record("stt", &Workload::of(Value::Null), 50);
         let entries = book.entries();
         assert_eq!(entries.iter().filter(|e| e.engine == "llm").count(), 8);
-        assert_eq!(entries[1].workload.model, json!({"context": 19}));
+        assert_eq!(entries[1].measured.workload.model, json!({"context": 19}));
         assert_eq!(entries[0].engine, "stt");
     }
 }
