@@ -11,13 +11,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::rag::answer::Turn;
-
 #[derive(Debug, thiserror::Error)]
 #[error("session history {path}: {source}")]
 pub struct HistoryError {
     path: PathBuf,
     source: rusqlite::Error,
+}
+
+/// One earlier turn of a conversation, as prompts show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Turn {
+    pub question: String,
+    pub answer: String,
 }
 
 /// One stored turn.
@@ -27,6 +32,15 @@ pub struct StoredTurn {
     pub answer: String,
     /// Unix seconds.
     pub at: u64,
+}
+
+impl From<StoredTurn> for Turn {
+    fn from(turn: StoredTurn) -> Turn {
+        Turn {
+            question: turn.question,
+            answer: turn.answer,
+        }
+    }
 }
 
 /// A session in the list.
@@ -156,7 +170,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 
 /// The newest turns that fit in `budget` tokens, oldest first: older turns
 /// are dropped first, and a turn is kept whole or not at all.
-pub fn trim_to_budget(turns: &[StoredTurn], budget: usize) -> Vec<Turn> {
+pub fn trim_to_budget(turns: &[Turn], budget: usize) -> Vec<Turn> {
     let mut used = 0;
     let mut kept = Vec::new();
     for turn in turns.iter().rev() {
@@ -166,10 +180,7 @@ pub fn trim_to_budget(turns: &[StoredTurn], budget: usize) -> Vec<Turn> {
             break;
         }
         used += cost;
-        kept.push(Turn {
-            question: turn.question.clone(),
-            answer: turn.answer.clone(),
-        });
+        kept.push(turn.clone());
     }
     kept.reverse();
     kept
@@ -209,10 +220,9 @@ mod tests {
 
     #[test]
     fn trimming_drops_the_oldest_turns_first() {
-        let turn = |q: &str| StoredTurn {
+        let turn = |q: &str| Turn {
             question: q.repeat(40),
             answer: "ok".into(),
-            at: 0,
         };
         let turns = vec![turn("a"), turn("b"), turn("c")];
         // Each turn costs 10 + 1 + 6 = 17 tokens.

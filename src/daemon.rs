@@ -1,7 +1,15 @@
-//! `voxd serve`: start-up (private socket directory, single-instance lock,
-//! stale socket clean-up), signal handling and graceful shutdown. Owns the
-//! daemon's lifetime; the work itself is done by [`crate::control`] and the
-//! subsystems it reaches through its [`Context`].
+//! `voxd serve`, the composition root: start-up (private socket directory,
+//! single-instance lock, stale socket clean-up), building the services and
+//! the [`Assistant`] over them, opening every door, signal handling and
+//! graceful shutdown. Owns the daemon's lifetime; the work itself is done
+//! by the assistant, its services and the doors.
+//!
+//! Shutdown runs one way: the shutdown token is cancelled (a signal, the
+//! `shutdown` command); every door stops taking work and gets
+//! `daemon.shutdown_grace_secs` for its requests in flight (the socket's
+//! connections, and one [`TaskTracker`] for the HTTP door, the voice loop
+//! and the image watchers); then D-Bus leaves the bus, listening stops and
+//! the engines stop last.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -13,17 +21,21 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::assistant::{voice_loop, Assistant, Services};
 use crate::config::Loaded;
-use crate::control::{paths, Context, Server};
 use crate::conversation::History;
+use crate::doors::commands::Context;
+use crate::doors::socket::{paths, Server};
+use crate::doors::{dbus, http};
+use crate::engine;
 use crate::events::{Event, Events};
 use crate::llm::LocalLlm;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::rag::Rag;
 use crate::service::notify;
 use crate::vision;
-use crate::{dbus, engine};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +53,7 @@ pub enum DaemonError {
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error(transparent)]
-    Metrics(#[from] metrics::http::HttpError),
+    Metrics(#[from] http::HttpError),
 }
 
 /// Events kept for subscribers that fall behind.
@@ -58,9 +70,75 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
     prepare_dir(&socket, custom_socket)?;
     let _lock = InstanceLock::acquire(&socket)?;
-    let metrics_listener = metrics::http::bind(&config.config.metrics).await?;
+    let http_listener = http::bind(&config.config.metrics).await?;
     let listener = bind(&socket)?;
 
+    let assistant = Arc::new(Assistant::new(services(config)?));
+    let ctx = Arc::new(Context {
+        assistant: assistant.clone(),
+        socket: socket.clone(),
+        http: http_listener.as_ref().and_then(|l| l.local_addr().ok()),
+    });
+    spawn_signal_handler(assistant.clone())?;
+    let dbus = dbus::start(ctx.clone()).await;
+    let tasks = TaskTracker::new();
+    if let Some(listener) = http_listener {
+        tracing::info!(addr = ?ctx.http, "metrics endpoint: /metrics and /health");
+        tasks.spawn(http::serve(listener, assistant.clone()));
+    }
+    let cfg = &assistant.config.config;
+    if cfg.assistant.voice_loop {
+        tasks.spawn(voice_loop::run(assistant.clone()));
+    }
+    tasks.spawn(vision::service::unload_when_idle(
+        assistant.vision.clone(),
+        assistant.shutdown.clone(),
+    ));
+    let watch = vision::watch::WatchSettings::from_config(&cfg.vision);
+    if !watch.folders.is_empty() {
+        let watcher =
+            vision::watch::spawn(assistant.vision.clone(), watch, assistant.shutdown.clone())
+                .map_err(|e| DaemonError::Vision(e.to_string()))?;
+        tasks.spawn(async move {
+            let _ = watcher.await;
+        });
+    }
+    tasks.close();
+
+    let grace = Duration::from_secs(cfg.daemon.shutdown_grace_secs);
+    tracing::info!(
+        socket = %socket.display(),
+        profile = %cfg.profile,
+        pid = std::process::id(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "voxd ready"
+    );
+    assistant.events.publish(Event::new(
+        "daemon.ready",
+        serde_json::json!({ "pid": std::process::id() }),
+    ));
+    let manager = notify::ServiceManager::ready(&socket, dbus.is_some(), &assistant.shutdown);
+    assistant.listener.start_if_configured();
+    Server::new(listener, ctx.clone()).run(grace).await;
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!("the voice loop or an HTTP request still busy after {grace:?}; stopping");
+    }
+    if let Some(dbus) = dbus {
+        dbus.close().await;
+    }
+    assistant.listener.stop().await;
+    assistant.engines.shutdown().await;
+    manager.stop();
+
+    if let Err(e) = fs::remove_file(&socket) {
+        tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");
+    }
+    tracing::info!("voxd stopped");
+    Ok(())
+}
+
+/// The domain services, each given the handles it needs.
+fn services(config: Loaded) -> Result<Services, DaemonError> {
     let events = Events::new(EVENT_BACKLOG);
     let metrics = Metrics::new();
     let engines = engine::Host::new(
@@ -91,73 +169,22 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         engines.clone(),
         config.config.clone(),
     ));
-    let ear =
+    let listener =
         crate::listen::Listener::new(&config.config, events.clone(), stt.clone(), speaker.clone());
-    let ctx = Arc::new(Context {
-        events,
-        listener: ear,
-        stt,
+    Ok(Services {
         config,
+        events,
         engines,
         speaker,
-        llm: Some(llm),
+        listener,
+        stt,
+        llm,
         rag,
         history,
-        vision: vision.clone(),
-        started,
-        socket: socket.clone(),
-        shutdown,
-        in_flight: Default::default(),
-        connections: Default::default(),
+        vision,
         metrics,
-        metrics_http: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
-    });
-    spawn_signal_handler(ctx.clone())?;
-    let dbus = dbus::start(ctx.clone()).await;
-    if let Some(listener) = metrics_listener {
-        tracing::info!(addr = ?ctx.metrics_http, "metrics endpoint: /metrics and /health");
-        tokio::spawn(metrics::http::serve(listener, ctx.clone()));
-    }
-    if ctx.config.config.assistant.voice_loop {
-        tokio::spawn(crate::pipeline::run(ctx.clone()));
-    }
-    tokio::spawn(vision::service::unload_when_idle(
-        vision.clone(),
-        ctx.shutdown.clone(),
-    ));
-    let watch = vision::watch::WatchSettings::from_config(&ctx.config.config.vision);
-    if !watch.folders.is_empty() {
-        vision::watch::spawn(vision, watch, ctx.shutdown.clone())
-            .map_err(|e| DaemonError::Vision(e.to_string()))?;
-    }
-
-    let grace = Duration::from_secs(ctx.config.config.daemon.shutdown_grace_secs);
-    tracing::info!(
-        socket = %socket.display(),
-        profile = %ctx.config.config.profile,
-        pid = std::process::id(),
-        startup_ms = started.elapsed().as_millis() as u64,
-        "voxd ready"
-    );
-    ctx.events.publish(Event::new(
-        "daemon.ready",
-        serde_json::json!({ "pid": std::process::id() }),
-    ));
-    let manager = notify::ServiceManager::ready(&ctx, dbus.is_some());
-    ctx.listener.start_if_configured();
-    Server::new(listener, ctx.clone()).run(grace).await;
-    ctx.listener.stop().await;
-    ctx.engines.shutdown().await;
-    if let Some(dbus) = dbus {
-        dbus.close().await;
-    }
-    manager.stop();
-
-    if let Err(e) = fs::remove_file(&socket) {
-        tracing::warn!(socket = %socket.display(), error = %e, "could not remove the socket");
-    }
-    tracing::info!("voxd stopped");
-    Ok(())
+        shutdown,
+    })
 }
 
 /// The captioning service, with the RAG index as its caption sink. The
@@ -210,14 +237,14 @@ fn bind(socket: &Path) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
-fn spawn_signal_handler(ctx: Arc<Context>) -> Result<(), DaemonError> {
+fn spawn_signal_handler(assistant: Arc<Assistant>) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     tokio::spawn(async move {
         tokio::select! {
-            _ = term.recv() => ctx.begin_shutdown("SIGTERM"),
-            _ = int.recv() => ctx.begin_shutdown("SIGINT"),
-            _ = ctx.shutdown.cancelled() => {}
+            _ = term.recv() => assistant.begin_shutdown("SIGTERM"),
+            _ = int.recv() => assistant.begin_shutdown("SIGINT"),
+            _ = assistant.shutdown.cancelled() => {}
         }
     });
     Ok(())

@@ -1,12 +1,23 @@
 //! voxd: a private, offline voice assistant daemon.
 //!
+//! The layers, their invariants (what each may not import) and a code map
+//! are in `docs/architecture.md`; `tests/architecture.rs` checks them.
+//!
 //! # Layout
+//!
+//! - [`assistant`]: the typed core every door calls: [`assistant::Assistant`]
+//!   over the domain services, `ask` (retrieve → prompt → generate → support
+//!   check → citations), a turn (`respond`: intents, the reply spoken while
+//!   it is written, timings) and the voice loop. No door, no wire type.
+//! - [`api`]: what the doors share: the wire error and its one mapping from
+//!   domain errors, and the request and reply types of the commands.
+//! - [`doors`]: every way in: the command set, the control socket, D-Bus
+//!   and the HTTP endpoint. Each parses, calls the assistant, and encodes.
+//! - [`error`]: the domain's error kinds, which every service error names.
 //!
 //! - [`config`]: built-in defaults, hardware profiles, user file, `VOXD_*`
 //!   environment and flags merged into one typed [`config::Config`], with the
 //!   origin of every value.
-//! - [`control`]: the control plane: the Unix socket server, the one JSON-lines
-//!   protocol type, and one handler per command.
 //! - [`engine`]: the engine host that supervises worker processes (`voxd-stt`,
 //!   `voxd-llm`): spawn on demand, framed stdio, health checks, restart with
 //!   backoff, idle stop, memory budget.
@@ -36,38 +47,35 @@
 //!   budget.
 //! - [`vision`]: image captions: BLIP on candle, image decoding, the folder
 //!   watcher and the caption store; captions feed the notes index.
-//! - [`pipeline`]: the assistant's turn: built-in intents, else `ask`; the
-//!   reply spoken while it is written; barge-in; the voice loop that
-//!   answers the listener's transcripts; per-stage timings.
-//! - [`events`]: the in-process event bus that the socket streams to subscribers.
-//! - [`dbus`]: the D-Bus interface `io.github.voxd.Assistant1`, mirroring the
-//!   socket commands as methods and the events as signals.
-//! - [`metrics`]: the metric registry, Prometheus text output and the
-//!   optional loopback HTTP endpoint (`/metrics`, `/health`).
+//! - [`events`]: the in-process event bus that observers (socket
+//!   subscribers, D-Bus signals) follow.
+//! - [`metrics`]: the metric registry and the Prometheus text output.
 //! - [`service`]: systemd/launchd user-service install, and the daemon's
 //!   side of systemd's notify protocol (READY, WATCHDOG, STOPPING).
-//! - [`daemon`]: `voxd serve`: start-up, single-instance lock, signals and
+//! - [`daemon`]: `voxd serve`, the composition root: builds the services
+//!   and the assistant, opens the doors; single-instance lock, signals and
 //!   graceful shutdown.
 //! - [`cli`]: the client side of the `voxd` binary, one file per command.
 //!
 //! Engine workers are separate binaries in `workers/` that speak the framed
 //! protocol of the `voxd-proto` crate; `voxd` itself links no ggml engine.
 
+pub mod api;
+pub mod assistant;
 pub mod audio;
 pub mod cli;
 pub mod config;
-pub mod control;
 pub mod conversation;
 pub mod daemon;
-pub mod dbus;
+pub mod doors;
 pub mod engine;
+pub mod error;
 pub mod events;
 pub mod listen;
 pub mod llm;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
-pub mod pipeline;
 pub mod rag;
 pub mod service;
 pub mod speak;

@@ -6,12 +6,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{echo_engines_config, voice, wait_until, Daemon, Home};
+use support::{echo_engines_config, llm_config, voice, wait_until, Daemon, Home};
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, MessageStream, Proxy};
 
@@ -401,6 +402,76 @@ async fn the_assistant_speaks_listens_and_answers_over_d_bus() {
     assert_eq!(captioned["captions"][0]["path"], "/nonexistent/photo.png");
     let (name, _) = error_name(voxd.call::<_, _, String>("Reload", &("",)).await);
     assert_eq!(name, "io.github.voxd.Error.NoModel");
+}
+
+/// `Ask` streams its answer to the caller as `AskToken` signals while the
+/// real model writes it: several pieces, each sent before the reply, that
+/// read as the reply's text (after an `AskReset`, if the answer was
+/// replaced).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_streams_its_answer_as_signals() {
+    let bus = Bus::start();
+    let conn = bus.connect().await;
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    support::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let rag = format!(
+        "\n[rag]\nnotes = [\"{}\"]\nanswer_mode = \"generative\"\n",
+        notes.display()
+    );
+    std::fs::write(home.path().join("voxd.toml"), llm_config(64, 2048, &rag)).unwrap();
+    let daemon = voxd_in(&bus, &conn, home, &[]).await;
+    support::wait_for_notes(&mut daemon.connect(), 5);
+    let mut signals = signals_of_voxd(&conn).await;
+
+    let reply = conn
+        .call_method(
+            Some(NAME),
+            PATH,
+            Some(IFACE),
+            "Ask",
+            &("What is the wifi password?",),
+        )
+        .await
+        .unwrap();
+    let replied = reply.primary_header().serial_num();
+    let answer: String = reply.body().deserialize().unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let text = answer["text"].as_str().unwrap();
+    assert!(text.contains("kettle-47-moon"), "{answer}");
+
+    // Pieces of the model's own text (before any reset).
+    let (mut streamed, mut pieces, mut reset) = (String::new(), 0, false);
+    while streamed.trim_end() != text {
+        let (_, member, msg) = next_signal(&mut signals, &daemon).await;
+        match member.as_str() {
+            "AskToken" => {
+                assert!(msg.primary_header().serial_num() < replied);
+                let (piece,): (String,) = msg.body().deserialize().unwrap();
+                streamed.push_str(&piece);
+                if !reset {
+                    pieces += 1;
+                }
+            }
+            "AskReset" => {
+                assert!(msg.primary_header().serial_num() < replied);
+                let (reason,): (String,) = msg.body().deserialize().unwrap();
+                assert_eq!(reason, "unsupported_replaced");
+                streamed.clear();
+                reset = true;
+            }
+            _ => {}
+        }
+    }
+    let model = &answer["llm"];
+    assert!(model["generated_tokens"].as_u64().unwrap() >= 2, "{answer}");
+    assert!(
+        pieces >= 2,
+        "the model's text came in {pieces} piece(s): {answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

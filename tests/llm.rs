@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::voice::engine;
-use support::{test_model, wait_until, worker_bin, Conn, Daemon, Home};
+use support::{llm_config, test_model, wait_until, Conn, Daemon, Home};
 
 const MODEL_ID: &str = "gemma3-270m-base";
 const GGUF: &str = "gemma-3-270m-q4_k_m.gguf";
@@ -23,41 +23,7 @@ fn gguf() -> PathBuf {
 /// A daemon whose `llm` role is the test store's Gemma; `extra` goes into
 /// `[engines.llm]`.
 fn config(extra: &str) -> String {
-    sized_config(64, 2048, extra)
-}
-
-/// [`config`] with another reply cap and context size.
-fn sized_config(max_tokens: u32, context: u32, extra: &str) -> String {
-    let store = test_model(MODEL_ID)
-        .parent()
-        .expect("store dir")
-        .to_path_buf();
-    format!(
-        r#"
-[models]
-dir = "{store}"
-llm = ["{MODEL_ID}"]
-
-[engines]
-idle_unload_secs = 0
-health_interval_secs = 2
-health_timeout_secs = 30
-restart_backoff_initial_ms = 50
-restart_backoff_max_ms = 200
-
-[engines.llm]
-command = "{worker}"
-# One thread: on a busy machine (CI, parallel tests) llama.cpp's spinning
-# thread barriers make two threads far slower than one.
-threads = 1
-context = {context}
-batch = 256
-max_tokens = {max_tokens}
-{extra}
-"#,
-        store = store.display(),
-        worker = worker_bin("voxd-llm").display(),
-    )
+    llm_config(64, 2048, extra)
 }
 
 /// One `generate` request: its `llm.token` texts and its final reply.
@@ -304,7 +270,7 @@ fn replies_are_capped_by_the_request_and_by_the_profile() {
 #[test]
 fn closing_the_connection_cancels_generation_at_once() {
     // Uncancelled, this reply would run for thousands of tokens.
-    let daemon = Daemon::start(&sized_config(1_000_000, 8192, ""));
+    let daemon = Daemon::start(&llm_config(1_000_000, 8192, ""));
     let mut watcher = daemon.connect();
     let mut conn = daemon.connect();
     let id = send(&mut conn, "generate", json!({ "prompt": LIST, "stop": [] }));
@@ -466,7 +432,7 @@ fn a_template_named_in_the_config_serves_chat_on_a_model_without_one() {
 
 #[test]
 fn a_killed_worker_fails_the_reply_and_the_next_request_restarts_it() {
-    let daemon = Daemon::start(&sized_config(100_000, 8192, ""));
+    let daemon = Daemon::start(&llm_config(100_000, 8192, ""));
     let mut watcher = daemon.connect();
     let mut conn = daemon.connect();
     let id = send(&mut conn, "generate", json!({ "prompt": LIST }));

@@ -332,3 +332,52 @@ fn wake_warms_the_model(daemon: &Daemon, wake: &[f32]) -> bool {
     });
     true
 }
+
+/// The voice loop follows the listener's own channel, not the observers'
+/// event bus: 10,000 events flooding the bus (a client switching RAG on,
+/// pipelined, while the question is spoken) lose no utterance.
+#[test]
+fn a_flood_of_events_loses_no_utterance() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+
+    const FLOOD: usize = 10_000;
+    let daemon = Daemon::start_in(voice::home(""));
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    let dir = daemon.home.path().to_path_buf();
+    let wake = speech(&mut control, &dir, "Hey Jarvis.");
+    let question = speech(&mut control, &dir, "What is the wifi password?");
+    let mut events = daemon.connect().with_timeout(240);
+    events.ok(
+        "subscribe",
+        json!({ "events": ["rag.state", "transcript.final", "assistant."] }),
+    );
+
+    // The flood: every request publishes `rag.state`; replies are read on
+    // their own thread so that the writer never blocks on them.
+    let stream = UnixStream::connect(daemon.home.socket()).unwrap();
+    let replies = BufReader::new(stream.try_clone().unwrap());
+    let reader = std::thread::spawn(move || replies.lines().take(FLOOD).count());
+    let writer = std::thread::spawn(move || {
+        let mut stream = stream;
+        for id in 0..FLOOD {
+            writeln!(stream, r#"{{"id":{id},"cmd":"rag","action":"on"}}"#).unwrap();
+        }
+        stream
+    });
+    send_pcm(&mut control, &voice::woken(&wake, &question));
+    let _stream = writer.join().unwrap();
+    assert_eq!(reader.join().unwrap(), FLOOD);
+
+    let seen = events_until(&mut events, "assistant.reply", &daemon);
+    let flood = seen.iter().filter(|(n, _)| n == "rag.state").count();
+    let reply = last(&seen, "assistant.reply");
+    assert_eq!(reply["intent"], "question", "{reply}");
+    assert!(
+        reply["text"].as_str().unwrap().contains("kettle-47-moon"),
+        "{reply}"
+    );
+    // The subscriber may lag and be told so; the bus carried the flood.
+    assert!(flood > 0, "no rag.state event reached the subscriber");
+}

@@ -18,7 +18,8 @@ use anyhow::bail;
 use serde_json::{json, Value};
 
 use super::client::Client;
-use crate::config::Loaded;
+use crate::api::ask::Ask;
+use crate::config::{AnswerMode, Loaded};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -31,8 +32,8 @@ pub struct Args {
     #[arg(long)]
     no_rag: bool,
     /// Answer mode: generative, extractive or auto (default: rag.answer_mode).
-    #[arg(long, value_parser = ["generative", "extractive", "auto"])]
-    mode: Option<String>,
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<AnswerMode>,
     /// Print the final reply as one JSON object instead.
     #[arg(long)]
     json: bool,
@@ -40,14 +41,13 @@ pub struct Args {
 
 pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
     let mut client = Client::connect(config)?;
-    let mut request = json!({ "question": args.question, "no_rag": args.no_rag });
-    if let Some(s) = &args.session {
-        request["session"] = json!(s);
-    }
-    if let Some(m) = &args.mode {
-        request["mode"] = json!(m);
-    }
-    let id = client.send("ask", request)?;
+    let request = Ask {
+        session: args.session,
+        no_rag: args.no_rag,
+        mode: args.mode,
+        ..Ask::new(args.question)
+    };
+    let id = client.send("ask", serde_json::to_value(&request)?)?;
     let mut stdout = std::io::stdout().lock();
     while let Some(msg) = client.next_message()? {
         if msg.get("id") != Some(&id) {
@@ -95,6 +95,12 @@ pub fn run(args: Args, config: &Loaded) -> anyhow::Result<()> {
         }
     }
     bail!("voxd closed the connection before answering")
+}
+
+/// An answer mode as the config spells it.
+fn parse_mode(mode: &str) -> Result<AnswerMode, String> {
+    serde_json::from_value(json!(mode))
+        .map_err(|_| format!("{mode:?} is not a mode: use generative, extractive or auto"))
 }
 
 /// `[N] PATH:START-END`.

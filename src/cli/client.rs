@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::config::Loaded;
-use crate::control::paths;
+use crate::doors::socket::paths;
 
 /// One connection to the daemon.
 pub struct Client {

@@ -64,7 +64,7 @@ use serde::Serialize;
 use voxd_proto::{kind, Frame, ProtoError};
 
 use crate::config::EnginesConfig;
-use crate::control::protocol::ErrorCode;
+use crate::error::{ErrorKind, Kind};
 use crate::events::Events;
 pub use reply::ReplyStream;
 use rss::{mib_ceil, RssProbe};
@@ -196,13 +196,12 @@ pub enum EngineError {
     },
 }
 
-impl EngineError {
-    /// The control-protocol code this failure is reported with.
-    pub fn code(&self) -> ErrorCode {
+impl Kind for EngineError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::UnknownEngine { .. } => ErrorCode::InvalidParams,
-            EngineError::ShuttingDown => ErrorCode::ShuttingDown,
-            _ => ErrorCode::EngineFailed,
+            EngineError::UnknownEngine { .. } => ErrorKind::InvalidParams,
+            EngineError::ShuttingDown => ErrorKind::ShuttingDown,
+            _ => ErrorKind::EngineFailed,
         }
     }
 }

@@ -16,9 +16,10 @@
 //!   [`Stt`] engine: partial transcripts about every `stt.partial_interval_ms`
 //!   of speech, the final one when the utterance ends.
 //!
-//! [`Listener`] is the handle the control plane (and the voice pipeline)
-//! holds: start/stop/status, follow-ups, muting, and the PCM feed of the
-//! socket source.
+//! [`Listener`] is the handle the doors (and the voice loop) hold:
+//! start/stop/status, follow-ups, muting, the PCM feed of the socket
+//! source, and [`Listener::heard`], the typed channel of what is heard
+//! ([`Heard`]) that the voice loop follows.
 //!
 //! Events: `listen.started`, `listen.stopped`, `listen.device`,
 //! `listen.error`, `wake.detected`, `speech.start`, `speech.end`,
@@ -30,6 +31,7 @@
 //! event bus.
 
 pub mod endpoint;
+mod heard;
 pub mod phrase;
 mod run;
 mod transcribe;
@@ -52,6 +54,7 @@ use crate::models::{self, Manifest, Role, Store};
 use crate::onnx::OnnxError;
 use crate::speak::Speaker;
 use crate::stt::Stt;
+pub use heard::Heard;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -133,6 +136,8 @@ pub struct ListenStatus {
 /// What the caller and the listening thread share.
 #[derive(Default)]
 struct Shared {
+    /// What is heard, for the voice loop.
+    ear: heard::Ear,
     muted: AtomicBool,
     /// A follow-up window asked for and not yet opened by the loop.
     followup: Mutex<Option<Duration>>,
@@ -277,6 +282,12 @@ impl Listener {
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
         self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the listener hears from now on, as a lossless typed channel
+    /// (the voice loop's input). Opening it again closes the earlier one.
+    pub fn heard(&self) -> tokio::sync::mpsc::UnboundedReceiver<Heard> {
+        self.inner.shared.ear.open()
     }
 
     /// Where the loop is, what it listens to and what it has heard.

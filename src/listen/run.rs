@@ -29,10 +29,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{Boundary, EndpointSettings, Endpointer};
 use super::phrase::Phrase;
-use super::transcribe::{Heard, PhraseSettings};
+use super::transcribe::{Clip, PhraseSettings};
 use super::vad::{Vad, FRAME};
 use super::wake::{WakeSettings, WakeWords, STEP};
-use super::{model_dir, ListenError, Shared, State};
+use super::{model_dir, Heard, ListenError, Shared, State};
 use crate::audio::input::{open_source, PcmFeed, Source, SourceOptions, RATE};
 use crate::config::{Config, OnnxConfig};
 use crate::events::{Event, Events};
@@ -150,7 +150,7 @@ pub struct Context {
     pub feed: PcmFeed,
     pub shared: Arc<Shared>,
     pub stop: Arc<AtomicBool>,
-    pub heard: mpsc::UnboundedSender<Heard>,
+    pub heard: mpsc::UnboundedSender<Clip>,
 }
 
 /// What opened the wait for speech.
@@ -337,6 +337,7 @@ impl Ears {
                     "source": "model",
                 }),
             );
+            self.ctx.shared.ear.send(Heard::Wake);
             self.ctx.shared.status().wakes += 1;
             // Muted by hand: heard and published, but nothing listens for a
             // question. While voxd speaks it arms (barge-in).
@@ -372,7 +373,7 @@ impl Ears {
                 // The follow-up window opened as this speech began: it is
                 // the follow-up question.
                 self.announce(id, start, &Trigger::Followup);
-                let _ = self.ctx.heard.send(Heard::Promote { id });
+                let _ = self.ctx.heard.send(Clip::Promote { id });
                 self.phase = Phase::Utterance { id, start };
                 self.hear(id, start, frame, boundary, gated);
             }
@@ -447,7 +448,7 @@ impl Ears {
             self.abandon("gated");
             return;
         }
-        let _ = self.ctx.heard.send(Heard::Audio {
+        let _ = self.ctx.heard.send(Clip::Audio {
             id,
             samples: frame.to_vec(),
         });
@@ -466,11 +467,11 @@ impl Ears {
                 if let (true, Some((last_speech, silent))) = (utterance, pause) {
                     if Some(silent) == self.ctx.settings.early_frames {
                         let at = Self::secs((last_speech * FRAME as u64).max(start));
-                        let _ = self.ctx.heard.send(Heard::Pause { id, at });
+                        let _ = self.ctx.heard.send(Clip::Pause { id, at });
                         self.paused = true;
                     } else if silent == 0 && std::mem::take(&mut self.paused) {
                         // The speaker went on: what was said so far is void.
-                        let _ = self.ctx.heard.send(Heard::Resume { id });
+                        let _ = self.ctx.heard.send(Clip::Resume { id });
                     }
                 }
             }
@@ -480,7 +481,7 @@ impl Ears {
     fn arm_until(&mut self, trigger: Trigger, until: u64) {
         // A wake word heard during a candidate: the wake word wins.
         if let Phase::Candidate { id, .. } = self.phase {
-            let _ = self.ctx.heard.send(Heard::Abandon { id });
+            let _ = self.ctx.heard.send(Clip::Abandon { id });
         }
         // Speech already under way (the wake phrase itself) is not the
         // utterance: the next speech frame opens a new segment.
@@ -495,7 +496,7 @@ impl Ears {
     fn begin(&mut self, start: u64, onset: u64, trigger: Trigger) {
         let id = self.next_id();
         self.announce(id, onset, &trigger);
-        let _ = self.ctx.heard.send(Heard::Start { id });
+        let _ = self.ctx.heard.send(Clip::Start { id });
         self.paused = false;
         self.send_ring(id, start);
         self.phase = Phase::Utterance { id, start };
@@ -510,7 +511,7 @@ impl Ears {
             at = Self::secs(onset),
             "speech while asleep: a wake-phrase candidate"
         );
-        let _ = self.ctx.heard.send(Heard::Candidate {
+        let _ = self.ctx.heard.send(Clip::Candidate {
             id,
             at: Self::secs(onset),
         });
@@ -527,7 +528,7 @@ impl Ears {
     fn send_ring(&self, id: u64, start: u64) {
         let from = start.saturating_sub(self.ring_start) as usize;
         let samples: Vec<f32> = self.ring.iter().skip(from).copied().collect();
-        let _ = self.ctx.heard.send(Heard::Audio { id, samples });
+        let _ = self.ctx.heard.send(Clip::Audio { id, samples });
     }
 
     /// `speech.start` of utterance `id`, speech from `onset`.
@@ -552,7 +553,7 @@ impl Ears {
             Phase::Utterance { start, .. } => start,
             Phase::Candidate { .. } => {
                 tracing::debug!(id, at = Self::secs(end), cut, "the candidate ends");
-                let _ = self.ctx.heard.send(Heard::End {
+                let _ = self.ctx.heard.send(Clip::End {
                     id,
                     at: Self::secs(end),
                 });
@@ -572,7 +573,7 @@ impl Ears {
             }),
         );
         self.ctx.shared.status().utterances += 1;
-        let _ = self.ctx.heard.send(Heard::End {
+        let _ = self.ctx.heard.send(Clip::End {
             id,
             at: Self::secs(end),
         });
@@ -583,7 +584,7 @@ impl Ears {
     /// silently: nobody woke voxd for it).
     fn abandon(&mut self, reason: &str) {
         if let Phase::Candidate { id, .. } = self.phase {
-            let _ = self.ctx.heard.send(Heard::Abandon { id });
+            let _ = self.ctx.heard.send(Clip::Abandon { id });
         }
         if let Phase::Utterance { id, start } = self.phase {
             self.publish(
@@ -597,7 +598,7 @@ impl Ears {
                     "reason": reason,
                 }),
             );
-            let _ = self.ctx.heard.send(Heard::Abandon { id });
+            let _ = self.ctx.heard.send(Clip::Abandon { id });
         }
         self.phase = Phase::Sleeping;
     }

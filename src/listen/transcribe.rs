@@ -28,13 +28,14 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::phrase::{self, Phrase};
-use super::Shared;
+use super::{Heard, Shared};
+use crate::error::Kind;
 use crate::events::{Event, Events};
 use crate::stt::{Audio16k, Pace, Stt, SttError, Transcript};
 
 /// What the listening thread sends. Times are seconds of audio heard.
 #[derive(Debug)]
-pub enum Heard {
+pub enum Clip {
     /// An utterance (after a wake word or in a follow-up window) begins.
     Start {
         id: u64,
@@ -126,7 +127,7 @@ struct Ended {
     at: f64,
 }
 
-pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
+pub async fn run(mut heard: mpsc::UnboundedReceiver<Clip>, t: Transcriber) {
     let interval = t.partial_interval_ms as usize * 16;
     let mut current: Option<Current> = None;
     // A wake phrase said on its own: (phrase, latest start of the question).
@@ -140,35 +141,35 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
         let mut ended = Vec::new();
         for msg in batch {
             match msg {
-                Heard::Start { id } => current = Some(Current::new(id, None)),
-                Heard::Candidate { id, at } => current = Some(Current::new(id, Some(at))),
-                Heard::Audio { id, samples } => {
+                Clip::Start { id } => current = Some(Current::new(id, None)),
+                Clip::Candidate { id, at } => current = Some(Current::new(id, Some(at))),
+                Clip::Audio { id, samples } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.audio.extend(samples);
                     }
                 }
-                Heard::Pause { id, at } => {
+                Clip::Pause { id, at } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.pause = Some(at);
                     }
                 }
-                Heard::Resume { id } => {
+                Clip::Resume { id } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.pause = None;
                         t.withdraw(c, "speech resumed");
                     }
                 }
-                Heard::Promote { id } => {
+                Clip::Promote { id } => {
                     if let Some(c) = current.as_mut().filter(|c| c.id == id) {
                         c.candidate = None;
                     }
                 }
-                Heard::End { id, at } => {
+                Clip::End { id, at } => {
                     if let Some(c) = current.take_if(|c| c.id == id) {
                         ended.push(Ended { current: c, at });
                     }
                 }
-                Heard::Abandon { id } => {
+                Clip::Abandon { id } => {
                     if let Some(mut c) = current.take_if(|c| c.id == id) {
                         t.withdraw(&mut c, "utterance dropped");
                     }
@@ -188,6 +189,10 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Heard>, t: Transcriber) {
                 let audio = audio16k(c.audio.clone());
                 match t.pass(&audio, "early", c.id).await {
                     Ok(transcript) => {
+                        t.shared.ear.send(Heard::Early {
+                            utterance: c.id,
+                            text: transcript.text.trim().to_string(),
+                        });
                         t.events.publish(Event::new(
                             "transcript.early",
                             json!({
@@ -281,11 +286,16 @@ impl Transcriber {
             Ok(t) => self.publish_final(utterance.id, t.text.trim(), &t, &audio, Final::Ended),
             Err(e) => {
                 tracing::warn!(utterance = utterance.id, error = %e, "transcription failed");
+                self.shared.ear.send(Heard::Failed {
+                    utterance: utterance.id,
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
                 self.events.publish(Event::new(
                     "listen.error",
                     json!({
                         "utterance": utterance.id,
-                        "code": e.code().as_str(),
+                        "code": e.kind().name(),
                         "error": e.to_string(),
                     }),
                 ));
@@ -296,6 +306,9 @@ impl Transcriber {
     /// Voids the early transcript of `utterance`, if it has one.
     fn withdraw(&self, utterance: &mut Current, reason: &str) {
         if utterance.early.take().is_some() {
+            self.shared.ear.send(Heard::Withdrawn {
+                utterance: utterance.id,
+            });
             self.events.publish(Event::new(
                 "transcript.withdrawn",
                 json!({ "utterance": utterance.id, "reason": reason, "source": "listen" }),
@@ -321,7 +334,7 @@ impl Transcriber {
                     "listen.error",
                     json!({
                         "stage": "wake_phrase",
-                        "code": e.code().as_str(),
+                        "code": e.kind().name(),
                         "error": e.to_string(),
                     }),
                 ));
@@ -342,6 +355,7 @@ impl Transcriber {
             return;
         };
         tracing::info!(phrase = %found.phrase, score = found.score, text, "wake phrase");
+        self.shared.ear.send(Heard::Wake);
         self.events.publish(Event::new(
             "wake.detected",
             json!({
@@ -375,6 +389,12 @@ impl Transcriber {
             data["wake_phrase"] = phrase.into();
             self.shared.status().utterances += 1;
         }
+        self.shared.ear.send(Heard::Final {
+            utterance: id,
+            text: text.to_string(),
+            early: matches!(how, Final::Early),
+            decode_ms: t.decode_ms,
+        });
         self.events.publish(Event::new("transcript.final", data));
     }
 }

@@ -12,6 +12,9 @@ pub use local::LocalLlm;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorKind, Kind};
 
 /// What the model is asked to continue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +141,19 @@ pub enum LlmError {
     Model(String),
 }
 
+impl Kind for LlmError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            LlmError::Engine(e) => e.kind(),
+            LlmError::NoChatTemplate { .. } => ErrorKind::NoChatTemplate,
+            LlmError::NoModel => ErrorKind::NoModel,
+            LlmError::Load(_) => ErrorKind::ModelLoadFailed,
+            LlmError::Cancelled => ErrorKind::Cancelled,
+            LlmError::Model(_) => ErrorKind::ModelFailed,
+        }
+    }
+}
+
 /// A language model backend.
 #[async_trait]
 pub trait Llm: Send + Sync {
@@ -168,3 +184,42 @@ pub trait Llm: Send + Sync {
         tokens: mpsc::Sender<String>,
     ) -> Result<GenerateStats, LlmError>;
 }
+
+/// Runs `request` on `llm`, handing each piece of text to `on_piece` as it
+/// is produced, and returns the whole text with the figures. Cancelling
+/// `cancel` stops generation (the request is dropped, which cancels it in
+/// the backend) and returns [`LlmError::Cancelled`]. The one streaming loop
+/// every caller uses.
+pub async fn stream(
+    llm: &dyn Llm,
+    request: GenerateRequest,
+    cancel: &CancellationToken,
+    mut on_piece: impl FnMut(&str),
+) -> Result<(String, GenerateStats), LlmError> {
+    let (tx, mut rx) = mpsc::channel::<String>(PIECES);
+    let generation = llm.generate(request, tx);
+    tokio::pin!(generation);
+    let mut text = String::new();
+    let mut take = |piece: String| {
+        text.push_str(&piece);
+        on_piece(&piece);
+    };
+    let stats = loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(LlmError::Cancelled),
+            Some(piece) = rx.recv() => take(piece),
+            result = &mut generation => {
+                // Drain what was produced before the end.
+                while let Ok(piece) = rx.try_recv() {
+                    take(piece);
+                }
+                break result?;
+            }
+        }
+    };
+    Ok((text, stats))
+}
+
+/// Token pieces buffered between a model and its caller.
+const PIECES: usize = 64;

@@ -1,5 +1,6 @@
 //! Metrics in the Prometheus/OpenMetrics text format, for `voxd metrics`,
-//! the `metrics` socket command and the optional HTTP endpoint ([`http`]).
+//! the `metrics` socket command and the optional HTTP endpoint
+//! (`crate::doors::http`).
 //!
 //! It owns the metric registry and nothing else. Two kinds of metrics:
 //!
@@ -18,8 +19,8 @@
 //! `Family<Labels, Histogram>`), register a clone once with
 //! [`Metrics::register`] (names get the `voxd_` prefix; counters get
 //! `_total` appended by the encoder), keep the handle where the work is
-//! done and update it there. `ctx.metrics` reaches the registry from every
-//! command handler.
+//! done and update it there. `assistant.metrics` reaches the registry from
+//! every door.
 //!
 //! The voice pipeline's own metrics (STT and TTS real-time factors and
 //! latencies, the notes index's size and query latency, captions) are the
@@ -27,8 +28,7 @@
 //! gives a clone to each subsystem, which updates it where it already times
 //! its work.
 
-pub mod http;
-
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,12 +90,14 @@ fn latency_histogram() -> Histogram {
 }
 
 /// The daemon's metric registry and the metrics the control plane updates;
-/// shared through [`crate::control::Context`].
+/// shared through [`crate::assistant::Assistant`].
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<CommandLabels, Histogram, fn() -> Histogram>,
     connections: Counter,
+    /// Connections open and requests running now, over every door.
+    pub traffic: Traffic,
     /// The pipeline's metrics; clone it for a subsystem.
     pub pipeline: Pipeline,
 }
@@ -103,6 +105,44 @@ pub struct Metrics {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
+}
+
+/// Connections open and requests in flight right now, over every door:
+/// sampled by `status` and each scrape.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    connections: AtomicUsize,
+    in_flight: AtomicUsize,
+}
+
+impl Traffic {
+    /// A client connection opened; [`Traffic::closed`] when it ends.
+    pub fn opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A request started running; [`Traffic::finished`] when it ends.
+    pub fn started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Open client connections.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests running now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// Buckets for real-time factors (processing time / audio time): 0.005 to
@@ -272,6 +312,7 @@ impl Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
             connections: Counter::default(),
+            traffic: Traffic::default(),
             pipeline: Pipeline::default(),
         };
         metrics.pipeline.register(&metrics);

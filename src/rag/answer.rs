@@ -7,7 +7,7 @@
 //!   model involved;
 //! - [`completion_prompt`] / [`chat_prompt`]: numbered sources for the
 //!   language model (a completion-style prompt with worked examples for base
-//!   models without a chat template, design.md "LLM facts");
+//!   models without a chat template, `docs/architecture.md` "Engine facts");
 //! - [`support`]: the specific tokens of a generated answer (numbers, names,
 //!   codes) must occur in the sources; [`finish_generative`] replaces an
 //!   unsupported answer by the extractive one and flags it.
@@ -22,6 +22,7 @@ use super::chunk::Lines;
 use super::embed::cosine;
 use super::index::SentenceRow;
 use super::DocKind;
+use crate::conversation::Turn;
 use crate::llm::{ChatMessage, ChatRole};
 
 /// What voxd says when the notes do not cover a question.
@@ -361,13 +362,6 @@ pub fn prompt_sources(
         })
         .filter(|p| !p.text.is_empty())
         .collect()
-}
-
-/// One earlier turn of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Turn {
-    pub question: String,
-    pub answer: String,
 }
 
 /// Stop strings for the completion prompt: one answer is one line.

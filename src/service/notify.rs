@@ -4,13 +4,13 @@
 //! `STATUS=` lines, and `STOPPING=1` when shutdown begins. Without
 //! `NOTIFY_SOCKET` (not under systemd) every message is skipped.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use sd_notify::NotifyState;
 use tokio::task::JoinHandle;
-
-use crate::control::Context;
+use tokio_util::sync::CancellationToken;
 
 /// Keeps the watchdog fed and reports the shutdown; [`ServiceManager::stop`]
 /// it once the daemon has stopped.
@@ -27,12 +27,14 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 impl ServiceManager {
-    /// Tells the service manager the daemon is ready, and starts the
-    /// watchdog pings (when `WATCHDOG_USEC` asks for them).
-    pub fn ready(ctx: &Arc<Context>, dbus: bool) -> ServiceManager {
+    /// Tells the service manager the daemon is ready (serving on `socket`,
+    /// and on D-Bus when `dbus`), starts the watchdog pings (when
+    /// `WATCHDOG_USEC` asks for them), and says `STOPPING=1` when
+    /// `shutdown` is cancelled.
+    pub fn ready(socket: &Path, dbus: bool, shutdown: &CancellationToken) -> ServiceManager {
         let status = format!(
             "serving on {}{}",
-            ctx.socket.display(),
+            socket.display(),
             if dbus { " and D-Bus" } else { "" }
         );
         send(&[NotifyState::Ready, NotifyState::Status(&status)]);
@@ -40,7 +42,7 @@ impl ServiceManager {
         if let Some(timeout) = watchdog {
             tracing::info!(?timeout, "systemd watchdog enabled");
         }
-        let shutdown = ctx.shutdown.clone();
+        let shutdown = shutdown.clone();
         let stopping = Arc::new(AtomicBool::new(false));
         let announced = stopping.clone();
         let task = tokio::spawn(async move {

@@ -21,6 +21,7 @@ pub use queue::{hold, Gate, Hold, SayOptions, SayOutcome, Speaker, Utterance, Ve
 
 use crate::audio::AudioError;
 use crate::config::ModelsConfig;
+use crate::error::{ErrorKind, Kind};
 use crate::models::{self, Manifest, Role, Store};
 
 /// A text-to-speech engine: text in, mono audio out.
@@ -59,6 +60,19 @@ pub enum SpeakError {
     NoUtterance(u64),
     #[error("the speech thread has stopped")]
     Stopped,
+}
+
+impl Kind for SpeakError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SpeakError::TooLong { .. }
+            | SpeakError::NothingToSay
+            | SpeakError::NoUtterance(_)
+            | SpeakError::NoVoice { .. }
+            | SpeakError::Voice { .. } => ErrorKind::InvalidParams,
+            _ => ErrorKind::EngineFailed,
+        }
+    }
 }
 
 /// The voice files for `voice`: a path to a voice (directory or `.onnx`),

@@ -17,8 +17,8 @@ use tokio::sync::mpsc;
 use voxd_proto::Frame;
 
 use crate::config::{Config, SttConfig};
-use crate::control::protocol::ErrorCode;
 use crate::engine::{self, EngineError};
+use crate::error::{ErrorKind, Kind};
 use crate::models::{self, import, Manifest, Role, Store};
 pub use wav::{Audio16k, WavError};
 
@@ -93,14 +93,13 @@ pub enum SttError {
     Internal(String),
 }
 
-impl SttError {
-    /// The control-protocol code this failure is reported with.
-    pub fn code(&self) -> ErrorCode {
+impl Kind for SttError {
+    fn kind(&self) -> ErrorKind {
         match self {
-            SttError::Audio(_) => ErrorCode::BadAudio,
-            SttError::NoModel { .. } | SttError::ModelMissing { .. } => ErrorCode::NoModel,
-            SttError::Engine(e) => e.code(),
-            _ => ErrorCode::Internal,
+            SttError::Audio(_) => ErrorKind::BadAudio,
+            SttError::NoModel { .. } | SttError::ModelMissing { .. } => ErrorKind::NoModel,
+            SttError::Engine(e) => e.kind(),
+            _ => ErrorKind::Internal,
         }
     }
 }

@@ -14,10 +14,11 @@
 //!   a [`CaptionSink`] (the RAG index).
 //!
 //! The captioner runs inside the daemon, one image at a time on tokio's
-//! blocking pool: candle is pure Rust (no second ggml, see design.md), and
-//! its memory is the model itself, which a worker process would hold just
-//! the same. The model is loaded on first use and dropped after
-//! `vision.idle_unload_secs` without work, which returns its memory.
+//! blocking pool: candle is pure Rust (no second ggml, see
+//! `docs/architecture.md`), and its memory is the model itself, which a
+//! worker process would hold just the same. The model is loaded on first
+//! use and dropped after `vision.idle_unload_secs` without work, which
+//! returns its memory.
 //!
 //! This module may touch the model store (to find the model), the event bus,
 //! the files under the watched folders (read only; sidecars when asked) and

@@ -422,6 +422,40 @@ memory_mb = 10
     )
 }
 
+/// The test store's Gemma 3 270M (base) as the `llm` role, in TOML: one
+/// thread, a `context`-token window, replies capped at `max_tokens`;
+/// `extra` goes into `[engines.llm]`.
+pub fn llm_config(max_tokens: u32, context: u32, extra: &str) -> String {
+    let id = "gemma3-270m-base";
+    let store = test_model(id).parent().expect("store dir").to_path_buf();
+    format!(
+        r#"
+[models]
+dir = "{store}"
+llm = ["{id}"]
+
+[engines]
+idle_unload_secs = 0
+health_interval_secs = 2
+health_timeout_secs = 30
+restart_backoff_initial_ms = 50
+restart_backoff_max_ms = 200
+
+[engines.llm]
+command = "{worker}"
+# One thread: on a busy machine (CI, parallel tests) llama.cpp's spinning
+# thread barriers make two threads far slower than one.
+threads = 1
+context = {context}
+batch = 256
+max_tokens = {max_tokens}
+{extra}
+"#,
+        store = store.display(),
+        worker = worker_bin("voxd-llm").display(),
+    )
+}
+
 /// Waits up to 60 s (a loaded CI machine indexes and loads slowly) for
 /// `cond`, polling; panics with `what` on timeout.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {

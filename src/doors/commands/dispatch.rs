@@ -1,0 +1,103 @@
+//! Running a parsed command: the [`Context`] handlers get, [`execute`]
+//! (refusal while shutting down, traffic and metrics), and [`call`], the
+//! protocol without a socket (for D-Bus).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::Message;
+use super::{parse, Command, Outcome, Peer};
+use crate::api::{ApiError, ErrorCode};
+use crate::assistant::Assistant;
+
+/// What command handlers may use: the assistant, and the socket's own
+/// state.
+pub struct Context {
+    pub assistant: Arc<Assistant>,
+    /// The control socket's path.
+    pub socket: PathBuf,
+    /// Where the HTTP endpoint listens, when `metrics.listen` is set.
+    pub http: Option<SocketAddr>,
+}
+
+/// Runs one parsed request: refused while shutting down, counted
+/// in the traffic gauges, and counted and timed in the metrics by command
+/// and outcome.
+pub async fn execute(ctx: &Context, peer: &Peer, id: &Value, command: Command) -> Outcome {
+    let name = command.name();
+    if ctx.assistant.shutdown.is_cancelled() {
+        let error = ApiError::new(ErrorCode::ShuttingDown, "voxd is shutting down");
+        ctx.assistant
+            .metrics
+            .count_request(name, error.code.as_str());
+        return Err(error);
+    }
+    let started = Instant::now();
+    ctx.assistant.metrics.traffic.started();
+    let outcome = command.apply(ctx, peer, id).await;
+    ctx.assistant.metrics.traffic.finished();
+    let code = match &outcome {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    };
+    ctx.assistant
+        .metrics
+        .observe_request(name, code, started.elapsed());
+    outcome
+}
+
+/// Parses command `cmd` with `args` (a JSON object of its arguments, as on
+/// the socket), counting a request that cannot be parsed.
+fn parse_call(ctx: &Context, cmd: &str, args: Value) -> Result<(Value, Command), ApiError> {
+    let mut request = json!({ "id": 0, "cmd": cmd });
+    let parsed = match (request.as_object_mut(), args) {
+        (Some(request), Value::Object(args)) => {
+            request.extend(args);
+            Ok(())
+        }
+        (_, Value::Null) => Ok(()),
+        (_, other) => Err(ApiError::new(
+            ErrorCode::InvalidParams,
+            format!("arguments must be a JSON object, not {other}"),
+        )),
+    }
+    .and_then(|()| parse(&request.to_string()).map_err(|(_, e)| e));
+    parsed.inspect_err(|e| {
+        ctx.assistant
+            .metrics
+            .count_request(crate::metrics::INVALID, e.code.as_str())
+    })
+}
+
+/// Runs command `cmd` with `args` (a JSON object of its arguments, as on the
+/// socket) and returns its result: the socket protocol without the socket,
+/// for D-Bus. A command that streams events after its reply (`subscribe`)
+/// returns its reply; the stream ends with the call.
+pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, ApiError> {
+    let (id, command) = parse_call(ctx, cmd, args)?;
+    let (out, mut replies) = mpsc::channel(16);
+    let closed = CancellationToken::new();
+    let _end_stream = closed.clone().drop_guard();
+    let peer = Peer { out, closed };
+    if let Some(result) = execute(ctx, &peer, &id, command).await? {
+        return Ok(result);
+    }
+    drop(peer);
+    while let Some(msg) = replies.recv().await {
+        match msg {
+            Message::Ok { result, .. } => return Ok(result),
+            Message::Err { error, .. } => return Err(error),
+            Message::Event { .. } => {}
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Internal,
+        format!("`{cmd}` ended without a reply"),
+    ))
+}
