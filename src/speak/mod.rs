@@ -2,8 +2,9 @@
 //! is split into sentences ([`split`]), each synthesised as soon as it is
 //! complete by a [`Tts`] engine ([`piper`], phonemes from [`espeak`]) and
 //! queued for playback on an audio sink ([`crate::audio`]) by the
-//! [`Speaker`] ([`queue`]), which also owns interruption (`voxd stop`,
-//! later barge-in).
+//! [`Speaker`] (`speaker`) on the speech thread (`thread`); the
+//! [`Speaker`] also owns interruption (`voxd stop`, later barge-in), and a
+//! reply may be held until a [`Gate`] confirms it (`hold`).
 //!
 //! This module may touch: the model store (read), espeak-ng's data, ONNX
 //! Runtime (through [`crate::onnx`]), the audio sinks, and the event bus
@@ -11,13 +12,16 @@
 //! never on the async runtime.
 
 pub mod espeak;
+mod hold;
 pub mod piper;
-pub mod queue;
+mod speaker;
 pub mod split;
+mod thread;
 
 use std::path::{Path, PathBuf};
 
-pub use queue::{hold, Gate, Hold, SayOptions, SayOutcome, Speaker, Utterance, Verdict};
+pub use hold::{hold, Gate, Hold, Verdict};
+pub use speaker::{SayOptions, SayOutcome, Speaker, Utterance};
 
 use crate::audio::AudioError;
 use crate::config::ModelsConfig;
