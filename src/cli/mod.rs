@@ -1,18 +1,21 @@
 //! The `voxd` command line: `voxd serve` runs the daemon, every other
 //! subcommand is a client of its control socket (or, for `config` and
-//! `models`, works locally without a daemon). One file per command; this
-//! module owns argument parsing and the process's exit code.
+//! `models`, works locally without a daemon; `completions` and `man` need
+//! neither a daemon nor a config). One file per command; this module owns
+//! argument parsing and the process's exit code.
 
 mod ask;
 mod audio;
 mod caption;
 mod client;
+mod completions;
 mod config;
 mod engine;
 mod generate;
 mod history;
 mod images;
 mod listen;
+mod man;
 mod metrics;
 pub mod models;
 mod notes;
@@ -105,6 +108,10 @@ enum Command {
     History(history::Args),
     /// Delete a conversation session's history.
     Forget(history::ForgetArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff), or write one page per subcommand (--dir).
+    Man(man::Args),
 }
 
 /// Runs the command line and maps errors to a message and exit code 1.
@@ -177,5 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rag(args) => rag::run(args, &load()?),
         Command::History(args) => history::run(args, &load()?),
         Command::Forget(args) => history::forget(args, &load()?),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
