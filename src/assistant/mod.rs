@@ -3,9 +3,9 @@
 //! [`Assistant`] is the handle over the domain services (engines, speech,
 //! listening, notes, history, images) and the three things voxd *does*
 //! with them:
-//! - [`Assistant::ask`] ([`ask`]): answer a question from the notes,
+//! - [`Assistant::ask`] (`ask.rs`): answer a question from the notes,
 //!   streaming its text as [`AskEvent`]s;
-//! - [`Assistant::respond`] ([`turn`]): one turn on something the user said
+//! - [`Assistant::respond`] (`turn.rs`): one turn on something the user said
 //!   or typed: a built-in [`intent`] or `ask`, the reply spoken sentence by
 //!   sentence while it is written, timed stage by stage;
 //! - [`voice_loop::run`]: the voice loop, which answers what the listener
@@ -111,7 +111,7 @@ impl Assistant {
         self.started.elapsed()
     }
 
-    /// Answers a question (see [`ask`]), sending its text to `events` as it
+    /// Answers a question (see [`Answerer::ask`]), sending its text to `events` as it
     /// is made; cancelling `cancel` stops it.
     pub async fn ask(
         &self,
@@ -134,7 +134,7 @@ impl Assistant {
     }
 
     /// Starts a graceful shutdown: tells subscribers why, then cancels
-    /// [`Assistant::shutdown`] so that every door stops taking work.
+    /// [`Services::shutdown`] so that every door stops taking work.
     pub fn begin_shutdown(&self, reason: &str) {
         if self.shutdown.is_cancelled() {
             return;
