@@ -205,5 +205,7 @@ say "generating the STT test speech in $stt_audio"
 bash scripts/stt-test-audio.sh "$stt_audio" "$test_models/piper-en_US-joe-medium" "$VOXD_TEST_PYTHON"
 export VOXD_TEST_AUDIO="$stt_audio"
 say "running the tests"
-cargo test --workspace --locked
+# --no-fail-fast: one failing test binary must not hide the others'
+# results; the command still fails when anything failed.
+cargo test --workspace --locked --no-fail-fast
 say "all tests passed"
