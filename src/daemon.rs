@@ -78,6 +78,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         assistant: assistant.clone(),
         socket: socket.clone(),
         http: http_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        utterances: Default::default(),
     });
     spawn_signal_handler(assistant.clone())?;
     let dbus = dbus::start(ctx.clone()).await;

@@ -1,8 +1,9 @@
 //! Spoken replies: text (whole, or streamed token by token from the LLM)
 //! is split into sentences ([`split`]), each synthesised as soon as it is
 //! complete by a [`Tts`] engine ([`piper`], phonemes from [`espeak`]) and
-//! queued for playback on an audio sink ([`crate::audio`]) by the
-//! [`Speaker`] (`speaker`) on the speech thread (`thread`); the
+//! queued for playback on an audio sink ([`crate::audio`]), a WAV file or
+//! the caller's own channel ([`Target`]) by the [`Speaker`] (`speaker`) on
+//! the speech thread (`thread`); the
 //! [`Speaker`] also owns interruption (`voxd stop`, later barge-in), and a
 //! reply may be held until a [`Gate`] confirms it (`hold`).
 //!
@@ -16,12 +17,14 @@ mod hold;
 pub mod piper;
 mod speaker;
 pub mod split;
+mod target;
 mod thread;
 
 use std::path::{Path, PathBuf};
 
 pub use hold::{hold, Gate, Hold, Verdict};
 pub use speaker::{SayOptions, SayOutcome, Speaker, Utterance};
+pub use target::{Pcm, Target};
 
 use crate::audio::AudioError;
 use crate::config::ModelsConfig;

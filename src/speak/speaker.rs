@@ -1,11 +1,9 @@
 //! The daemon's voice: [`Speaker`], the cheap handle to the speech thread
 //! (`thread`). Utterances are opened, written as text arrives (an
-//! [`Utterance`], or by id for the socket's streaming `say`) and spoken one
-//! after another. [`Speaker::stop`] is the one cancel API (`voxd stop` now,
+//! [`Utterance`]) and spoken one after another, each to its [`Target`]. [`Speaker::stop`] is the one cancel API (`voxd stop` now,
 //! barge-in later): it drops the audio not yet played, the chunks not yet
 //! synthesised and every queued utterance.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -15,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::split::Splitter;
 use super::thread::{self, Job, Task};
-use super::{Hold, SpeakError};
+use super::{Hold, SpeakError, Target};
 use crate::audio::Interrupter;
 use crate::config::Config;
 use crate::events::Events;
@@ -26,8 +24,9 @@ use crate::metrics::Pipeline;
 pub struct SayOptions {
     /// A voice (model id or path); empty means `tts.voice`, then `models.tts`.
     pub voice: String,
-    /// Write this utterance to a WAV file instead of the daemon's output.
-    pub out: Option<PathBuf>,
+    /// Where it is heard: the daemon's output (default), a WAV file, or
+    /// the caller's channel.
+    pub target: Target,
     /// Play nothing until this is confirmed.
     pub hold: Option<Hold>,
 }
@@ -54,8 +53,6 @@ pub(super) struct Shared {
     pub(super) active: AtomicUsize,
     pub(super) interrupter: Mutex<Option<Interrupter>>,
     next_id: AtomicU64,
-    /// Utterances opened over the socket and still receiving text.
-    open: Mutex<HashMap<u64, Utterance>>,
     /// The voice loaded, if any.
     pub(super) voice: Mutex<Option<PathBuf>>,
 }
@@ -77,11 +74,19 @@ pub struct Utterance {
     bytes: usize,
     max_bytes: usize,
     done: oneshot::Receiver<Result<SayOutcome, SpeakError>>,
+    /// The speaker's epoch when it was opened: [`Speaker::stop`] moves it on.
+    epoch: u64,
+    shared: Arc<Shared>,
 }
 
 impl Utterance {
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether [`Speaker::stop`] stopped it: text pushed now is dropped.
+    pub fn stopped(&self) -> bool {
+        self.shared.epoch.load(Ordering::SeqCst) != self.epoch
     }
 
     /// Adds text (e.g. one LLM token); complete sentences go to synthesis now.
@@ -120,7 +125,6 @@ impl Speaker {
             active: AtomicUsize::new(0),
             interrupter: Mutex::new(None),
             next_id: AtomicU64::new(1),
-            open: Mutex::new(HashMap::new()),
             voice: Mutex::new(None),
         });
         thread::spawn(config.clone(), events, metrics, shared.clone(), rx);
@@ -150,9 +154,10 @@ impl Speaker {
         if audible {
             self.shared.active.fetch_add(1, Ordering::SeqCst);
         }
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
         let job = Job {
             id,
-            epoch: self.shared.epoch.load(Ordering::SeqCst),
+            epoch,
             options,
             chunks: chunks_rx,
             done: done_tx,
@@ -170,6 +175,8 @@ impl Speaker {
             bytes: 0,
             max_bytes: self.max_text_bytes,
             done,
+            epoch,
+            shared: self.shared.clone(),
         })
     }
 
@@ -189,44 +196,6 @@ impl Speaker {
         utterance.finish().await
     }
 
-    /// Opens an utterance that later calls extend by id (the socket's
-    /// streaming `say`).
-    pub fn open_stream(&self, options: SayOptions) -> Result<u64, SpeakError> {
-        let utterance = self.open(options)?;
-        let id = utterance.id;
-        self.lock_open().insert(id, utterance);
-        Ok(id)
-    }
-
-    /// Adds text to an open streaming utterance.
-    pub fn append(&self, id: u64, text: &str) -> Result<(), SpeakError> {
-        let mut open = self.lock_open();
-        let utterance = open.get_mut(&id).ok_or(SpeakError::NoUtterance(id))?;
-        let result = utterance.push(text);
-        if result.is_err() {
-            open.remove(&id); // too long: end it with what it has
-        }
-        result
-    }
-
-    /// Ends an open streaming utterance and waits until it has been spoken.
-    pub async fn close(&self, id: u64) -> Result<SayOutcome, SpeakError> {
-        let utterance = self
-            .lock_open()
-            .remove(&id)
-            .ok_or(SpeakError::NoUtterance(id))?;
-        utterance.finish().await
-    }
-
-    /// Ends an open streaming utterance without waiting (its client left).
-    pub fn abandon(&self, id: u64) {
-        self.lock_open().remove(&id);
-    }
-
-    fn lock_open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Utterance>> {
-        self.shared.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Stops speaking now: the audio being played (within one device
     /// buffer), the chunks not yet synthesised and every queued utterance.
     /// Returns whether anything was queued or speaking.
@@ -241,7 +210,6 @@ impl Speaker {
         if let Some(interrupt) = interrupter {
             interrupt();
         }
-        self.lock_open().clear();
         self.shared.active.load(Ordering::SeqCst) > 0
     }
 

@@ -19,7 +19,8 @@ use tokio::sync::oneshot;
 
 use super::piper::{PiperVoice, Settings};
 use super::speaker::Shared;
-use super::{voice_path, Hold, SayOptions, SayOutcome, SpeakError, Tts, Verdict};
+use super::target::ChannelSink;
+use super::{voice_path, Hold, SayOptions, SayOutcome, SpeakError, Target, Tts, Verdict};
 use crate::audio::{self, Sink, SinkOptions, WavSink};
 use crate::config::{AudioConfig, Config, ModelsConfig, OnnxConfig, TtsConfig};
 use crate::events::{Event, Events};
@@ -166,25 +167,30 @@ impl SpeechThread {
             withdrawn: false,
         };
         let shared = self.shared.clone();
-        let cancelled = || Self::cancelled(&shared, epoch);
+        let cancelled = || Self::cancelled(&shared, epoch) || options.target.abandoned();
         if cancelled() {
             return Ok(outcome); // stopped while queued
         }
         let begun = Instant::now();
         self.load_voice(&options.voice)?;
-        let mut file_sink = match &options.out {
-            Some(path) => Some(WavSink::create(path)?),
-            None => None,
+        let mut file_sink = match &options.target {
+            Target::Wav(path) => Some(WavSink::create(path)?),
+            _ => None,
         };
-        if file_sink.is_none() {
+        let mut channel_sink = match &options.target {
+            Target::Channel(tx) => Some(ChannelSink(tx.clone())),
+            _ => None,
+        };
+        if matches!(options.target, Target::Output) {
             self.open_output()?;
         }
         let (voice_path, voice) = self.voice.as_mut().expect("loaded above");
         let rate = voice.sample_rate();
         outcome.sample_rate = rate;
-        let sink: &mut dyn Sink = match file_sink.as_mut() {
-            Some(file) => file,
-            None => self.sink.as_deref_mut().expect("opened above"),
+        let sink: &mut dyn Sink = match (file_sink.as_mut(), channel_sink.as_mut()) {
+            (Some(file), _) => file,
+            (None, Some(channel)) => channel,
+            (None, None) => self.sink.as_deref_mut().expect("opened above"),
         };
         let started_event = Event::new(
             "speech.started",

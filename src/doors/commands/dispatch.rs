@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::Message;
+use super::say::OpenUtterances;
 use super::{parse, Command, Outcome, Peer};
 use crate::api::{ApiError, ErrorCode};
 use crate::assistant::Assistant;
@@ -24,6 +25,8 @@ pub struct Context {
     pub socket: PathBuf,
     /// Where the HTTP endpoint listens, when `metrics.listen` is set.
     pub http: Option<SocketAddr>,
+    /// Utterances that streaming `say` requests keep open.
+    pub utterances: OpenUtterances,
 }
 
 /// Runs one parsed request: refused while shutting down, counted

@@ -54,7 +54,7 @@ pub use ping::Ping;
 pub use rag::RagCmd;
 pub use reload::Reload;
 pub use respond::Respond;
-pub use say::Say;
+pub use say::{OpenUtterances, Say};
 pub use shutdown::Shutdown;
 pub use status::Status;
 pub use stop::Stop;

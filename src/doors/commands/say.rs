@@ -3,7 +3,9 @@
 //! it (`utterance`) and add text; the one with `more: false` ends it and,
 //! like a whole-text `say`, replies once it has been spoken.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,7 +13,7 @@ use serde_json::{json, Value};
 use super::Context;
 use super::Peer;
 use crate::api::{ApiError, ErrorCode};
-use crate::speak::{SayOptions, SayOutcome, SpeakError};
+use crate::speak::{SayOptions, SayOutcome, SpeakError, Target, Utterance};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,29 +48,30 @@ impl Say {
         }
         let options = SayOptions {
             voice: self.voice,
-            out: self.out,
+            target: self.out.map_or(Target::Output, Target::Wav),
             hold: None,
         };
+        let open = &ctx.utterances;
         match (self.utterance, self.more) {
             (None, false) => outcome(speaker.say(&self.text, options).await),
             (None, true) => {
-                let id = speaker.open_stream(options)?;
+                let id = open.open(speaker.open(options)?);
                 // A client that leaves ends its utterance.
                 let closed = peer.closed.clone();
-                let owner = speaker.clone();
+                let owner = open.clone();
                 tokio::spawn(async move {
                     closed.cancelled().await;
                     owner.abandon(id);
                 });
-                speaker.append(id, &self.text)?;
+                open.append(id, &self.text)?;
                 Ok(json!({ "utterance": id, "open": true }))
             }
             (Some(id), more) => {
-                speaker.append(id, &self.text)?;
+                open.append(id, &self.text)?;
                 if more {
                     Ok(json!({ "utterance": id, "open": true }))
                 } else {
-                    outcome(speaker.close(id).await)
+                    outcome(open.close(id).await)
                 }
             }
         }
@@ -78,4 +81,48 @@ impl Say {
 fn outcome(result: Result<SayOutcome, SpeakError>) -> Result<Value, ApiError> {
     let outcome = result?;
     Ok(serde_json::to_value(outcome).unwrap_or(Value::Null))
+}
+
+/// The utterances that streaming `say` requests opened and later requests
+/// extend by id (from any connection). One that was stopped (`stop`,
+/// barge-in) is closed: naming it is `invalid_params`. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct OpenUtterances(Arc<Mutex<HashMap<u64, Utterance>>>);
+
+impl OpenUtterances {
+    /// The open utterances, less those that were stopped.
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Utterance>> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, u| !u.stopped());
+        open
+    }
+
+    /// Keeps `utterance` open; returns its id.
+    fn open(&self, utterance: Utterance) -> u64 {
+        let id = utterance.id();
+        self.lock().insert(id, utterance);
+        id
+    }
+
+    /// Adds text to open utterance `id`.
+    fn append(&self, id: u64, text: &str) -> Result<(), SpeakError> {
+        let mut open = self.lock();
+        let utterance = open.get_mut(&id).ok_or(SpeakError::NoUtterance(id))?;
+        let result = utterance.push(text);
+        if result.is_err() {
+            open.remove(&id); // too long: end it with what it has
+        }
+        result
+    }
+
+    /// Ends open utterance `id` and waits until it has been spoken.
+    async fn close(&self, id: u64) -> Result<SayOutcome, SpeakError> {
+        let utterance = self.lock().remove(&id).ok_or(SpeakError::NoUtterance(id))?;
+        utterance.finish().await
+    }
+
+    /// Ends open utterance `id` without waiting (its client left).
+    fn abandon(&self, id: u64) {
+        self.lock().remove(&id);
+    }
 }

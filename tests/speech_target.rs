@@ -1,0 +1,77 @@
+//! Speech into the caller's own channel ([`Target::Channel`]), with the
+//! real Piper voice in process: each sentence's audio streams out at the
+//! voice's own rate as it is made, the daemon's output is never opened,
+//! and a caller that drops its receiver stops the utterance.
+
+mod support;
+
+use tokio::sync::mpsc;
+use voxd::config::Config;
+use voxd::events::Events;
+use voxd::metrics::Pipeline;
+use voxd::speak::{Pcm, SayOptions, Speaker, Target};
+
+/// The joe voice (22,050 Hz), and an output device that does not exist:
+/// speech that reached the daemon's output would fail.
+fn speaker() -> Speaker {
+    let mut config = Config::builtin();
+    config.tts.voice = support::test_model("piper-en_US-joe-medium")
+        .display()
+        .to_string();
+    config.audio.output = "cpal".into();
+    config.audio.device = "no such device".into();
+    Speaker::new(&config, Events::new(64), Pipeline::default())
+}
+
+#[tokio::test]
+async fn sentences_stream_into_the_callers_channel_at_the_voices_rate() {
+    let speaker = speaker();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let options = SayOptions {
+        target: Target::Channel(tx),
+        ..SayOptions::default()
+    };
+    let outcome = speaker
+        .say("The kettle is on. Tea is ready.", options)
+        .await
+        .expect("speech into a channel");
+    let mut chunks: Vec<Pcm> = Vec::new();
+    while let Some(pcm) = rx.recv().await {
+        chunks.push(pcm);
+    }
+    assert_eq!(chunks.len(), 2, "one chunk per sentence");
+    assert_eq!(outcome.chunks, 2);
+    assert!(
+        chunks.iter().all(|c| c.rate == 22_050),
+        "{:?}",
+        chunks[0].rate
+    );
+    let samples: usize = chunks.iter().map(|c| c.samples.len()).sum();
+    assert_eq!(samples as u64, outcome.samples);
+    assert!(samples > 22_050, "{samples} samples for two sentences");
+    assert!(!outcome.interrupted);
+}
+
+#[tokio::test]
+async fn a_caller_that_drops_its_receiver_stops_the_utterance() {
+    let speaker = speaker();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut utterance = speaker
+        .open(SayOptions {
+            target: Target::Channel(tx),
+            ..SayOptions::default()
+        })
+        .unwrap();
+    let text = "This is one sentence of many. ".repeat(20);
+    utterance.push(&text).unwrap();
+    let done = tokio::spawn(utterance.finish());
+    rx.recv().await.expect("the first sentence");
+    drop(rx);
+    let outcome = done.await.unwrap().unwrap();
+    assert!(outcome.interrupted, "{outcome:?}");
+    assert!(
+        outcome.chunks < 20,
+        "all {} sentences were made",
+        outcome.chunks
+    );
+}
