@@ -49,7 +49,12 @@
 //! frame, `done` or `error` (see [`Frame::is_terminal`]). `pong` frames may
 //! be interleaved anywhere and belong to no reply.
 //!
+//! The data of one worker's requests and replies lives in a module named
+//! after it: [`llm`] for the language model worker.
+//!
 //! [Wyoming protocol]: https://github.com/rhasspy/wyoming
+
+pub mod llm;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

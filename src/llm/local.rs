@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use voxd_proto::llm::{GenerateJob, LoadJob, ModelParams, Token};
 use voxd_proto::Frame;
 
 use super::{GenerateRequest, GenerateStats, Llm, LlmError, LlmStatus, ModelInfo};
@@ -38,7 +39,7 @@ struct Choice {
     /// A GGUF named by `reload`, over the configured one.
     chosen: Option<PathBuf>,
     /// The `model` object sent to the worker, once resolved.
-    params: Option<Value>,
+    params: Option<ModelParams>,
 }
 
 impl LocalLlm {
@@ -53,7 +54,7 @@ impl LocalLlm {
     }
 
     /// The worker's `model` object, resolving the model file if needed.
-    async fn params(&self, choice: &mut Choice) -> Result<Value, LlmError> {
+    async fn params(&self, choice: &mut Choice) -> Result<ModelParams, LlmError> {
         if let Some(params) = &choice.params {
             return Ok(params.clone());
         }
@@ -69,15 +70,15 @@ impl LocalLlm {
             .then(|| xdg_dir("XDG_CACHE_HOME", ".cache"))
             .flatten()
             .map(|cache| cache.join("voxd/llm"));
-        let params = json!({
-            "path": path,
-            "threads": self.cfg.threads,
-            "context": self.cfg.context,
-            "batch": self.cfg.batch,
-            "gpu_layers": self.cfg.gpu_layers,
-            "chat_template": template,
-            "cache_dir": cache_dir,
-        });
+        let params = ModelParams {
+            path,
+            threads: self.cfg.threads,
+            context: self.cfg.context,
+            batch: self.cfg.batch,
+            gpu_layers: self.cfg.gpu_layers,
+            chat_template: template,
+            cache_dir,
+        };
         choice.params = Some(params.clone());
         Ok(params)
     }
@@ -105,8 +106,11 @@ impl LocalLlm {
     }
 
     /// Loads the model in the worker (if not yet) and records its info.
-    async fn load(&self, params: &Value) -> Result<ModelInfo, LlmError> {
-        let frame = Frame::new("load").with_data(json!({ "model": params }));
+    async fn load(&self, params: &ModelParams) -> Result<ModelInfo, LlmError> {
+        let job = LoadJob {
+            model: params.clone(),
+        };
+        let frame = request_frame(LoadJob::KIND, &job)?;
         let mut reply = self.engines.request(ENGINE, frame).await?;
         while let Some(frame) = reply.next().await {
             frame.map_err(|e| self.worker_error(e, params))?;
@@ -124,13 +128,13 @@ impl LocalLlm {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn worker_error(&self, e: EngineError, params: &Value) -> LlmError {
+    fn worker_error(&self, e: EngineError, params: &ModelParams) -> LlmError {
         let EngineError::Worker { code, text, .. } = e else {
             return LlmError::Engine(e);
         };
         match code.as_str() {
             "no_chat_template" => {
-                let path = params["path"].as_str().unwrap_or("?").to_owned();
+                let path = params.path.display().to_string();
                 let model = match &self.lock_status().model {
                     Some(info) => format!("{} ({path})", info.name),
                     None => path,
@@ -194,23 +198,26 @@ impl Llm for LocalLlm {
         if self.lock_status().model.is_none() {
             self.load(&params).await?;
         }
-        let frame = Frame::new("generate").with_data(json!({
-            "model": params,
-            "prompt": request.prompt,
-            "max_tokens": request.max_tokens.min(self.cfg.max_tokens),
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "stop": request.stop,
-            "seed": request.seed,
-            "session": request.session,
-        }));
+        let job = GenerateJob {
+            model: params.clone(),
+            prompt: request.prompt,
+            max_tokens: request.max_tokens.min(self.cfg.max_tokens),
+            temperature: request.temperature,
+            top_p: request.top_p,
+            stop: request.stop,
+            seed: request.seed,
+            session: request.session,
+        };
+        let frame = request_frame(GenerateJob::KIND, &job)?;
         // Dropping `reply` (an early return, or this future being dropped)
         // sends `cancel` to the worker.
         let mut reply = self.engines.request(ENGINE, frame).await?;
         while let Some(frame) = reply.next().await {
             let frame = frame.map_err(|e| self.worker_error(e, &params))?;
-            if frame.kind == "token" {
-                let text = frame.str_field("text").unwrap_or_default().to_owned();
+            if frame.kind == Token::KIND {
+                let text = Token::deserialize(&frame.data)
+                    .map(|token| token.text)
+                    .unwrap_or_default();
                 if tokens.send(text).await.is_err() {
                     return Err(LlmError::Cancelled);
                 }
@@ -224,4 +231,11 @@ impl Llm for LocalLlm {
         self.lock_status().last_reply = Some(stats.clone());
         Ok(stats)
     }
+}
+
+/// A request frame of type `kind` for the worker carrying `job`.
+fn request_frame(kind: &str, job: &impl Serialize) -> Result<Frame, LlmError> {
+    let data = serde_json::to_value(job)
+        .map_err(|e| LlmError::Model(format!("cannot encode the `{kind}` request: {e}")))?;
+    Ok(Frame::new(kind).with_data(data))
 }

@@ -2,12 +2,17 @@
 //! `ask` command, RAG) and an [`Llm`] turns a prompt into streamed text. The
 //! local backend runs llama.cpp in the `voxd-llm` worker through the engine
 //! host; a remote backend (an OpenAI-compatible server) can implement the
-//! same trait. This module owns the types of that contract; [`local`] is the
-//! llama.cpp backend.
+//! same trait. This module owns the types of that contract; those that the
+//! worker's requests and replies carry too ([`Prompt`], [`ModelInfo`],
+//! [`GenerateStats`], ...) are `voxd_proto::llm`'s, re-exported here.
+//! [`local`] is the llama.cpp backend.
 
 pub mod local;
 
 pub use local::LocalLlm;
+pub use voxd_proto::llm::{
+    ChatMessage, ChatRole, Finish, GenerateStats, ModelInfo, Prompt, PromptFormat,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -15,33 +20,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ErrorKind, Kind};
-
-/// What the model is asked to continue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
-pub enum Prompt {
-    /// Raw text the model continues as is: base models, and voxd's own
-    /// completion-style grounded prompt.
-    Completion(String),
-    /// Chat messages, rendered with the model's own chat template. A model
-    /// without a template refuses this (never a silent fallback).
-    Chat(Vec<ChatMessage>),
-}
-
-/// One chat turn.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub role: ChatRole,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChatRole {
-    System,
-    User,
-    Assistant,
-}
 
 /// One generation request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,34 +39,6 @@ pub struct GenerateRequest {
     pub session: Option<String>,
 }
 
-/// How prompts are rendered for the loaded model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PromptFormat {
-    /// The chat template stored in the model file (or named in config).
-    ChatTemplate,
-    /// No template: voxd's completion-style prompts only.
-    Completion,
-}
-
-/// The loaded model, as `status` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// `general.name` from the GGUF, else the file name.
-    pub name: String,
-    pub path: String,
-    /// e.g. `Q4_K_M`, when the file says.
-    pub quantization: Option<String>,
-    pub parameters: Option<u64>,
-    /// Context size in tokens.
-    pub context: u32,
-    pub prompt_format: PromptFormat,
-    /// Where the chat template comes from: `model` (the GGUF) or `config`
-    /// (`engines.llm.chat_template`); `None` without one.
-    #[serde(default)]
-    pub chat_template: Option<String>,
-}
-
 /// What `status` shows of the language model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LlmStatus {
@@ -96,30 +46,6 @@ pub struct LlmStatus {
     pub model: Option<ModelInfo>,
     /// Figures of the last finished reply.
     pub last_reply: Option<GenerateStats>,
-}
-
-/// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Finish {
-    /// End of sequence or a stop string.
-    Stop,
-    /// `max_tokens` reached.
-    Length,
-    /// The caller cancelled.
-    Cancelled,
-}
-
-/// Figures of one finished generation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenerateStats {
-    pub prompt_tokens: u32,
-    /// Prompt tokens served from the KV cache instead of being processed.
-    pub cached_tokens: u32,
-    pub generated_tokens: u32,
-    pub first_token_ms: f64,
-    pub tokens_per_sec: f64,
-    pub finish: Finish,
 }
 
 /// Why a generation failed.

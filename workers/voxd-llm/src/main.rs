@@ -18,12 +18,16 @@
 //! | `generate{model, prompt, max_tokens, temperature?, top_p?, stop?, seed?, session?}` | `token{text}` frames as text is produced, then `done{prompt_tokens, cached_tokens, generated_tokens, first_token_ms, tokens_per_sec, finish}` with `finish` = `stop` (end of sequence or a stop string) or `length` (`max_tokens`, or the context is full) |
 //! | `bench{model, n_prompt, n_gen, repetitions?}` | `done{pp_tokens_per_sec, tg_tokens_per_sec, ...}`: llama-bench's pp and tg tests on this worker's context |
 //!
+//! The data of these requests and replies are the types of
+//! `voxd_proto::llm`, which the daemon shares.
+//!
 //! `prompt` is `{"kind":"completion","value":"text"}` (continued as is) or
-//! `{"kind":"chat","value":[{"role":"user","content":"..."}]}`, rendered with
-//! the GGUF's chat template or the one `chat_template` names; a model with
-//! neither refuses it with `error{code:"no_chat_template"}` (never a silent
-//! fallback to some other format). Generation is greedy when `temperature`
-//! is 0, else top-p then temperature sampling seeded with `seed`. Text stops
+//! `{"kind":"chat","value":[{"role":"user","content":"..."}]}` (roles
+//! `system`, `user`, `assistant`), rendered with the GGUF's chat template
+//! or the one `chat_template` names; a model with neither refuses it with
+//! `error{code:"no_chat_template"}` (never a silent fallback to some other
+//! format). Generation is greedy when `temperature` is 0, else top-p then
+//! temperature sampling seeded with `seed`. Text stops
 //! before the first stop string, and text that may begin one is held back,
 //! so no part of a stop string is ever sent.
 //!
@@ -46,9 +50,12 @@
 //! cancel flag before every token (and every prompt batch), so a cancelled
 //! generation ends within one token with `error{code:"cancelled"}`.
 
-mod engine;
+mod jobs;
+mod model;
 mod persist;
+mod session;
 mod stop;
+mod template;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +67,7 @@ use tokio::io::BufReader;
 use tokio::sync::mpsc;
 use voxd_proto::{kind, read_frame, write_frame, Frame};
 
-use engine::Job;
+use jobs::Job;
 
 fn info() -> Frame {
     Frame::new(kind::INFO).with_data(json!({
@@ -112,7 +119,7 @@ async fn main() -> ExitCode {
         let cancel = cancel.clone();
         std::thread::Builder::new()
             .name("llama".into())
-            .spawn(move || engine::run(backend, job_rx, out, &cancel))
+            .spawn(move || jobs::run(backend, job_rx, out, &cancel))
     };
     let engine = match engine {
         Ok(engine) => engine,

@@ -23,8 +23,7 @@ use std::time::UNIX_EPOCH;
 use llama_cpp_2::context::session::LlamaStateSeqFlags;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
-
-use crate::engine::ModelParams;
+use voxd_proto::llm::ModelParams;
 
 const EXTENSION: &str = "kv";
 
