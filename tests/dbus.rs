@@ -472,6 +472,13 @@ async fn ask_streams_its_answer_as_signals() {
         pieces >= 2,
         "the model's text came in {pieces} piece(s): {answer}"
     );
+    // Counted like every other request, D-Bus and socket alike.
+    let metrics = daemon.connect().ok("metrics", json!({}));
+    let text = metrics["text"].as_str().unwrap();
+    assert!(
+        text.contains(r#"voxd_requests_total{command="ask",code="ok"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! (refusal while shutting down, traffic and metrics), and [`call`], the
 //! protocol without a socket (for D-Bus).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,29 +30,35 @@ pub struct Context {
     pub utterances: OpenUtterances,
 }
 
-/// Runs one parsed request: refused while shutting down, counted
-/// in the traffic gauges, and counted and timed in the metrics by command
-/// and outcome.
+/// Runs one parsed request (see [`counted`]).
 pub async fn execute(ctx: &Context, peer: &Peer, id: &Value, command: Command) -> Outcome {
     let name = command.name();
-    if ctx.assistant.shutdown.is_cancelled() {
+    counted(&ctx.assistant, name, command.apply(ctx, peer, id)).await
+}
+
+/// Runs `work`, request `name` of any door: refused while shutting down,
+/// counted in the traffic gauges, and counted and timed in the metrics by
+/// command and outcome.
+pub async fn counted<T>(
+    assistant: &Assistant,
+    name: &str,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let metrics = &assistant.metrics;
+    if assistant.shutdown.is_cancelled() {
         let error = ApiError::new(ErrorCode::ShuttingDown, "voxd is shutting down");
-        ctx.assistant
-            .metrics
-            .count_request(name, error.code.as_str());
+        metrics.count_request(name, error.code.as_str());
         return Err(error);
     }
     let started = Instant::now();
-    ctx.assistant.metrics.traffic.started();
-    let outcome = command.apply(ctx, peer, id).await;
-    ctx.assistant.metrics.traffic.finished();
+    metrics.traffic.started();
+    let outcome = work.await;
+    metrics.traffic.finished();
     let code = match &outcome {
         Ok(_) => "ok",
         Err(e) => e.code.as_str(),
     };
-    ctx.assistant
-        .metrics
-        .observe_request(name, code, started.elapsed());
+    metrics.observe_request(name, code, started.elapsed());
     outcome
 }
 

@@ -144,9 +144,11 @@ impl Assistant {
                 }
             }
         };
-        let (reply, ()) = tokio::join!(answer, forward);
-        let reply = reply.map_err(ApiError::from)?;
-        Ok(serde_json::to_string(&AskResult::from(&reply)).map_err(ApiError::internal)?)
+        let asked = async {
+            let (reply, ()) = tokio::join!(answer, forward);
+            serde_json::to_string(&AskResult::from(&reply?)).map_err(ApiError::internal)
+        };
+        Ok(commands::counted(&self.ctx.assistant, "ask", asked).await?)
     }
 
     /// Speaks `text` through the daemon's audio output (`say`) and returns
