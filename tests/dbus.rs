@@ -6,13 +6,12 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{echo_engines_config, llm_config, voice, wait_until, Daemon, Home};
+use support::{echo_engines_config, voice, wait_until, Daemon, Home};
 use zbus::message::Type as MessageType;
 use zbus::{Connection, MatchRule, MessageStream, Proxy};
 
@@ -412,17 +411,7 @@ async fn the_assistant_speaks_listens_and_answers_over_d_bus() {
 async fn ask_streams_its_answer_as_signals() {
     let bus = Bus::start();
     let conn = bus.connect().await;
-    let home = Home::new("");
-    let notes = home.path().join("notes");
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
-        &notes,
-    );
-    let rag = format!(
-        "\n[rag]\nnotes = [\"{}\"]\nanswer_mode = \"generative\"\n",
-        notes.display()
-    );
-    std::fs::write(home.path().join("voxd.toml"), llm_config(64, 2048, &rag)).unwrap();
+    let (home, _) = support::notes_and_model_home("answer_mode = \"generative\"\n");
     let daemon = voxd_in(&bus, &conn, home, &[]).await;
     support::wait_for_notes(&mut daemon.connect(), 5);
     let mut signals = signals_of_voxd(&conn).await;

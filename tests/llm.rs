@@ -510,17 +510,7 @@ fn bad_model_files_give_clear_errors_naming_the_file() {
 
 /// A daemon with a copy of the fixture notes and the test model.
 fn ask_daemon() -> (Daemon, PathBuf) {
-    let home = Home::new("");
-    let notes = home.path().join("notes");
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
-        &notes,
-    );
-    let rag = format!(
-        "\n[rag]\nnotes = [\"{}\"]\ndebounce_ms = 200\n",
-        notes.display()
-    );
-    std::fs::write(home.path().join("voxd.toml"), config(&rag)).unwrap();
+    let (home, notes) = support::notes_and_model_home("debounce_ms = 200\n");
     let daemon = Daemon::start_in(home);
     support::wait_for_notes(&mut daemon.connect(), 5);
     (daemon, notes)

@@ -203,7 +203,7 @@ impl Answerer {
         let (answer, best_score, stats) = if rag {
             self.answer_from_notes(&turn, mode, &mut out).await?
         } else {
-            let (text, stats) = self.generate(&turn, None, &mut out).await?;
+            let (text, stats) = self.generate(&turn, &mut out).await?;
             let answer = Answer {
                 text: text.trim().to_string(),
                 mode: Used::NoRag,
@@ -310,7 +310,8 @@ impl Answerer {
                 }
                 Ok((a, best, Some(stats)))
             }
-            Err(LlmError::Cancelled) => Err(AssistantError::Cancelled),
+            // Nobody waits for a fallback.
+            Err(e @ LlmError::Cancelled) => Err(e.into()),
             Err(e) if mode == AnswerMode::Auto => {
                 tracing::warn!(error = %e, "language model unavailable; answering extractively");
                 let mut a = extractive;
@@ -326,16 +327,12 @@ impl Answerer {
     async fn generate(
         &self,
         turn: &Asked<'_>,
-        sources: Option<&[PromptSource]>,
         out: &mut Stream<'_>,
     ) -> Result<(String, GenerateStats), AssistantError> {
         let info = self.llm.info().await?;
-        self.generate_with(turn, sources, info.prompt_format, out)
-            .await
-            .map_err(|e| match e {
-                LlmError::Cancelled => AssistantError::Cancelled,
-                e => e.into(),
-            })
+        Ok(self
+            .generate_with(turn, None, info.prompt_format, out)
+            .await?)
     }
 
     /// Runs the model on the prompt for `format`, with the newest history

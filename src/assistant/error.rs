@@ -14,8 +14,9 @@ pub enum AssistantError {
     /// text says what to change.
     #[error("{0}")]
     Invalid(String),
+    /// The model failed (a cancelled generation is [`AssistantError::Cancelled`]).
     #[error(transparent)]
-    Llm(#[from] LlmError),
+    Llm(LlmError),
     #[error(transparent)]
     Notes(#[from] RagError),
     #[error(transparent)]
@@ -29,6 +30,17 @@ pub enum AssistantError {
     /// A speculative answer whose question was withdrawn before it was heard.
     #[error("the question was withdrawn before its answer was heard")]
     Withdrawn,
+}
+
+/// A cancelled generation is the request's cancellation, whichever step
+/// ran the model.
+impl From<LlmError> for AssistantError {
+    fn from(e: LlmError) -> AssistantError {
+        match e {
+            LlmError::Cancelled => AssistantError::Cancelled,
+            e => AssistantError::Llm(e),
+        }
+    }
 }
 
 impl Kind for AssistantError {

@@ -456,6 +456,21 @@ max_tokens = {max_tokens}
     )
 }
 
+/// A home with a copy of the fixture notes (returned: their folder) and
+/// [`llm_config`]'s model (64-token replies, a 2,048-token context);
+/// `rag` goes into the `[rag]` section after `notes`.
+pub fn notes_and_model_home(rag: &str) -> (Home, PathBuf) {
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let rag = format!("\n[rag]\nnotes = [\"{}\"]\n{rag}", notes.display());
+    fs::write(home.path().join("voxd.toml"), llm_config(64, 2048, &rag)).unwrap();
+    (home, notes)
+}
+
 /// Waits up to 60 s (a loaded CI machine indexes and loads slowly) for
 /// `cond`, polling; panics with `what` on timeout.
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
