@@ -23,14 +23,14 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::assistant::{voice_loop, Assistant, Services};
+use crate::assistant::{voice_loop, Assistant, AssistantEvent, Services};
 use crate::config::Loaded;
 use crate::conversation::History;
 use crate::doors::commands::Context;
 use crate::doors::socket::{paths, Server};
 use crate::doors::{dbus, http};
 use crate::engine;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::llm::LocalLlm;
 use crate::metrics::Metrics;
 use crate::rag::Rag;
@@ -114,10 +114,9 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "voxd ready"
     );
-    assistant.events.publish(Event::new(
-        "daemon.ready",
-        serde_json::json!({ "pid": std::process::id() }),
-    ));
+    assistant.events.publish(AssistantEvent::Ready {
+        pid: std::process::id(),
+    });
     let manager = notify::ServiceManager::ready(&socket, dbus.is_some(), &assistant.shutdown);
     assistant.listener.start_if_configured();
     Server::new(listener, ctx.clone()).run(grace).await;

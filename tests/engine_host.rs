@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use voxd::config::{EnginesConfig, LlmEngineConfig, SttEngineConfig};
-use voxd::engine::{EngineError, EngineState, EngineStatus, Host};
+use voxd::engine::{EngineError, EngineEvent, EngineState, EngineStatus, Host};
 use voxd::events::Events;
 use voxd_proto::Frame;
 
@@ -168,11 +168,14 @@ async fn spawns_on_demand_and_reports_pid_rss_and_events() {
 
     let mut states = Vec::new();
     while let Ok(event) = rx.try_recv() {
-        assert_eq!(event.event, "engine.state");
-        assert_eq!(event.data["engine"], "stt");
-        states.push(event.data["state"].as_str().unwrap_or_default().to_owned());
+        let Some(EngineEvent::State { engine, state, .. }) = event.get() else {
+            panic!("not an engine event: {event:?}");
+        };
+        assert_eq!(engine, "stt");
+        states.push(*state);
     }
-    assert_eq!(states, ["starting", "ready", "busy", "ready"]);
+    use EngineState::*;
+    assert_eq!(states, [Starting, Ready, Busy, Ready]);
     host.shutdown().await;
 }
 

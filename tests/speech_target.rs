@@ -1,7 +1,8 @@
 //! Speech into the caller's own channel ([`Target::Channel`]), with the
 //! real Piper voice in process: each sentence's audio streams out at the
 //! voice's own rate as it is made, the daemon's output is never opened,
-//! and a caller that drops its receiver stops the utterance.
+//! a caller that drops its receiver stops the utterance, and an utterance
+//! says when its first audio was queued.
 
 mod support;
 
@@ -73,5 +74,38 @@ async fn a_caller_that_drops_its_receiver_stops_the_utterance() {
         outcome.chunks < 20,
         "all {} sentences were made",
         outcome.chunks
+    );
+}
+
+/// `Utterance::first_audio` resolves when the first sentence is queued,
+/// before the utterance ends, and says what its synthesis took; an
+/// utterance stopped before any audio has none.
+#[tokio::test]
+async fn first_audio_comes_with_the_first_sentence() {
+    let speaker = speaker();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut utterance = speaker
+        .open(SayOptions {
+            target: Target::Channel(tx),
+            ..SayOptions::default()
+        })
+        .unwrap();
+    let first = utterance.first_audio();
+    utterance.push("The kettle is on. ").unwrap();
+    let first = first.await.expect("the first sentence's audio");
+    assert!(first.synth_ms > 0, "{first:?}");
+    assert_eq!(first.held_ms, None);
+    assert!(rx.try_recv().is_ok(), "queued before first_audio resolved");
+    utterance.push("Tea is ready.").unwrap();
+    let outcome = utterance.finish().await.unwrap();
+    assert_eq!(outcome.chunks, 2);
+
+    let mut silent = speaker.open(SayOptions::default()).unwrap();
+    let none = silent.first_audio();
+    speaker.stop();
+    drop(silent);
+    assert!(
+        none.await.is_none(),
+        "a stopped utterance has no first audio"
     );
 }

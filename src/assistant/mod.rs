@@ -18,7 +18,9 @@
 
 mod ask;
 mod error;
+mod events;
 pub mod intent;
+mod transcribe;
 mod turn;
 pub mod voice_loop;
 
@@ -30,12 +32,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use ask::{Answerer, AskEvent, AskReply, AskRequest, AskSettings, Notes, ResetReason};
 pub use error::AssistantError;
+pub use events::AssistantEvent;
+pub use transcribe::Transcribed;
 pub use turn::{Reply, Request, Said, Timings};
 
 use crate::config::Loaded;
 use crate::conversation::History;
 use crate::engine;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::listen::Listener;
 use crate::llm::Llm;
 use crate::metrics::{Metrics, Sample};
@@ -140,10 +144,9 @@ impl Assistant {
             return;
         }
         tracing::info!(reason, "shutting down");
-        self.events.publish(Event::new(
-            "daemon.shutdown",
-            serde_json::json!({ "reason": reason }),
-        ));
+        self.events.publish(AssistantEvent::Shutdown {
+            reason: reason.to_string(),
+        });
         self.shutdown.cancel();
     }
 

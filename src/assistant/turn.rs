@@ -3,21 +3,20 @@
 //! stage.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use futures::future::{BoxFuture, FutureExt};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::intent::{self, Intent};
-use super::{AskEvent, AskReply, AskRequest, Assistant, AssistantError};
-use crate::events::Event;
+use super::{AskEvent, AskReply, AskRequest, Assistant, AssistantError, AssistantEvent};
 use crate::llm::GenerateStats;
 use crate::rag::answer::{Citation, Flag, Used};
 use crate::rag::DocKind;
-use crate::speak::{Hold, SayOptions, SayOutcome, SpeakError, Utterance, Verdict};
+use crate::speak::{FirstAudio, Hold, SayOptions, SayOutcome, SpeakError, Utterance, Verdict};
 
 /// Longest part of a note read aloud by "read my last note", in bytes.
 const NOTE_READ_BYTES: usize = 600;
@@ -172,10 +171,8 @@ impl Assistant {
             timings,
         };
         tracing::info!(intent = reply.intent, timings = ?reply.timings, "turn answered");
-        self.events.publish(Event::new(
-            "assistant.reply",
-            serde_json::to_value(&reply).unwrap_or_default(),
-        ));
+        self.events
+            .publish(AssistantEvent::Reply(Box::new(reply.clone())));
         Ok(reply)
     }
 
@@ -286,19 +283,12 @@ impl Assistant {
 /// A reply's text, its citations, and (for a question) how it was made.
 type Answered = (String, Vec<Citation>, Option<Said>);
 
-/// The reply's speech, when it is spoken: one streaming utterance, and a
-/// watch for its first audio.
+/// The reply's speech, when it is spoken: one streaming utterance, and
+/// when its first audio was queued.
 struct Speech {
     utterance: Option<Utterance>,
-    first_audio: Option<JoinHandle<Option<FirstAudio>>>,
+    first_audio: Option<BoxFuture<'static, Option<FirstAudio>>>,
     hold: Option<Hold>,
-}
-
-/// When an utterance's first sentence was queued for playback.
-struct FirstAudio {
-    at: Instant,
-    synth_ms: Option<u64>,
-    held_ms: Option<u64>,
 }
 
 impl Speech {
@@ -319,12 +309,8 @@ impl Speech {
             hold: self.hold.clone(),
             ..SayOptions::default()
         };
-        let utterance = assistant.speaker.open(options)?;
-        // No text was pushed yet, so no event of it can have been missed.
-        self.first_audio = Some(tokio::spawn(first_audio(
-            assistant.events.subscribe(),
-            utterance.id(),
-        )));
+        let mut utterance = assistant.speaker.open(options)?;
+        self.first_audio = Some(utterance.first_audio().boxed());
         self.utterance = Some(utterance);
         Ok(())
     }
@@ -360,42 +346,15 @@ impl Speech {
             Err(SpeakError::NothingToSay) => None,
             Err(e) => return Err(e),
         };
-        if let Some(watch) = self.first_audio {
-            // Its events were published before the utterance finished.
-            if let Ok(Ok(Some(first))) = tokio::time::timeout(Duration::from_secs(1), watch).await {
+        // Settled: the utterance has finished.
+        if let Some(first) = self.first_audio {
+            if let Some(first) = first.await {
                 timings.first_audio_ms = Some(first.at.duration_since(started).as_millis() as u64);
-                timings.first_synth_ms = first.synth_ms;
+                timings.first_synth_ms = Some(first.synth_ms);
                 timings.held_ms = first.held_ms;
             }
         }
         Ok(outcome)
-    }
-}
-
-/// Waits for utterance `id`'s first `speech.chunk`; `None` if it ends first.
-async fn first_audio(mut events: broadcast::Receiver<Event>, id: u64) -> Option<FirstAudio> {
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        if event.data["utterance"] != id {
-            continue;
-        }
-        match event.event.as_str() {
-            "speech.chunk" => {
-                return Some(FirstAudio {
-                    at: Instant::now(),
-                    synth_ms: event.data["synth_ms"].as_u64(),
-                    held_ms: event.data["held_ms"].as_u64(),
-                })
-            }
-            "speech.finished" | "speech.interrupted" | "speech.failed" | "speech.withdrawn" => {
-                return None
-            }
-            _ => {}
-        }
     }
 }
 

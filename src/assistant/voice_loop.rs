@@ -1,8 +1,8 @@
 //! The voice loop ([`run`]): answers what the listener hears.
 //!
 //! It follows the listener's typed, lossless channel ([`Heard`]), not the
-//! observers' event bus: however many events flow there (speech audio for
-//! socket subscribers, say), no utterance is lost. Every final transcript
+//! observers' event bus: however many events flow there (a long reply's
+//! `speech.chunk`s, a flood of transcripts), no utterance is lost. Every final transcript
 //! starts a turn ([`Assistant::respond`]); the wake word heard while a turn
 //! is running stops it (barge-in), as does a new utterance. After a spoken
 //! reply the listener takes a follow-up question without the wake word
@@ -21,15 +21,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::intent::{self, Intent};
-use super::{Assistant, Request};
+use super::{Assistant, AssistantEvent, Request};
 use crate::config::AnswerMode;
 use crate::error::{ErrorKind, Kind};
-use crate::events::Event;
 use crate::listen::Heard;
 use crate::speak::{Gate, Hold};
 
@@ -64,10 +62,9 @@ impl Running {
         if self.active() {
             // Published first, so it comes before the speech.interrupted
             // of the reply being stopped.
-            assistant.events.publish(Event::new(
-                "assistant.interrupted",
-                json!({ "reason": reason }),
-            ));
+            assistant.events.publish(AssistantEvent::Interrupted {
+                reason: reason.to_string(),
+            });
             self.cancel.cancel();
             assistant.speaker.stop();
         }
@@ -246,10 +243,11 @@ fn start_turn(
 /// Publishes `assistant.error` (`code`, `message`, `utterance`) and says it
 /// aloud.
 async fn fail(assistant: &Assistant, utterance: u64, kind: ErrorKind, message: &str) {
-    assistant.events.publish(Event::new(
-        "assistant.error",
-        json!({ "code": kind.name(), "message": message, "utterance": utterance }),
-    ));
+    assistant.events.publish(AssistantEvent::Error {
+        code: kind.name(),
+        message: message.to_string(),
+        utterance,
+    });
     let _ = assistant
         .speaker
         .say(&spoken_error(message), Default::default())

@@ -17,9 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::events::Events;
-
 pub use device::{input_devices, output_devices, DeviceInfo};
+pub use socket::Tap;
 pub use wav::WavSink;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +57,13 @@ pub enum AudioError {
 /// Drops audio that was written but not yet played; callable from any thread.
 pub type Interrupter = Arc<dyn Fn() + Send + Sync>;
 
+/// A piece of synthesised speech: mono samples in [-1, 1] at `rate` Hz.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pcm {
+    pub samples: Vec<f32>,
+    pub rate: u32,
+}
+
 /// Somewhere speech goes.
 pub trait Sink {
     /// Queues mono samples in [-1, 1] at `rate` Hz. May buffer; returns
@@ -81,8 +87,8 @@ pub struct SinkOptions<'a> {
     pub device: &'a str,
     /// WAV file (`audio.file`).
     pub file: &'a Path,
-    /// The bus the socket sink publishes on.
-    pub events: &'a Events,
+    /// Where the socket sink hands its audio to subscribers.
+    pub tap: &'a Tap,
 }
 
 /// One entry of the sink table.
@@ -106,7 +112,7 @@ pub const SINKS: &[SinkKind] = &[
     },
     SinkKind {
         name: "socket",
-        about: "speech.audio events with base64 PCM, to socket subscribers",
+        about: "speech.audio events with base64 PCM, to the socket clients subscribed to them",
         open: socket::open,
     },
     SinkKind {
@@ -178,11 +184,10 @@ mod tests {
 
     #[test]
     fn unknown_sinks_name_the_known_ones() {
-        let events = Events::new(4);
         let options = SinkOptions {
             device: "",
             file: Path::new(""),
-            events: &events,
+            tap: &Tap::default(),
         };
         let err = open_sink("speaker", &options).err().unwrap().to_string();
         assert!(err.contains("cpal, wav, socket, null"), "{err}");

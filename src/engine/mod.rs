@@ -50,6 +50,7 @@
 //!   also spawned with `kill_on_drop` and in their own process group.
 
 mod budget;
+mod events;
 mod reply;
 mod rss;
 mod sizes;
@@ -66,6 +67,7 @@ use voxd_proto::{kind, Frame, ProtoError};
 use crate::config::EnginesConfig;
 use crate::error::{ErrorKind, Kind};
 use crate::events::Events;
+pub use events::EngineEvent;
 pub use reply::ReplyStream;
 use rss::{mib_ceil, RssProbe};
 use supervisor::{Readiness, Settings, Supervisor};

@@ -5,16 +5,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::watch;
 use voxd_proto::kind;
 
 use super::rss::{mib_ceil, RssProbe};
 use super::sizes::{Measured, SizeBook, Workload};
 use super::worker::{resolve_command, EndReason, Worker};
-use super::{EngineError, EngineState, EngineStatus};
+use super::{EngineError, EngineEvent, EngineState, EngineStatus};
 use crate::config::{EnginesConfig, WorkerConfig};
-use crate::events::{Event, Events};
+use crate::events::Events;
 
 /// How long a worker may take from spawn to its `info` frame (model loading).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -177,11 +176,12 @@ impl Supervisor {
         self.state_tx.send_replace(state);
         let pid = slot.worker.as_ref().map(|w| w.pid());
         tracing::info!(engine = %self.name, ?state, ?pid, error, "engine state");
-        let mut data = json!({ "engine": self.name, "state": state, "pid": pid });
-        if let Some(error) = error {
-            data["error"] = json!(error);
-        }
-        self.events.publish(Event::new("engine.state", data));
+        self.events.publish(EngineEvent::State {
+            engine: self.name.clone(),
+            state,
+            pid,
+            error: error.map(str::to_string),
+        });
     }
 
     /// What must happen before the engine can serve (caller holds the turn).

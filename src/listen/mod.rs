@@ -31,6 +31,7 @@
 //! event bus.
 
 pub mod endpoint;
+mod events;
 mod heard;
 pub mod phrase;
 mod run;
@@ -44,16 +45,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::audio::input::{PcmChunk, PcmFeed};
 use crate::audio::AudioError;
 use crate::config::Config;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::models::{self, Manifest, Role, Store};
 use crate::onnx::OnnxError;
 use crate::speak::Speaker;
 use crate::stt::Stt;
+pub use events::ListenEvent;
 pub use heard::Heard;
 
 #[derive(Debug, thiserror::Error)]
@@ -343,10 +344,12 @@ impl Listener {
         self.inner.runtime.spawn(async move {
             if let Err(e) = listener.start(StartOptions::default()).await {
                 tracing::error!(error = %e, "cannot start listening");
-                listener.inner.events.publish(Event::new(
-                    "listen.error",
-                    json!({ "error": e.to_string() }),
-                ));
+                listener.inner.events.publish(ListenEvent::Error {
+                    utterance: None,
+                    stage: None,
+                    code: None,
+                    error: e.to_string(),
+                });
             }
         });
     }

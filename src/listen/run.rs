@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{Boundary, EndpointSettings, Endpointer};
@@ -32,10 +31,10 @@ use super::phrase::Phrase;
 use super::transcribe::{Clip, PhraseSettings};
 use super::vad::{Vad, FRAME};
 use super::wake::{WakeSettings, WakeWords, STEP};
-use super::{model_dir, Heard, ListenError, Shared, State};
+use super::{model_dir, Heard, ListenError, ListenEvent, Shared, State};
 use crate::audio::input::{open_source, PcmFeed, Source, SourceOptions, RATE};
 use crate::config::{Config, OnnxConfig};
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::models::Role;
 use crate::speak::Speaker;
 
@@ -194,13 +193,18 @@ pub fn listen(ctx: Context, ready: oneshot::Sender<Result<(), ListenError>>) {
         Ok(()) => "stopped".to_string(),
         Err(e) => {
             tracing::error!(error = %e, "listening failed");
-            ears.publish("listen.error", json!({ "error": e.to_string() }));
+            ears.publish(ListenEvent::Error {
+                utterance: None,
+                stage: None,
+                code: None,
+                error: e.to_string(),
+            });
             ears.ctx.shared.status().error = Some(e.to_string());
             e.to_string()
         }
     };
     ears.abandon("stopped");
-    ears.publish("listen.stopped", json!({ "reason": reason }));
+    ears.publish(ListenEvent::Stopped { reason });
 }
 
 struct Ears {
@@ -260,14 +264,11 @@ impl Ears {
             };
         }
         let wake_words = wake.as_ref().map(WakeWords::names).unwrap_or_default();
-        ctx.events.publish(Event::new(
-            "listen.started",
-            json!({
-                "input": source.describe(),
-                "wake_words": wake_words,
-                "wake_phrases": phrases,
-            }),
-        ));
+        ctx.events.publish(ListenEvent::Started {
+            input: source.describe(),
+            wake_words: wake_words.clone(),
+            wake_phrases: phrases.iter().map(|p| p.to_string()).collect(),
+        });
         tracing::info!(input = %source.describe(), ?wake_words, wake_phrases = ?phrases, "listening");
         Ok(Ears {
             ctx,
@@ -285,8 +286,8 @@ impl Ears {
         })
     }
 
-    fn publish(&self, event: &str, data: serde_json::Value) {
-        self.ctx.events.publish(Event::new(event, data));
+    fn publish(&self, event: ListenEvent) {
+        self.ctx.events.publish(event);
     }
 
     fn run(&mut self) -> Result<(), ListenError> {
@@ -328,15 +329,13 @@ impl Ears {
         };
         for detection in detections {
             tracing::info!(word = %detection.name, score = detection.score, "wake word");
-            self.publish(
-                "wake.detected",
-                json!({
-                    "name": detection.name,
-                    "score": detection.score,
-                    "time": detection.time,
-                    "source": "model",
-                }),
-            );
+            self.publish(ListenEvent::Wake {
+                name: detection.name.clone(),
+                score: detection.score,
+                time: detection.time,
+                source: "model",
+                text: None,
+            });
             self.ctx.shared.ear.send(Heard::Wake);
             self.ctx.shared.status().wakes += 1;
             // Muted by hand: heard and published, but nothing listens for a
@@ -537,15 +536,12 @@ impl Ears {
             Trigger::Wake(name) => ("wake", Some(name.clone())),
             Trigger::Followup => ("followup", None),
         };
-        self.publish(
-            "speech.start",
-            json!({
-                "utterance": id,
-                "time": Self::secs(onset),
-                "trigger": trigger_name,
-                "wake_word": wake_word,
-            }),
-        );
+        self.publish(ListenEvent::SpeechStart {
+            utterance: id,
+            time: Self::secs(onset),
+            trigger: trigger_name,
+            wake_word,
+        });
     }
 
     fn end(&mut self, id: u64, end: u64, cut: bool) {
@@ -562,16 +558,14 @@ impl Ears {
             }
             _ => return,
         };
-        self.publish(
-            "speech.end",
-            json!({
-                "utterance": id,
-                "time": Self::secs(end),
-                "duration": Self::secs(end.saturating_sub(start)),
-                "cut": cut,
-                "discarded": false,
-            }),
-        );
+        self.publish(ListenEvent::SpeechEnd {
+            utterance: id,
+            time: Self::secs(end),
+            duration: Self::secs(end.saturating_sub(start)),
+            cut,
+            discarded: false,
+            reason: None,
+        });
         self.ctx.shared.status().utterances += 1;
         let _ = self.ctx.heard.send(Clip::End {
             id,
@@ -587,17 +581,14 @@ impl Ears {
             let _ = self.ctx.heard.send(Clip::Abandon { id });
         }
         if let Phase::Utterance { id, start } = self.phase {
-            self.publish(
-                "speech.end",
-                json!({
-                    "utterance": id,
-                    "time": Self::secs(self.heard),
-                    "duration": Self::secs(self.heard.saturating_sub(start)),
-                    "cut": false,
-                    "discarded": true,
-                    "reason": reason,
-                }),
-            );
+            self.publish(ListenEvent::SpeechEnd {
+                utterance: id,
+                time: Self::secs(self.heard),
+                duration: Self::secs(self.heard.saturating_sub(start)),
+                cut: false,
+                discarded: true,
+                reason: Some(reason.to_string()),
+            });
             let _ = self.ctx.heard.send(Clip::Abandon { id });
         }
         self.phase = Phase::Sleeping;

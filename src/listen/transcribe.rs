@@ -23,14 +23,14 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::events::Source;
 use super::phrase::{self, Phrase};
-use super::{Heard, Shared};
+use super::{Heard, ListenEvent, Shared};
 use crate::error::Kind;
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::stt::{Audio16k, Pace, Stt, SttError, Transcript};
 
 /// What the listening thread sends. Times are seconds of audio heard.
@@ -193,17 +193,14 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Clip>, t: Transcriber) {
                             utterance: c.id,
                             text: transcript.text.trim().to_string(),
                         });
-                        t.events.publish(Event::new(
-                            "transcript.early",
-                            json!({
-                                "utterance": c.id,
-                                "text": transcript.text.trim(),
-                                "time": at,
-                                "audio_secs": audio.secs(),
-                                "decode_ms": transcript.decode_ms,
-                                "source": "listen",
-                            }),
-                        ));
+                        t.events.publish(ListenEvent::Early {
+                            utterance: c.id,
+                            text: transcript.text.trim().to_string(),
+                            time: at,
+                            audio_secs: audio.secs(),
+                            decode_ms: transcript.decode_ms,
+                            source: Source::Listen,
+                        });
                         c.early = Some(Early {
                             at,
                             audio,
@@ -219,15 +216,12 @@ pub async fn run(mut heard: mpsc::UnboundedReceiver<Clip>, t: Transcriber) {
                 c.decoded = c.audio.len();
                 let audio = audio16k(c.audio.clone());
                 match t.pass(&audio, "partial", c.id).await {
-                    Ok(tr) => t.events.publish(Event::new(
-                        "transcript.partial",
-                        json!({
-                            "utterance": c.id,
-                            "text": tr.text.trim(),
-                            "audio_secs": audio.secs(),
-                            "source": "listen",
-                        }),
-                    )),
+                    Ok(tr) => t.events.publish(ListenEvent::Partial {
+                        utterance: c.id,
+                        text: tr.text.trim().to_string(),
+                        audio_secs: audio.secs(),
+                        source: Source::Listen,
+                    }),
                     Err(e) => tracing::warn!(error = %e, "partial transcription failed"),
                 }
             }
@@ -291,14 +285,12 @@ impl Transcriber {
                     kind: e.kind(),
                     message: e.to_string(),
                 });
-                self.events.publish(Event::new(
-                    "listen.error",
-                    json!({
-                        "utterance": utterance.id,
-                        "code": e.kind().name(),
-                        "error": e.to_string(),
-                    }),
-                ));
+                self.events.publish(ListenEvent::Error {
+                    utterance: Some(utterance.id),
+                    stage: None,
+                    code: Some(e.kind().name()),
+                    error: e.to_string(),
+                });
             }
         }
     }
@@ -309,10 +301,11 @@ impl Transcriber {
             self.shared.ear.send(Heard::Withdrawn {
                 utterance: utterance.id,
             });
-            self.events.publish(Event::new(
-                "transcript.withdrawn",
-                json!({ "utterance": utterance.id, "reason": reason, "source": "listen" }),
-            ));
+            self.events.publish(ListenEvent::Withdrawn {
+                utterance: utterance.id,
+                reason: reason.to_string(),
+                source: Source::Listen,
+            });
         }
     }
 
@@ -330,14 +323,12 @@ impl Transcriber {
             Err(e) => {
                 // Not an utterance (nobody woke voxd): reported, not spoken.
                 tracing::warn!(error = %e, "wake-phrase transcription failed");
-                self.events.publish(Event::new(
-                    "listen.error",
-                    json!({
-                        "stage": "wake_phrase",
-                        "code": e.kind().name(),
-                        "error": e.to_string(),
-                    }),
-                ));
+                self.events.publish(ListenEvent::Error {
+                    utterance: None,
+                    stage: Some("wake_phrase"),
+                    code: Some(e.kind().name()),
+                    error: e.to_string(),
+                });
                 return;
             }
         };
@@ -356,16 +347,13 @@ impl Transcriber {
         };
         tracing::info!(phrase = %found.phrase, score = found.score, text, "wake phrase");
         self.shared.ear.send(Heard::Wake);
-        self.events.publish(Event::new(
-            "wake.detected",
-            json!({
-                "name": found.phrase,
-                "score": found.score,
-                "time": start,
-                "source": "phrase",
-                "text": text,
-            }),
-        ));
+        self.events.publish(ListenEvent::Wake {
+            name: found.phrase.clone(),
+            score: found.score,
+            time: start,
+            source: "phrase",
+            text: Some(text.to_string()),
+        });
         self.shared.status().wakes += 1;
         if found.rest.is_empty() {
             *armed = Some((found.phrase, end + p.timeout_secs));
@@ -376,25 +364,28 @@ impl Transcriber {
     }
 
     fn publish_final(&self, id: u64, text: &str, t: &Transcript, audio: &Audio16k, how: Final<'_>) {
-        let mut data = json!({
-            "utterance": id,
-            "text": text,
-            "segments": t.segments,
-            "audio_secs": audio.secs(),
-            "decode_ms": t.decode_ms,
-            "early": matches!(how, Final::Early),
-            "source": "listen",
-        });
-        if let Final::AfterPhrase(phrase) = how {
-            data["wake_phrase"] = phrase.into();
-            self.shared.status().utterances += 1;
-        }
+        let wake_phrase = match how {
+            Final::AfterPhrase(phrase) => {
+                self.shared.status().utterances += 1;
+                Some(phrase.to_string())
+            }
+            _ => None,
+        };
         self.shared.ear.send(Heard::Final {
             utterance: id,
             text: text.to_string(),
             early: matches!(how, Final::Early),
             decode_ms: t.decode_ms,
         });
-        self.events.publish(Event::new("transcript.final", data));
+        self.events.publish(ListenEvent::Final {
+            utterance: id,
+            text: text.to_string(),
+            segments: t.segments.clone(),
+            audio_secs: audio.secs(),
+            decode_ms: t.decode_ms,
+            early: matches!(how, Final::Early),
+            source: Source::Listen,
+            wake_phrase,
+        });
     }
 }

@@ -17,8 +17,7 @@ use super::captions::CaptionJob;
 use super::chunk::{self, Format};
 use super::files::{read_note, walk, Read};
 use super::index::{FileUpdate, Index};
-use super::{is_temp, watch, Rag, RagError, Skipped};
-use crate::events::Event;
+use super::{is_temp, watch, Rag, RagError, RagEvent, Skipped};
 
 /// Skipped files remembered for `notes status`.
 const SKIPPED_KEPT: usize = 100;
@@ -212,10 +211,7 @@ impl Rag {
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(?report, "notes rescanned");
-        self.events.publish(Event::new(
-            "notes.indexed",
-            serde_json::to_value(&report).unwrap_or_default(),
-        ));
+        self.events.publish(RagEvent::Indexed(report.clone()));
         Ok(report)
     }
 
@@ -242,18 +238,17 @@ impl Rag {
             Ok(_) => {
                 let outcome = self.index_file(&index, path).await?;
                 if let Indexed::Chunks(n) = outcome {
-                    self.events.publish(Event::new(
-                        "notes.changed",
-                        serde_json::json!({ "path": path, "chunks": n }),
-                    ));
+                    self.events.publish(RagEvent::Changed {
+                        path: path.to_path_buf(),
+                        chunks: n,
+                    });
                 }
             }
             Err(_) => {
                 if self.remove(&index, &path.display().to_string()).await? > 0 {
-                    self.events.publish(Event::new(
-                        "notes.removed",
-                        serde_json::json!({ "path": path }),
-                    ));
+                    self.events.publish(RagEvent::Removed {
+                        path: path.to_path_buf(),
+                    });
                 }
             }
         }
@@ -278,10 +273,10 @@ impl Rag {
         } else {
             // The content may have changed with the move (save-by-rename).
             self.sync_path(to).await?;
-            self.events.publish(Event::new(
-                "notes.renamed",
-                serde_json::json!({ "from": from, "to": to }),
-            ));
+            self.events.publish(RagEvent::Renamed {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+            });
         }
         Ok(())
     }

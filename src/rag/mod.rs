@@ -26,6 +26,7 @@ pub mod answer;
 mod captions;
 pub mod chunk;
 pub mod embed;
+mod events;
 mod files;
 pub mod index;
 mod indexer;
@@ -44,7 +45,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RagConfig};
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::metrics::Pipeline;
 use crate::models::{self, Manifest, Role, Store};
 use embed::Pool;
@@ -52,6 +53,7 @@ use index::Index;
 use rank::Vectors;
 
 pub use captions::{CaptionJob, CaptionSource};
+pub use events::RagEvent;
 pub use indexer::{Job, ScanReport};
 pub use paths::{data_file, index_path};
 pub use query::{Hit, Prepared};
@@ -182,10 +184,7 @@ impl Rag {
 
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
-        self.events.publish(Event::new(
-            "rag.state",
-            serde_json::json!({ "enabled": on }),
-        ));
+        self.events.publish(RagEvent::State { enabled: on });
     }
 
     pub fn config(&self) -> &RagConfig {

@@ -13,6 +13,7 @@
 //! never on the async runtime.
 
 pub mod espeak;
+mod events;
 mod hold;
 pub mod piper;
 mod speaker;
@@ -22,9 +23,11 @@ mod thread;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::audio::Pcm;
+pub use events::SpeechEvent;
 pub use hold::{hold, Gate, Hold, Verdict};
-pub use speaker::{SayOptions, SayOutcome, Speaker, Utterance};
-pub use target::{Pcm, Target};
+pub use speaker::{FirstAudio, SayOptions, SayOutcome, Speaker, Utterance};
+pub use target::Target;
 
 use crate::audio::AudioError;
 use crate::config::ModelsConfig;

@@ -4,9 +4,11 @@
 //! barge-in later): it drops the audio not yet played, the chunks not yet
 //! synthesised and every queued utterance.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -14,7 +16,7 @@ use tokio::sync::oneshot;
 use super::split::Splitter;
 use super::thread::{self, Job, Task};
 use super::{Hold, SpeakError, Target};
-use crate::audio::Interrupter;
+use crate::audio::{Interrupter, Pcm, Tap};
 use crate::config::Config;
 use crate::events::Events;
 use crate::metrics::Pipeline;
@@ -47,6 +49,16 @@ pub struct SayOutcome {
     pub withdrawn: bool,
 }
 
+/// When an utterance's first chunk (sentence) was queued for playback.
+#[derive(Debug, Clone, Copy)]
+pub struct FirstAudio {
+    pub at: Instant,
+    /// How long that chunk took to synthesise.
+    pub synth_ms: u64,
+    /// How long a held utterance waited for its verdict first.
+    pub held_ms: Option<u64>,
+}
+
 pub(super) struct Shared {
     pub(super) epoch: AtomicU64,
     /// Utterances queued or being spoken; a held one counts once released.
@@ -63,6 +75,8 @@ pub struct Speaker {
     jobs: mpsc::Sender<Task>,
     shared: Arc<Shared>,
     max_text_bytes: usize,
+    /// Speech audio for socket subscribers (`audio.output = "socket"`).
+    tap: Tap,
 }
 
 /// An utterance being written: push text as it arrives, then finish.
@@ -74,6 +88,7 @@ pub struct Utterance {
     bytes: usize,
     max_bytes: usize,
     done: oneshot::Receiver<Result<SayOutcome, SpeakError>>,
+    first: Option<oneshot::Receiver<FirstAudio>>,
     /// The speaker's epoch when it was opened: [`Speaker::stop`] moves it on.
     epoch: u64,
     shared: Arc<Shared>,
@@ -105,6 +120,13 @@ impl Utterance {
         Ok(())
     }
 
+    /// When its first chunk's audio is queued for playback: `None` if it
+    /// ends (or is stopped) with none. Only the first call gets it.
+    pub fn first_audio(&mut self) -> impl Future<Output = Option<FirstAudio>> + Send + 'static {
+        let first = self.first.take();
+        async move { first?.await.ok() }
+    }
+
     /// Ends the text and waits until it has been spoken (or stopped).
     pub async fn finish(mut self) -> Result<SayOutcome, SpeakError> {
         for chunk in self.splitter.finish() {
@@ -127,11 +149,20 @@ impl Speaker {
             next_id: AtomicU64::new(1),
             voice: Mutex::new(None),
         });
-        thread::spawn(config.clone(), events, metrics, shared.clone(), rx);
+        let tap = Tap::default();
+        thread::spawn(
+            config.clone(),
+            events,
+            metrics,
+            tap.clone(),
+            shared.clone(),
+            rx,
+        );
         Speaker {
             jobs,
             shared,
             max_text_bytes: config.tts.max_text_bytes,
+            tap,
         }
     }
 
@@ -148,6 +179,7 @@ impl Speaker {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (chunks, chunks_rx) = mpsc::channel();
         let (done_tx, done) = oneshot::channel();
+        let (first_tx, first) = oneshot::channel();
         // A held utterance is silent: the listener's echo gate must stay
         // open while the question it answers is still being heard.
         let audible = options.hold.is_none();
@@ -161,6 +193,7 @@ impl Speaker {
             options,
             chunks: chunks_rx,
             done: done_tx,
+            first: Some(first_tx),
         };
         if self.jobs.send(Task::Say(job)).is_err() {
             if audible {
@@ -175,6 +208,7 @@ impl Speaker {
             bytes: 0,
             max_bytes: self.max_text_bytes,
             done,
+            first: Some(first),
             epoch,
             shared: self.shared.clone(),
         })
@@ -211,6 +245,12 @@ impl Speaker {
             interrupt();
         }
         self.shared.active.load(Ordering::SeqCst) > 0
+    }
+
+    /// The audio written to the `socket` output from now on, one [`Pcm`]
+    /// per chunk, until the receiver is dropped.
+    pub fn audio(&self) -> tokio::sync::mpsc::Receiver<Pcm> {
+        self.tap.subscribe()
     }
 
     /// Utterances queued or being spoken (a held one once released).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::audio::{AudioError, Interrupter, Sink};
+use crate::audio::{AudioError, Interrupter, Pcm, Sink};
 
 /// Where an utterance is heard.
 #[derive(Debug, Clone, Default)]
@@ -21,13 +21,6 @@ pub enum Target {
     /// The caller's channel: each sentence's audio as it is synthesised,
     /// at the voice's own rate. Dropping the receiver stops the utterance.
     Channel(mpsc::UnboundedSender<Pcm>),
-}
-
-/// A piece of synthesised speech: mono samples in [-1, 1] at `rate` Hz.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pcm {
-    pub samples: Vec<f32>,
-    pub rate: u32,
 }
 
 impl Target {

@@ -14,16 +14,17 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::piper::{PiperVoice, Settings};
-use super::speaker::Shared;
+use super::speaker::{FirstAudio, Shared};
 use super::target::ChannelSink;
-use super::{voice_path, Hold, SayOptions, SayOutcome, SpeakError, Target, Tts, Verdict};
-use crate::audio::{self, Sink, SinkOptions, WavSink};
+use super::{
+    voice_path, Hold, SayOptions, SayOutcome, SpeakError, SpeechEvent, Target, Tts, Verdict,
+};
+use crate::audio::{self, Sink, SinkOptions, Tap, WavSink};
 use crate::config::{AudioConfig, Config, ModelsConfig, OnnxConfig, TtsConfig};
-use crate::events::{Event, Events};
+use crate::events::Events;
 use crate::metrics::Pipeline;
 
 /// The longest a held utterance waits for its verdict before it is
@@ -45,6 +46,8 @@ pub(super) struct Job {
     pub(super) options: SayOptions,
     pub(super) chunks: mpsc::Receiver<String>,
     pub(super) done: oneshot::Sender<Result<SayOutcome, SpeakError>>,
+    /// Told when the first chunk's audio is queued.
+    pub(super) first: Option<oneshot::Sender<FirstAudio>>,
 }
 
 /// Starts the speech thread, which serves `tasks` until every sender is
@@ -53,6 +56,7 @@ pub(super) fn spawn(
     config: Config,
     events: Events,
     metrics: Pipeline,
+    tap: Tap,
     shared: Arc<Shared>,
     tasks: mpsc::Receiver<Task>,
 ) {
@@ -65,6 +69,7 @@ pub(super) fn spawn(
             audio: config.audio,
             events,
             metrics,
+            tap,
             shared,
             voice: None,
             sink: None,
@@ -85,6 +90,8 @@ struct SpeechThread {
     audio: AudioConfig,
     events: Events,
     metrics: Pipeline,
+    /// Where the `socket` output hands its audio to subscribers.
+    tap: Tap,
     shared: Arc<Shared>,
     /// The loaded voice and the path it came from.
     voice: Option<(PathBuf, PiperVoice)>,
@@ -95,7 +102,7 @@ struct SpeechThread {
 impl SpeechThread {
     fn run(mut self, tasks: mpsc::Receiver<Task>) {
         while let Ok(task) = tasks.recv() {
-            let job = match task {
+            let mut job = match task {
                 Task::Say(job) => job,
                 Task::Warm => {
                     if let Err(e) = self.load_voice("") {
@@ -105,31 +112,30 @@ impl SpeechThread {
                     continue;
                 }
             };
-            let id = job.id;
+            let utterance = job.id;
             let mut audible = job.options.hold.is_none();
-            let result = self.speak(job.id, job.epoch, &job.options, &job.chunks, &mut audible);
+            let result = self.speak(&mut job, &mut audible);
             match &result {
                 Ok(outcome) if outcome.withdrawn => {
-                    self.publish("speech.withdrawn", json!({ "utterance": id }))
+                    self.events.publish(SpeechEvent::Withdrawn { utterance })
                 }
-                Ok(outcome) if outcome.interrupted => self.publish(
-                    "speech.interrupted",
-                    json!({ "utterance": id, "chunks": outcome.chunks }),
-                ),
-                Ok(outcome) => self.publish(
-                    "speech.finished",
-                    json!({
-                        "utterance": id,
-                        "chunks": outcome.chunks,
-                        "audio_ms": ms(outcome.samples, outcome.sample_rate),
-                    }),
-                ),
+                Ok(outcome) if outcome.interrupted => {
+                    self.events.publish(SpeechEvent::Interrupted {
+                        utterance,
+                        chunks: outcome.chunks,
+                    })
+                }
+                Ok(outcome) => self.events.publish(SpeechEvent::Finished {
+                    utterance,
+                    chunks: outcome.chunks,
+                    audio_ms: ms(outcome.samples, outcome.sample_rate),
+                }),
                 Err(e) => {
-                    tracing::warn!(utterance = id, error = %e, "speech failed");
-                    self.publish(
-                        "speech.failed",
-                        json!({ "utterance": id, "error": e.to_string() }),
-                    );
+                    tracing::warn!(utterance, error = %e, "speech failed");
+                    self.events.publish(SpeechEvent::Failed {
+                        utterance,
+                        error: e.to_string(),
+                    });
                 }
             }
             if audible {
@@ -139,10 +145,6 @@ impl SpeechThread {
         }
     }
 
-    fn publish(&self, name: &str, data: serde_json::Value) {
-        self.events.publish(Event::new(name, data));
-    }
-
     fn cancelled(shared: &Shared, epoch: u64) -> bool {
         shared.epoch.load(Ordering::SeqCst) != epoch
     }
@@ -150,14 +152,15 @@ impl SpeechThread {
     /// Speaks one utterance: each chunk of text is synthesised as it
     /// arrives and written to the sink (the utterance's WAV file, or the
     /// daemon's output); a held one is heard only once confirmed.
-    fn speak(
-        &mut self,
-        id: u64,
-        epoch: u64,
-        options: &SayOptions,
-        chunks: &mpsc::Receiver<String>,
-        audible: &mut bool,
-    ) -> Result<SayOutcome, SpeakError> {
+    fn speak(&mut self, job: &mut Job, audible: &mut bool) -> Result<SayOutcome, SpeakError> {
+        let Job {
+            id,
+            epoch,
+            ref options,
+            ref chunks,
+            ref mut first,
+            ..
+        } = *job;
         let mut outcome = SayOutcome {
             utterance: id,
             chunks: 0,
@@ -192,10 +195,11 @@ impl SpeechThread {
             (None, Some(channel)) => channel,
             (None, None) => self.sink.as_deref_mut().expect("opened above"),
         };
-        let started_event = Event::new(
-            "speech.started",
-            json!({ "utterance": id, "voice": voice_path, "sample_rate": rate }),
-        );
+        let started_event = SpeechEvent::Started {
+            utterance: id,
+            voice: voice_path.clone(),
+            sample_rate: rate,
+        };
         // A held utterance starts when it is confirmed.
         let mut held = options.hold.as_ref().map(|hold| Release {
             hold,
@@ -253,19 +257,23 @@ impl SpeechThread {
             }
             outcome.chunks += 1;
             outcome.samples += samples.len() as u64;
-            let mut chunk = json!({
-                "utterance": id,
-                "index": outcome.chunks - 1,
-                "text": text,
-                "samples": spoken,
-                "sample_rate": rate,
-                "audio_ms": ms(spoken, rate),
-                "synth_ms": synth_ms,
-            });
-            if let Some(held_ms) = held_ms {
-                chunk["held_ms"] = held_ms.into();
+            if let Some(first) = first.take() {
+                let _ = first.send(FirstAudio {
+                    at: Instant::now(),
+                    synth_ms,
+                    held_ms,
+                });
             }
-            self.events.publish(Event::new("speech.chunk", chunk));
+            self.events.publish(SpeechEvent::Chunk {
+                utterance: id,
+                index: outcome.chunks - 1,
+                text,
+                samples: spoken,
+                sample_rate: rate,
+                audio_ms: ms(spoken, rate),
+                synth_ms,
+                held_ms,
+            });
         }
         if let Some(release) = held {
             // Nothing was synthesised: still nothing is heard unconfirmed.
@@ -292,7 +300,7 @@ impl SpeechThread {
             &SinkOptions {
                 device: &self.audio.device,
                 file: &self.audio.file,
-                events: &self.events,
+                tap: &self.tap,
             },
         )?;
         *self
@@ -335,7 +343,7 @@ struct Release<'a> {
     events: &'a Events,
     epoch: u64,
     /// Its `speech.started`, published when it is released.
-    started: &'a Event,
+    started: &'a SpeechEvent,
 }
 
 impl Release<'_> {

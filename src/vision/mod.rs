@@ -27,6 +27,7 @@
 
 pub mod blip;
 pub mod decode;
+mod events;
 pub mod preprocess;
 pub mod service;
 pub mod store;
@@ -35,6 +36,7 @@ pub mod watch;
 use std::path::{Path, PathBuf};
 
 pub use decode::{DecodeError, DecodeLimits, Decoded};
+pub use events::ImageEvent;
 pub use service::{CaptionOutcome, Vision};
 
 /// Something that turns an image into a caption.

@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::blip::Blip;
 use super::decode::{self, DecodeLimits};
 use super::store::{self, Caption, Entry, FileMeta, Store, StoreError};
-use super::{CaptionDoc, CaptionError, CaptionSink, Captioner};
-use crate::events::{Event, Events};
+use super::{CaptionDoc, CaptionError, CaptionSink, Captioner, ImageEvent};
+use crate::events::Events;
 use crate::metrics::Pipeline;
 
 /// How the service captions; built from the `[vision]` config section.
@@ -334,21 +333,18 @@ impl Vision {
         self.metrics
             .observe_caption(if cached { "cached" } else { "captioned" }, model_time);
         tracing::info!(path = %path.display(), cached, caption = %caption.caption, "image captioned");
-        self.events.publish(Event::new(
-            "image.captioned",
-            json!({
-                "path": path,
-                "size": meta.size,
-                "hash": caption.hash,
-                "caption": caption.caption,
-                "width": caption.width,
-                "height": caption.height,
-                "format": caption.format,
-                "model": caption.model,
-                "prompt": caption.prompt,
-                "cached": cached,
-            }),
-        ));
+        self.events.publish(ImageEvent::Captioned {
+            path: path.to_path_buf(),
+            size: meta.size,
+            hash: caption.hash.clone(),
+            caption: caption.caption.clone(),
+            width: caption.width,
+            height: caption.height,
+            format: caption.format.clone(),
+            model: caption.model.clone(),
+            prompt: caption.prompt.clone(),
+            cached,
+        });
         CaptionOutcome::Captioned {
             path: path.to_path_buf(),
             size: meta.size,
@@ -371,8 +367,7 @@ impl Vision {
         for p in gone {
             if self.with_store(|s| s.remove(&p)) == Some(true) {
                 self.unindex(&p);
-                self.events
-                    .publish(Event::new("image.removed", json!({ "path": p })));
+                self.events.publish(ImageEvent::Removed { path: p });
             }
         }
     }
@@ -383,8 +378,9 @@ impl Vision {
         let known = lock(&self.store).forget(path)?;
         if known {
             self.unindex(path);
-            self.events
-                .publish(Event::new("image.removed", json!({ "path": path })));
+            self.events.publish(ImageEvent::Removed {
+                path: path.to_path_buf(),
+            });
         }
         Ok(known)
     }
@@ -441,10 +437,10 @@ impl Vision {
         }
         self.metrics.observe_caption("failed", None);
         tracing::warn!(path = %path.display(), %reason, "image not captioned");
-        self.events.publish(Event::new(
-            "image.error",
-            json!({ "path": path, "reason": reason }),
-        ));
+        self.events.publish(ImageEvent::Error {
+            path: path.to_path_buf(),
+            reason: reason.clone(),
+        });
         CaptionOutcome::Failed {
             path: path.to_path_buf(),
             reason,

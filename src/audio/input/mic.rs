@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{SampleFormat, SizedSample};
-use serde_json::json;
+use serde::Serialize;
 
 use super::{Source, SourceOptions, To16k};
 use crate::audio::device::{device_name, find_device, Direction};
 use crate::audio::AudioError;
-use crate::events::{Event, Events};
+use crate::events::{Events, Observed};
 
 /// How often a lost device is looked for.
 const RETRY: Duration = Duration::from_secs(1);
@@ -131,12 +131,11 @@ where
 }
 
 impl MicSource {
-    fn publish(&self, state: &str, extra: serde_json::Value) {
-        let mut data = json!({ "state": state, "device": self.device });
-        if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
-            data.extend(extra);
-        }
-        self.events.publish(Event::new("listen.device", data));
+    fn publish(&self, change: DeviceChange) {
+        self.events.publish(DeviceEvent {
+            device: self.device.clone(),
+            change,
+        });
     }
 
     fn lose(&mut self, error: String) {
@@ -144,7 +143,7 @@ impl MicSource {
         self.open = None;
         self.lost_since = Some(Instant::now());
         self.last_try = Instant::now();
-        self.publish("lost", json!({ "error": error }));
+        self.publish(DeviceChange::Lost { error });
     }
 }
 
@@ -160,7 +159,7 @@ impl Source for MicSource {
                         .map_or(0, |t| t.elapsed().as_millis() as u64);
                     tracing::info!(device = %open.name, "audio input restored");
                     self.open = Some(open);
-                    self.publish("restored", json!({ "lost_ms": lost_ms }));
+                    self.publish(DeviceChange::Restored { lost_ms });
                     return Ok(Vec::new());
                 }
             }
@@ -195,5 +194,26 @@ impl Source for MicSource {
             Some(open) => format!("cpal: {}", open.name),
             None => format!("cpal: {} (lost)", self.device),
         }
+    }
+}
+
+/// `listen.device`: the input device was lost, or is back.
+#[derive(Debug, Clone, Serialize)]
+struct DeviceEvent {
+    device: String,
+    #[serde(flatten)]
+    change: DeviceChange,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+enum DeviceChange {
+    Lost { error: String },
+    Restored { lost_ms: u64 },
+}
+
+impl Observed for DeviceEvent {
+    fn name(&self) -> &'static str {
+        "listen.device"
     }
 }

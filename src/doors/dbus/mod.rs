@@ -32,10 +32,14 @@ use zbus::object_server::{InterfaceRef, SignalEmitter};
 
 use crate::api::ask::{Ask, AskResult};
 use crate::api::ApiError;
-use crate::assistant::AskEvent;
+use crate::assistant::{AskEvent, AssistantEvent};
 use crate::config::DbusBus;
 use crate::doors::commands::{self, Context};
+use crate::engine::EngineEvent;
 use crate::events::Event;
+use crate::listen::ListenEvent;
+use crate::speak::SpeechEvent;
+use crate::vision::ImageEvent;
 pub use error::Error;
 
 /// The well-known bus name voxd owns.
@@ -389,67 +393,68 @@ async fn bridge(
         let event = match events.recv().await {
             Ok(event) => event,
             Err(RecvError::Lagged(missed)) => {
-                Event::new("events.lagged", json!({ "missed": missed }))
+                let data = json!({ "missed": missed }).to_string();
+                if let Err(e) = Assistant::event(emitter, "events.lagged", &data).await {
+                    tracing::debug!(error = %e, "could not emit a D-Bus signal");
+                }
+                continue;
             }
             Err(RecvError::Closed) => break,
         };
         if let Err(e) = emit(emitter, &iface, &event).await {
-            tracing::debug!(event = %event.event, error = %e, "could not emit a D-Bus signal");
+            tracing::debug!(event = event.name(), error = %e, "could not emit a D-Bus signal");
         }
-        if event.event == "daemon.shutdown" {
+        if matches!(event.get(), Some(AssistantEvent::Shutdown { .. })) {
             break;
         }
     }
 }
 
+/// Emits `event`'s own signal, if it has one, then the generic `Event`.
 async fn emit(
     emitter: &SignalEmitter<'_>,
     iface: &InterfaceRef<Assistant>,
     event: &Event,
 ) -> zbus::Result<()> {
-    let data = &event.data;
-    match event.event.as_str() {
-        "engine.state" => {
-            Assistant::engine_state_changed(
-                emitter,
-                text(&data["engine"]),
-                text(&data["state"]),
-                data["pid"].as_u64().unwrap_or_default() as u32,
-                text(&data["error"]),
-            )
+    let data = json!(event.data());
+    if let Some(EngineEvent::State {
+        engine, pid, error, ..
+    }) = event.get()
+    {
+        let state = data["state"].as_str().unwrap_or_default();
+        let error = error.as_deref().unwrap_or_default();
+        Assistant::engine_state_changed(emitter, engine, state, pid.unwrap_or_default(), error)
             .await?
-        }
-        "daemon.shutdown" => {
-            let mut assistant = iface.get_mut().await;
-            assistant.stopping = true;
-            assistant.state_changed(emitter).await?
-        }
-        "listen.started" | "listen.stopped" => iface.get().await.listening_changed(emitter).await?,
-        "wake.detected" => {
-            Assistant::wake_detected(
-                emitter,
-                text(&data["name"]),
-                data["score"].as_f64().unwrap_or_default(),
-            )
-            .await?
-        }
-        "transcript.partial" | "transcript.final" => {
-            let is_final = event.event == "transcript.final";
-            Assistant::transcript(emitter, text(&data["text"]), is_final).await?
-        }
-        "speech.chunk" => {
-            let utterance = data["utterance"].as_u64().unwrap_or_default();
-            Assistant::reply_chunk(emitter, utterance, text(&data["text"])).await?
-        }
-        "image.captioned" => {
-            Assistant::image_captioned(emitter, text(&data["path"]), text(&data["caption"])).await?
-        }
-        _ => {}
+    } else if let Some(AssistantEvent::Shutdown { .. }) = event.get() {
+        let mut assistant = iface.get_mut().await;
+        assistant.stopping = true;
+        assistant.state_changed(emitter).await?
+    } else if let Some(ListenEvent::Started { .. } | ListenEvent::Stopped { .. }) = event.get() {
+        iface.get().await.listening_changed(emitter).await?
+    } else if let Some(ListenEvent::Wake { name, score, .. }) = event.get() {
+        Assistant::wake_detected(emitter, name, f64::from(*score)).await?
+    } else if let Some((text, is_final)) = transcript(event) {
+        Assistant::transcript(emitter, text, is_final).await?
+    } else if let Some(SpeechEvent::Chunk {
+        utterance, text, ..
+    }) = event.get()
+    {
+        Assistant::reply_chunk(emitter, *utterance, text).await?
+    } else if let Some(ImageEvent::Captioned { path, caption, .. }) = event.get() {
+        let path = path.to_string_lossy();
+        Assistant::image_captioned(emitter, &path, caption).await?
     }
-    Assistant::event(emitter, &event.event, &data.to_string()).await
+    Assistant::event(emitter, event.name(), &data.to_string()).await
 }
 
-/// A string field of an event's data; empty when absent.
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
+/// A transcript's text, and whether it is final: the listener's, or a
+/// `transcribe` request's.
+fn transcript(event: &Event) -> Option<(&str, bool)> {
+    match (event.get(), event.get()) {
+        (Some(ListenEvent::Partial { text, .. }), _) => Some((text, false)),
+        (Some(ListenEvent::Final { text, .. }), _) => Some((text, true)),
+        (_, Some(AssistantEvent::Partial(partial))) => Some((&partial.text, false)),
+        (_, Some(AssistantEvent::Transcribed { text, .. })) => Some((text, true)),
+        _ => None,
+    }
 }
