@@ -1,31 +1,40 @@
 #!/usr/bin/env python3
-"""Latency budget of a spoken question (issue 8, scenario 1): from the end
-of the user's speech to the first sample of the spoken reply, stage by
-stage, on one profile (default `tiny`).
+"""End of speech → first reply audio for spoken questions, stage by stage,
+in the configuration users get (issue 21): the `tiny` profile's defaults,
+conversation history on (`assistant.session = "voice"`), follow-up
+questions without the wake word.
 
-    python3 bench/latency.py [--voxd PATH] [--profile tiny] [--runs 5]
-                             [--mode extractive|auto|generative]
-                             [--hangover-ms 700] [--gap-s 1] [--restarts N]
+    python3 bench/latency.py [--voxd PATH] [--profile tiny] [--groups 7]
+                             [--mode auto|extractive|generative]
+                             [--gap-s 1] [--restarts 3]
                              [--set stt.fit_audio_ctx=false]
 
 A fresh daemon (temporary home, the test model store, the fixture notes
-in tests/fixtures/notes) listens on its socket PCM source; this script
-speaks "Hey Jarvis. <question>" into it at real pace (100 ms chunks, as a
-microphone would), in the daemon's own Piper voice, and times:
+in tests/fixtures/notes) listens on its socket PCM source. This script
+asks questions in groups of three, as a user would: "Hey Jarvis.
+<question>", then two follow-ups without the wake word while the
+follow-up window (`assistant.followup_secs`) is open, each carrying the
+session's history to the model; a group starts with the history
+forgotten and the window closed. The audio (the daemon's own Piper voice)
+goes in 100 ms chunks, each sent when its 100 ms have passed, as a
+microphone would. Stage times:
 
-  endpoint   end of speech → `speech.end` (the VAD hangover, listen.hangover_ms)
   early      end of speech → `transcript.early` (the pause, listen.early_transcribe_ms,
-             and its transcription; the voice loop's speculative turn starts here)
-  stt        `speech.end` → `transcript.final`
+             and its transcription; the speculative turn starts here)
+  final      end of speech → `transcript.final` (the VAD hangover and the transcription)
   token      turn start → first answer text   (assistant.reply timings)
   synth      synthesising the first sentence
   held       how long that sentence's audio waited for the end to be confirmed
   total      end of speech → first reply audio queued for playback (the
              reply's first `speech.chunk`)
 
-The end of speech is `speech.end` minus the hangover. Median and worst of
---runs questions. `--set assistant.speculative=false` answers only after
-the hangover, for comparison. Builds nothing: pass the release binary (default
+The end of speech is the clip's own: the moment its last voiced sample
+(above -40 dBFS) is due, in real time. Reported: median, p90 and worst,
+of every question, of each turn of a group, and of the first question
+after each of --restarts restarts (engines cold, their sizes remembered).
+The model that ran is named: offline it is the test store's base Gemma 3
+270M (the profile's first choice comes from the hub on users' machines).
+Builds nothing: pass the release binary (default
 $CARGO_TARGET_DIR/release/voxd, else ~/.cache/voxd/target/release/voxd);
 models come from $VOXD_TEST_MODELS (default ~/.cache/voxd/test-models, as
 `bash scripts/bootstrap.sh test` pulls them).
@@ -54,6 +63,8 @@ QUESTIONS = [
     "Who planted the apple tree?",
     "What instrument does Tomasz play?",
 ]
+WAKE = "Hey Jarvis."
+VOICED = 10 ** (-40 / 20) * 32768  # -40 dBFS, in 16-bit samples
 
 
 class Conn:
@@ -85,18 +96,25 @@ def pcm_of(path):
         return w.getframerate(), w.readframes(w.getnframes())
 
 
+def last_voiced(pcm):
+    """Index of the last sample above -40 dBFS."""
+    samples = memoryview(pcm).cast("h")
+    for i in range(len(samples) - 1, -1, -1):
+        if abs(samples[i]) > VOICED:
+            return i
+    sys.exit("a clip with no speech in it")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     target = os.environ.get("CARGO_TARGET_DIR", str(Path.home() / ".cache/voxd/target"))
     ap.add_argument("--voxd", default=str(Path(target) / "release/voxd"))
     ap.add_argument("--profile", default="tiny")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--mode", default="extractive", choices=["extractive", "auto", "generative"])
-    ap.add_argument("--hangover-ms", type=int, default=700)
-    ap.add_argument("--gap-s", type=float, default=1.0,
-                    help="quiet between questions; longer than engines.idle_unload_secs "
-                         "makes every question start its engines cold")
-    ap.add_argument("--restarts", type=int, default=0,
+    ap.add_argument("--groups", type=int, default=7, help="groups of three questions (default 7: 21 questions)")
+    ap.add_argument("--mode", default="auto", choices=["auto", "extractive", "generative"],
+                    help="rag.answer_mode (default auto, as shipped)")
+    ap.add_argument("--gap-s", type=float, default=1.0, help="quiet after a reply before the follow-up")
+    ap.add_argument("--restarts", type=int, default=3,
                     help="then restart the daemon this many times, asking one question after each")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a config override (VOXD_SECTION_KEY), e.g. stt.fit_audio_ctx=false")
@@ -105,8 +123,9 @@ def main():
         sys.exit(f"no voxd at {args.voxd}: cargo build --release --workspace first")
     store = Path(os.environ.get("VOXD_TEST_MODELS", Path.home() / ".cache/voxd/test-models"))
     home = Path(tempfile.mkdtemp(prefix="voxd-latency-"))
-    hangover_ms = args.hangover_ms
     config = home / "voxd.toml"
+    # Only what a bench home needs: its own files, the test store, the
+    # fixture notes, the socket as microphone and no sound device.
     config.write_text(
         f'profile = "{args.profile}"\n'
         f'[models]\ndir = "{store}"\nsources = ["pypi"]\n'
@@ -114,8 +133,7 @@ def main():
         f'answer_mode = "{args.mode}"\n'
         f'[conversation]\nhistory = "{home / "history.sqlite"}"\n'
         f'[tts]\nvoice = "piper-en_US-joe-medium"\n[audio]\noutput = "null"\n'
-        f'[listen]\ninput = "socket"\nstart = true\nhangover_ms = {hangover_ms}\n'
-        f'[assistant]\nsession = ""\nfollowup_secs = 0\n'
+        f'[listen]\ninput = "socket"\nstart = true\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
     env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"),
@@ -127,14 +145,21 @@ def main():
     daemon = Daemon(args.voxd, config, env, home)
     try:
         rows = []
-        for i in range(args.runs):
-            rows.append(daemon.ask(QUESTIONS[i % len(QUESTIONS)], hangover_ms))
-            time.sleep(args.gap_s)
-        report(args, f"{args.runs} questions", rows)
+        for g in range(args.groups):
+            daemon.control.call("forget", session=daemon.session)
+            for turn in range(3):
+                question = QUESTIONS[(3 * g + turn) % len(QUESTIONS)]
+                rows.append(daemon.ask(question, wake=turn == 0) | {"turn": turn + 1})
+                time.sleep(args.gap_s)
+            time.sleep(daemon.followup_s)  # the window closes: the next group wakes voxd
+        print(f"\nmodel: {daemon.model}", file=sys.stderr)
+        report(args, f"{len(rows)} questions in {args.groups} groups of three", rows)
+        for turn in (1, 2, 3):
+            report(args, f"turn {turn} of each group", [r for r in rows if r["turn"] == turn])
         firsts = []
         for i in range(args.restarts):
             daemon.restart()
-            firsts.append(daemon.ask(QUESTIONS[i % len(QUESTIONS)], hangover_ms))
+            firsts.append(daemon.ask(QUESTIONS[i % len(QUESTIONS)], wake=True))
         if firsts:
             report(args, f"the first question after each of {args.restarts} restarts", firsts)
     finally:
@@ -148,6 +173,10 @@ class Daemon:
         self.argv, self.env, self.home = [voxd, "--config", str(config), "serve"], env, home
         self.clips, self.clip_utterances = {}, set()
         self.start()
+        assistant = self.control.call("config")["config"]["assistant"]
+        self.session, self.followup_s = assistant["session"], assistant["followup_secs"] + 1
+        if not self.session:
+            sys.exit("assistant.session is empty: this bench measures turns with history")
 
     def start(self):
         self.log = open(self.home / "voxd.log", "a")
@@ -161,8 +190,9 @@ class Daemon:
         while (self.control.call("notes", action="status")["indexing"]
                or not self.control.call("notes", action="status")["files"]):
             time.sleep(0.2)
-        events.call("subscribe", events=["speech.end", "speech.chunk", "transcript.early", "transcript.final",
-                                         "assistant.reply", "listen.error", "assistant.error"])
+        events.call("subscribe", events=["speech.start", "speech.end", "speech.chunk", "transcript.early",
+                                         "transcript.final", "assistant.reply", "listen.error",
+                                         "assistant.error"])
         # Events are timed as they arrive, while the audio is still being
         # sent (reading them only after it, they all seemed to arrive at once).
         self.arrivals = queue.Queue()
@@ -188,24 +218,32 @@ class Daemon:
             time.sleep(0.05)
         self.start()
 
-    def clip(self, question):
-        if question not in self.clips:
-            path = self.home / f"q{len(self.clips)}.wav"
-            said = self.control.call("say", text=f"Hey Jarvis. {question}", out=str(path))
-            self.clip_utterances.add(said["utterance"])
-            self.clips[question] = pcm_of(path)
-        return self.clips[question]
+    @property
+    def model(self):
+        llm = self.control.call("status")["llm"]
+        return (llm.get("model") or {}).get("name") or llm
 
-    def ask(self, question, hangover_ms):
-        """Speaks "Hey Jarvis. <question>" at real pace; the row of stage times."""
-        rate, pcm = self.clip(question)
+    def clip(self, text):
+        if text not in self.clips:
+            path = self.home / f"q{len(self.clips)}.wav"
+            said = self.control.call("say", text=text, out=str(path))
+            self.clip_utterances.add(said["utterance"])
+            self.clips[text] = pcm_of(path)
+        return self.clips[text]
+
+    def ask(self, question, wake):
+        """Says the question (after the wake word, or as a follow-up) at
+        real pace; the row of stage times."""
+        rate, pcm = self.clip(f"{WAKE} {question}" if wake else question)
         silence = b"\0\0" * (rate * 3 // 2)
         audio = silence + pcm + silence * 2
-        step = rate // 10 * 2
+        step = rate // 10 * 2  # 100 ms
         started = time.monotonic()
+        speech_end = started + (len(silence) // 2 + last_voiced(pcm) + 1) / rate
         for n, at in enumerate(range(0, len(audio), step)):
-            self.control.call("listen", action="audio", pcm=base64.b64encode(audio[at:at + step]).decode(), rate=rate)
+            # A microphone hands over 100 ms once they have passed.
             time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
+            self.control.call("listen", action="audio", pcm=base64.b64encode(audio[at:at + step]).decode(), rate=rate)
         got = {}
         while "assistant.reply" not in got:
             name, data, at = self.arrivals.get(timeout=120)
@@ -214,35 +252,42 @@ class Daemon:
             if name == "speech.chunk" and data.get("utterance") in self.clip_utterances:
                 continue  # a clip's own
             got.setdefault(name, (data, at))
-        end, final = got["speech.end"][1], got["transcript.final"][1]
+        trigger = got["speech.start"][0]["trigger"]
+        if trigger != ("wake" if wake else "followup"):
+            sys.exit(f"{question!r} started by {trigger}: the follow-up window did not hold")
         t = got["assistant.reply"][0]["timings"]
-        speech_end = end - hangover_ms / 1000
         early = got.get("transcript.early", (None, None))[1]
         row = {
-            "endpoint": hangover_ms,
             "early": (early - speech_end) * 1000 if early else float("nan"),
-            "stt": (final - end) * 1000,
+            "final": (got["transcript.final"][1] - speech_end) * 1000,
             "token": t["first_token_ms"],
             "synth": t["first_synth_ms"] or 0,
             "held": t.get("held_ms") or 0,
             "total": (got["speech.chunk"][1] - speech_end) * 1000,
         }
-        llm = (got["assistant.reply"][0].get("ask") or {}).get("llm") or {}
-        model = (f"  (model: {llm['prompt_tokens']} prompt tokens, {llm['cached_tokens']} cached, "
-                 f"first token {llm['first_token_ms']:.0f} ms)" if llm else "")
-        print(f"{question!r:40} " + "  ".join(f"{k} {v:.0f} ms" for k, v in row.items()) + model,
-              file=sys.stderr)
+        said = got["assistant.reply"][0].get("ask") or {}
+        llm = said.get("llm") or {}
+        model = (f"  ({said.get('mode')}: {llm['prompt_tokens']} prompt tokens, {llm['cached_tokens']} cached, "
+                 f"first token {llm['first_token_ms']:.0f} ms)" if llm else f"  ({said.get('mode')})")
+        print(f"{'wake' if wake else 'follow-up':9} {question!r:36} "
+              + "  ".join(f"{k} {v:.0f}" for k, v in row.items()) + model, file=sys.stderr)
         return row
 
 
+def p90(values):
+    return statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1 else values[0]
+
+
 def report(args, what, rows):
-    print(f"\nprofile {args.profile}, mode {args.mode}, hangover {args.hangover_ms} ms, gap {args.gap_s} s, "
+    print(f"\nprofile {args.profile}, mode {args.mode}, gap {args.gap_s} s, "
           f"{' '.join(args.set) or 'default config'}, {what}, "
-          f"load average {os.getloadavg()[0]:.1f} (ms, median / worst):")
-    print("| stage | median | worst |\n|---|---|---|")
-    for key in ["endpoint", "early", "stt", "token", "synth", "held", "total"]:
-        values = [r[key] for r in rows]
-        print(f"| {key} | {statistics.median(values):.0f} | {max(values):.0f} |")
+          f"load average {os.getloadavg()[0]:.1f} (ms from the end of speech; token, synth, held: within the turn):")
+    print("| stage | median | p90 | worst |\n|---|---|---|---|")
+    for key in ["early", "final", "token", "synth", "held", "total"]:
+        values = [r[key] for r in rows if r[key] == r[key]]  # no NaN (no early transcript)
+        if values:
+            print(f"| {key} | {statistics.median(values):.0f} | {p90(values):.0f} | {max(values):.0f} |")
+
 
 if __name__ == "__main__":
     main()

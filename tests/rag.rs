@@ -642,3 +642,30 @@ fn embeddings_match_the_reference_implementation() {
     let alone = embedder.embed(&[texts[0]]).unwrap();
     assert!(cosine(&alone[0], v) > 0.9999);
 }
+
+/// On a small board the embedder is not kept (`rag.idle_unload_secs`): it
+/// is dropped once the notes are embedded and it goes unused, and the next
+/// search loads it again (its cosine ranking is there).
+#[test]
+fn the_embedder_unloads_when_idle_and_loads_for_the_next_search() {
+    let (home, _notes) = home_with_notes("idle_unload_secs = 3\n");
+    let daemon = Daemon::start_in(home);
+    let mut conn = daemon.connect();
+    wait_indexed(&mut conn, 5);
+    eventually(
+        "every sentence is embedded and the embedder unloaded",
+        120,
+        || {
+            let s = conn.ok("notes", json!({ "action": "status" }));
+            s["sentences"] == s["embedded_sentences"] && s["embedder_loaded"] == false
+        },
+    );
+    let found = conn.ok(
+        "notes",
+        json!({ "action": "search", "query": "wifi password", "limit": 1 }),
+    );
+    assert!(found["hits"][0]["cosine"].is_number(), "{found:#}");
+    let status = conn.ok("notes", json!({ "action": "status" }));
+    assert_eq!(status["embedder_loaded"], true, "{status:#}");
+    assert_eq!(status["embedder"], "all-minilm-l6-v2", "{status:#}");
+}

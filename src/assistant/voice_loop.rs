@@ -89,6 +89,9 @@ pub async fn run(assistant: Arc<Assistant>) {
                     assistant.speaker.stop();
                 }
                 assistant.speaker.warm();
+                if assistant.rag.enabled() {
+                    assistant.rag.warm();
+                }
                 warm_the_model(&assistant);
             }
             Heard::Early { utterance, text } if assistant.config.config.assistant.speculative => {

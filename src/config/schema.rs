@@ -308,6 +308,8 @@ pub struct RagConfig {
     pub debounce_ms: u64,
     pub embed_batch: usize,
     pub embed_workers: usize,
+    /// Drop the embedding model after this long unused; 0 keeps it.
+    pub idle_unload_secs: u64,
     pub max_answer_tokens: u32,
 }
 

@@ -69,6 +69,7 @@ use crate::error::{ErrorKind, Kind};
 use crate::events::Events;
 pub use events::EngineEvent;
 pub use reply::ReplyStream;
+pub(crate) use rss::release_free_heap;
 use rss::{mib_ceil, RssProbe};
 use supervisor::{Readiness, Settings, Supervisor};
 use worker::{EndReason, Worker};
@@ -314,7 +315,7 @@ impl Host {
         let _turn = sup.turn.clone().lock_owned().await;
         sup.stop_worker().await;
         sup.reset_failures();
-        rss::release_free_heap();
+        release_free_heap();
         Ok(())
     }
 

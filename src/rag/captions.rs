@@ -85,7 +85,7 @@ impl Rag {
     /// Indexes one caption unless the same text is indexed already with the
     /// same embedder. Returns whether it wrote.
     async fn index_caption(&self, index: &Arc<Index>, doc: &CaptionDoc) -> Result<bool, RagError> {
-        let model = self.embedder().await.map(|(id, _)| id.clone());
+        let model = self.embedder.model_id().map(str::to_string);
         let hash = hex::encode(Sha256::digest(doc.text.as_bytes()));
         let known = {
             let index = index.clone();

@@ -137,7 +137,7 @@ impl Rag {
     /// yet (answers then find them stored instead of embedding them while
     /// the asker waits). Returns whether more may be left.
     async fn embed_sentences(&self) -> bool {
-        let (Some((_, pool)), Ok(index)) = (self.embedder().await, self.index().await) else {
+        let Ok(index) = self.index().await else {
             return false;
         };
         // Small batches: a question's own embedding waits for at most one.
@@ -149,9 +149,14 @@ impl Rag {
                     .await
                     .map_err(|e| RagError::Internal(e.to_string()))??
             };
-            if pending.is_empty() {
+            // Only now the embedder: an index with nothing to embed loads none.
+            let pool = match pending.is_empty() {
+                true => None,
+                false => self.embedder.get().await,
+            };
+            let Some(pool) = pool else {
                 return Ok(false);
-            }
+            };
             let (ids, texts): (Vec<i64>, Vec<String>) = pending.into_iter().unzip();
             let vectors: Vec<(i64, Vec<f32>)> =
                 ids.into_iter().zip(pool.embed(texts).await?).collect();
@@ -313,7 +318,7 @@ impl Rag {
         if is_temp(path) {
             return Ok(Indexed::Skipped);
         }
-        let model = self.embedder().await.map(|(id, _)| id.clone());
+        let model = self.embedder.model_id().map(str::to_string);
         let read = {
             let index = index.clone();
             let path = path.to_path_buf();
@@ -357,8 +362,8 @@ impl Rag {
         doc: Stored,
         chunks: Vec<chunk::Chunk>,
     ) -> Result<usize, RagError> {
-        let vectors = match self.embedder().await {
-            Some((_, pool)) => Some(
+        let vectors = match self.embedder.get().await {
+            Some(pool) => Some(
                 pool.embed(chunks.iter().map(chunk::Chunk::embed_text).collect())
                     .await?,
             ),
@@ -373,7 +378,9 @@ impl Rag {
                     hash: &doc.hash,
                     size: doc.size,
                     mtime_ns: doc.mtime_ns,
-                    embed_model: doc.model.as_deref(),
+                    // Without vectors (the embedder failed to load), no
+                    // model: the next scan embeds it.
+                    embed_model: doc.model.as_deref().filter(|_| vectors.is_some()),
                     chunks: &chunks,
                     vectors: vectors.as_deref(),
                 })

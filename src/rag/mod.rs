@@ -10,7 +10,7 @@
 //! [`CaptionSink`](crate::vision::CaptionSink), `captions`) in order, so
 //! the index has a single writer; queries (`query`) read concurrently.
 //! `files` walks and reads the notes folders, `paths` places the data
-//! files. The embedder is loaded on first use. Owns the index file and the
+//! files. The embedder is loaded when needed and may be unloaded when idle (`resident`). Owns the index file and the
 //! watcher; reaches the model store (read-only) and the event bus.
 //!
 //! Image captions are documents of their own kind ([`DocKind::Image`]): one
@@ -33,24 +33,25 @@ mod indexer;
 mod paths;
 mod query;
 pub mod rank;
+mod resident;
 mod watch;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RagConfig};
+use crate::engine::release_free_heap;
 use crate::events::Events;
 use crate::metrics::Pipeline;
-use crate::models::{self, Manifest, Role, Store};
-use embed::Pool;
 use index::Index;
 use rank::Vectors;
+use resident::Resident;
 
 pub use captions::{CaptionJob, CaptionSource};
 pub use events::RagEvent;
@@ -109,7 +110,10 @@ pub struct Status {
     /// Unix seconds of the last change to the index.
     pub last_update: Option<u64>,
     pub indexing: bool,
+    /// The embedding model (installed; `None`: BM25 only), and whether it
+    /// is in memory now (`rag.idle_unload_secs` drops it when idle).
     pub embedder: Option<String>,
+    pub embedder_loaded: bool,
     pub error: Option<String>,
     pub skipped: Vec<Skipped>,
 }
@@ -124,11 +128,10 @@ struct State {
 /// The running retrieval service.
 pub struct Rag {
     config: RagConfig,
-    models: crate::config::ModelsConfig,
     roots: Vec<PathBuf>,
     index_path: PathBuf,
     index: Mutex<Option<Arc<Index>>>,
-    embedder: OnceCell<Result<(String, Pool), String>>,
+    embedder: Resident,
     vectors: RwLock<Vectors>,
     vectors_loaded: AtomicBool,
     enabled: AtomicBool,
@@ -158,12 +161,11 @@ impl Rag {
         let (tx, rx) = mpsc::unbounded_channel();
         let rag = Arc::new(Rag {
             enabled: AtomicBool::new(cfg.enabled),
-            config: cfg,
-            models: config.models.clone(),
             roots,
             index_path,
             index: Mutex::new(None),
-            embedder: OnceCell::new(),
+            embedder: Resident::new(&cfg, &config.models),
+            config: cfg,
             vectors: RwLock::new(Vectors::default()),
             vectors_loaded: AtomicBool::new(false),
             state: Mutex::new(State::default()),
@@ -174,8 +176,33 @@ impl Rag {
         if !rag.roots.is_empty() {
             let _ = rag.jobs.send(Job::Rescan(None));
         }
+        if let Some(idle) = rag.embedder.idle_check() {
+            tokio::spawn(rag.clone().unload_when_idle(idle, shutdown.clone()));
+        }
         tokio::spawn(rag.clone().run(rx, shutdown));
         rag
+    }
+
+    /// Loads the embedder now, in the background, if it is not loaded: a
+    /// question is coming (the wake word was heard).
+    pub fn warm(self: &Arc<Rag>) {
+        let rag = self.clone();
+        tokio::spawn(async move { rag.embedder.get().await });
+    }
+
+    /// Drops the embedder whenever it goes unused for `idle`
+    /// (`rag.idle_unload_secs`), and gives its memory back to the OS.
+    async fn unload_when_idle(self: Arc<Rag>, idle: Duration, shutdown: CancellationToken) {
+        let every = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            if self.embedder.unload_if_idle().await {
+                release_free_heap();
+            }
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -231,37 +258,6 @@ impl Rag {
         }
     }
 
-    /// The embedder (loaded on first use), or `None` when the embedding
-    /// model is not installed or fails to load (BM25 only then).
-    async fn embedder(&self) -> Option<&(String, Pool)> {
-        let loaded = self
-            .embedder
-            .get_or_init(|| async {
-                let models = self.models.clone();
-                let (workers, batch) = (self.config.embed_workers, self.config.embed_batch);
-                let started = Instant::now();
-                let result = tokio::task::spawn_blocking(move || {
-                    let manifest = Manifest::load(&models).map_err(|e| e.to_string())?;
-                    let store = Store::from_config(&models).map_err(|e| e.to_string())?;
-                    let id = models::resolve(Role::Embed, &models, &manifest, &store).ok_or_else(
-                        || "no embedding model is installed; run `voxd models pull`".to_string(),
-                    )?;
-                    let embedder =
-                        embed::Embedder::load(&store.model_dir(&id)).map_err(|e| e.to_string())?;
-                    Ok((id, Pool::new(embedder, workers, batch)))
-                })
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-                match &result {
-                    Ok((id, _)) => tracing::info!(model = %id, load_ms = started.elapsed().as_millis() as u64, "embedder loaded"),
-                    Err(e) => tracing::warn!(error = %e, "no embeddings: retrieval uses BM25 only"),
-                }
-                result
-            })
-            .await;
-        loaded.as_ref().ok()
-    }
-
     /// Runs a full rescan now and waits for it.
     pub async fn reindex(&self) -> Result<ScanReport, RagError> {
         let (tx, rx) = oneshot::channel();
@@ -282,10 +278,8 @@ impl Rag {
                 .and_then(|t| t.map_err(|e| e.to_string())),
             Err(e) => Err(e.to_string()),
         };
-        let embedder = match self.embedder.get() {
-            Some(Ok((id, _))) => Some(id.clone()),
-            _ => None,
-        };
+        let embedder = self.embedder.model_id().map(str::to_string);
+        let embedder_loaded = self.embedder.is_loaded();
         let state = self.state();
         let (totals, error) = match totals {
             Ok(t) => (Some(t), state.error.clone()),
@@ -304,6 +298,7 @@ impl Rag {
             last_update: totals.as_ref().and_then(|t| t.last_update),
             indexing: state.indexing,
             embedder,
+            embedder_loaded,
             error,
             skipped: state.skipped.clone(),
         }

@@ -61,8 +61,8 @@ impl Rag {
     pub async fn search(&self, query: &str, k: usize) -> Result<(Vec<Hit>, Vec<f32>), RagError> {
         let started = Instant::now();
         let index = self.index().await?;
-        let qvec = match self.embedder().await {
-            Some((_, pool)) => pool
+        let qvec = match self.embedder.get().await {
+            Some(pool) => pool
                 .embed(vec![query.to_string()])
                 .await?
                 .pop()
@@ -172,7 +172,11 @@ impl Rag {
             sources.iter().map(|s| s.score).fold(0.0, f32::max)
         };
         let mut sentence_vectors = vec![Vec::new(); sources.len()];
-        if let (Some((_, pool)), false) = (self.embedder().await, query.is_empty()) {
+        let pool = match query.is_empty() {
+            true => None,
+            false => self.embedder.get().await,
+        };
+        if let Some(pool) = pool {
             // Stored when the note was indexed; embedded now only where the
             // index has none (a note indexed while no embedder was loaded).
             let missing: Vec<String> = sources
