@@ -25,11 +25,9 @@ Targets: < 100 ms to ready; < 30 MiB idle with no notes configured.
 """
 
 import argparse
-import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rag import make_corpus  # noqa: E402  (the same generated notes as bench/rag.py)
+from rag import Conn, make_corpus  # noqa: E402  (the same client and notes as bench/rag.py)
 
 QUESTIONS = ["What is the dentist code?", "Who said the bakery cost?", "When is the concert?",
              "What does Alice remember?", "What is the museum code?"]
@@ -55,24 +53,6 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-class Conn:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.connect(path)
-        self.f = self.s.makefile()
-        self.n = 0
-
-    def call(self, cmd, **args):
-        self.n += 1
-        self.s.sendall((json.dumps({"id": self.n, "cmd": cmd, **args}) + "\n").encode())
-        while True:
-            msg = json.loads(self.f.readline())
-            if msg.get("id") == self.n and "event" not in msg:
-                if not msg["ok"]:
-                    sys.exit(f"voxd {cmd}: {msg['error']}")
-                return msg["result"]
 
 
 class Daemon:
@@ -99,6 +79,12 @@ class Daemon:
                     sys.exit(f"voxd exited with {self.proc.returncode}; see {home}/voxd.log")
                 time.sleep(0.0005)
         self.ready_ms = (time.perf_counter() - start) * 1000
+
+    def call(self, cmd, **args):
+        msg = self.conn.call(cmd, **args)
+        if not msg["ok"]:
+            sys.exit(f"voxd {cmd}: {msg['error']}")
+        return msg["result"]
 
     def rss(self):
         return rss_mib(self.proc.pid)
@@ -140,8 +126,8 @@ def wait_idle(d, engines_secs):
     """Waits until the engines and the embedder have unloaded."""
     deadline = time.time() + engines_secs + 120
     while time.time() < deadline:
-        status = d.conn.call("status")
-        notes = d.conn.call("notes", action="status")
+        status = d.call("status")
+        notes = d.call("notes", action="status")
         busy = [e for e in status["engines"] if e["state"] not in ("stopped",)]
         if not busy and not notes["embedder_loaded"] and not notes["indexing"]:
             return
@@ -158,18 +144,18 @@ def notes_rows(voxd, store, n, questions):
             yield (f"notes ({n}): serve → ping answered", [d.ready_ms], "ms")
             started = time.time()
             while True:
-                st = d.conn.call("notes", action="status")
+                st = d.call("notes", action="status")
                 if (st["files"] == n and not st["indexing"]
                         and st["embedded_sentences"] == st["sentences"]):
                     break
                 time.sleep(0.5)
             yield (f"notes ({n}): indexed, sentences embedded (s)", [time.time() - started], "s")
             yield (f"notes ({n}): RSS, just indexed", [d.rss()], "MiB")
-            engines_secs = d.conn.call("config")["config"]["engines"]["idle_unload_secs"]
+            engines_secs = d.call("config")["config"]["engines"]["idle_unload_secs"]
             wait_idle(d, engines_secs)
             yield (f"notes ({n}): idle RSS before any question", [d.rss()], "MiB")
             for i in range(questions):
-                d.conn.call("ask", question=QUESTIONS[i % len(QUESTIONS)])
+                d.call("ask", question=QUESTIONS[i % len(QUESTIONS)])
             wait_idle(d, engines_secs)
             yield (f"notes ({n}): idle RSS after {questions} questions, unloaded", [d.rss()], "MiB")
         finally:

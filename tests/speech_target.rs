@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use voxd::config::Config;
 use voxd::events::Events;
 use voxd::metrics::Pipeline;
-use voxd::speak::{Pcm, SayOptions, Speaker, Target};
+use voxd::speak::{Pcm, SayOptions, Speaker, Target, Utterance};
 
 /// The joe voice (22,050 Hz), and an output device that does not exist:
 /// speech that reached the daemon's output would fail.
@@ -22,6 +22,16 @@ fn speaker() -> Speaker {
     config.audio.output = "cpal".into();
     config.audio.device = "no such device".into();
     Speaker::new(&config, Events::new(64), Pipeline::default())
+}
+
+/// An utterance whose audio comes to the returned receiver.
+fn open_into_channel(speaker: &Speaker) -> (Utterance, mpsc::UnboundedReceiver<Pcm>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let options = SayOptions {
+        target: Target::Channel(tx),
+        ..SayOptions::default()
+    };
+    (speaker.open(options).unwrap(), rx)
 }
 
 #[tokio::test]
@@ -56,13 +66,7 @@ async fn sentences_stream_into_the_callers_channel_at_the_voices_rate() {
 #[tokio::test]
 async fn a_caller_that_drops_its_receiver_stops_the_utterance() {
     let speaker = speaker();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut utterance = speaker
-        .open(SayOptions {
-            target: Target::Channel(tx),
-            ..SayOptions::default()
-        })
-        .unwrap();
+    let (mut utterance, mut rx) = open_into_channel(&speaker);
     let text = "This is one sentence of many. ".repeat(20);
     utterance.push(&text).unwrap();
     let done = tokio::spawn(utterance.finish());
@@ -83,13 +87,7 @@ async fn a_caller_that_drops_its_receiver_stops_the_utterance() {
 #[tokio::test]
 async fn first_audio_comes_with_the_first_sentence() {
     let speaker = speaker();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut utterance = speaker
-        .open(SayOptions {
-            target: Target::Channel(tx),
-            ..SayOptions::default()
-        })
-        .unwrap();
+    let (mut utterance, mut rx) = open_into_channel(&speaker);
     let first = utterance.first_audio();
     utterance.push("The kettle is on. ").unwrap();
     let first = first.await.expect("the first sentence's audio");
