@@ -44,6 +44,8 @@ APT_PACKAGES+=(cmake clang libclang-dev libsonic-dev libasound2-dev alsa-utils e
 APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 # The example scripts (examples/*.sh) talk to the socket with socat and jq.
 APT_PACKAGES+=(socat jq)
+# The offline test traces the daemon's sockets with strace.
+APT_PACKAGES+=(strace)
 # The barge-in test plays through a sound device that keeps real time with
 # no sound card: a private PulseAudio null sink behind ALSA's pulse plugin.
 APT_PACKAGES+=(pulseaudio libasound2-plugins)

@@ -104,6 +104,21 @@ pub fn library_path(config: &OnnxConfig) -> Result<PathBuf, OnnxError> {
         })
 }
 
+/// The PyPI build of ONNX Runtime carries Microsoft's 1DS telemetry: some
+/// seconds after a session is created it looks up
+/// mobile.events.data.microsoft.com and uploads usage data. Its one full
+/// opt-out is `ORT_DISABLE_TELEMETRY`, read once when the library starts
+/// (`DisableTelemetryEvents`, which ort calls too, leaves the uploader
+/// running). The `voxd` binary calls this first thing, before any thread
+/// exists; [`init`] calls it again for library users. Nothing leaves the
+/// machine (tests/offline.rs).
+pub fn opt_out_of_telemetry() {
+    const OPT_OUT: &str = "ORT_DISABLE_TELEMETRY";
+    if std::env::var_os(OPT_OUT).is_none() {
+        std::env::set_var(OPT_OUT, "1");
+    }
+}
+
 /// Loads ONNX Runtime into this process (once; later calls return the
 /// path loaded first).
 pub fn init(config: &OnnxConfig) -> Result<&'static Path, OnnxError> {
@@ -122,8 +137,9 @@ pub fn init(config: &OnnxConfig) -> Result<&'static Path, OnnxError> {
         path: wanted.clone(),
         message: e.to_string(),
     };
+    opt_out_of_telemetry();
     let builder = ort::init_from(&wanted).map_err(load_err)?;
-    builder.with_name("voxd").commit();
+    builder.with_name("voxd").with_telemetry(false).commit();
     tracing::info!(library = %wanted.display(), "ONNX Runtime loaded");
     Ok(LOADED.get_or_init(|| wanted))
 }

@@ -241,6 +241,33 @@ impl Daemon {
         Daemon::spawn(home, &[], args)
     }
 
+    /// `voxd serve` run by `wrapper` (a program and its arguments, e.g.
+    /// strace), in this home's environment. Stop it with `shutdown` and
+    /// [`Daemon::wait_exit`]: killing the wrapper would leave voxd running.
+    pub fn start_under(home: Home, wrapper: &[&str]) -> Daemon {
+        let serve = home.voxd(&["serve", "--log-format", "text"]);
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..])
+            .arg(serve.get_program())
+            .args(serve.get_args());
+        for (key, value) in serve.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        let log = fs::File::create(home.path().join("voxd.log")).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", wrapper[0]));
+        let mut daemon = Daemon { home, child };
+        daemon.wait_ready();
+        daemon
+    }
+
     fn spawn(home: Home, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let child = Daemon::serve(&home, env, args);
         let mut daemon = Daemon { home, child };
