@@ -1,8 +1,10 @@
-//! Nothing leaves the machine. The daemon runs under strace while it
-//! speaks (Piper, through ONNX Runtime) and listens (Silero VAD and
-//! openWakeWord, ONNX Runtime too), and long enough after for a library's
-//! background upload to start: it must not open a single internet socket,
-//! not even to look a name up. The PyPI build of ONNX Runtime carries
+//! Nothing leaves the machine. The daemon and its workers run under
+//! strace while it speaks (Piper, through ONNX Runtime), listens (Silero
+//! VAD and openWakeWord, ONNX Runtime too), transcribes (whisper.cpp in
+//! `voxd-stt`), writes (llama.cpp in `voxd-llm`) and searches notes
+//! (candle's MiniLM), and long enough after for a library's background
+//! upload to start: none may open a single internet socket, not even to
+//! look a name up. The PyPI build of ONNX Runtime carries
 //! Microsoft's telemetry, which asks for mobile.events.data.microsoft.com
 //! some seconds after a session is created unless voxd turns it off
 //! (`src/onnx.rs`).
@@ -16,14 +18,14 @@ use serde_json::json;
 use support::{test_model, Daemon, Home};
 
 #[test]
-fn speaking_and_listening_open_no_internet_socket() {
+fn no_engine_opens_an_internet_socket() {
     let store = test_model("piper-en_US-joe-medium")
         .parent()
         .unwrap()
         .display()
         .to_string();
     let home = Home::new(&format!(
-        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\nllm = []\n\
+        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\n\
          [tts]\nvoice = \"piper-en_US-joe-medium\"\n[audio]\noutput = \"null\"\n\
          [listen]\ninput = \"socket\"\n"
     ));
@@ -42,8 +44,22 @@ fn speaking_and_listening_open_no_internet_socket() {
         ],
     );
     let mut conn = daemon.connect();
-    conn.ok("say", json!({ "text": "Nothing leaves this machine." }));
+    let wav = daemon.home.path().join("said.wav");
+    conn.ok(
+        "say",
+        json!({ "text": "Nothing leaves this machine.", "out": wav }),
+    );
     conn.ok("listen", json!({ "action": "start" }));
+    let heard = conn.ok("transcribe", json!({ "path": wav }));
+    assert!(
+        heard["text"].as_str().unwrap().contains("machine"),
+        "{heard}"
+    );
+    conn.ok(
+        "generate",
+        json!({ "prompt": "One, two,", "max_tokens": 4 }),
+    );
+    conn.ok("notes", json!({ "action": "search", "query": "machine" }));
     // ONNX Runtime's telemetry looked its host up ~9 s after the first
     // session (measured on this VM); twice that, with margin.
     std::thread::sleep(Duration::from_secs(20));
