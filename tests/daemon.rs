@@ -374,3 +374,44 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(lines.iter().all(|l| l["level"].is_string()));
 }
+
+/// A WAV header that lies about its size cannot take the daemon down: on
+/// a board with little memory (here a 3 GiB address-space cap, under
+/// which the daemon serves normally) a 60-byte file claiming 4 GiB of
+/// samples once aborted it while reserving room for them. Now it is a
+/// precise error, and the daemon answers the next request.
+#[test]
+fn a_wav_that_lies_about_its_size_is_refused_under_a_memory_cap() {
+    let home = Home::new("");
+    let path = home.path().join("lying.wav");
+    let spec = hound::WavSpec {
+        channels: 8,
+        sample_rate: 192_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for _ in 0..8 {
+        writer.write_sample(0i16).unwrap();
+    }
+    writer.finalize().unwrap();
+    // The header now claims ~4 GiB of samples (1,398 s at 192 kHz × 8,
+    // within the hour voxd accepts); the file still holds 16 bytes.
+    let claimed: u32 = u32::MAX / 16 * 16 - 64;
+    let mut bytes = std::fs::read(&path).unwrap();
+    let data = bytes.windows(4).position(|w| w == b"data").unwrap() + 4;
+    let riff = claimed + data as u32 - 4;
+    bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+    bytes[data..data + 4].copy_from_slice(&claimed.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut daemon = Daemon::start_under(home, &["prlimit", "--as=3221225472", "--"]);
+    let mut conn = daemon.connect();
+    let reply = conn.request("transcribe", json!({ "path": path }));
+    assert_eq!(reply["error"]["code"], "bad_audio", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("truncated"), "{message}");
+    conn.ok("ping", json!({}));
+    conn.ok("shutdown", json!({}));
+    assert!(daemon.wait_exit().success(), "{}", daemon.log());
+}

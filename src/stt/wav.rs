@@ -15,6 +15,10 @@ pub const RATE: u32 = 16_000;
 /// huge or lying header cannot make the daemon allocate without bound.
 pub const MAX_SECS: u64 = 3600;
 
+/// The rates a file may have: telephone to studio. Outside them a header
+/// is lying, and the resampler would plan FFTs of its size.
+pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=192_000;
+
 /// Why a WAV file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WavError {
@@ -76,19 +80,24 @@ pub fn read(path: &Path) -> Result<Audio16k, WavError> {
         path: path.to_path_buf(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(|source| WavError::Open {
+    let open_err = |source| WavError::Open {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(open_err)?;
+    let bytes = file.metadata().map_err(open_err)?.len();
     let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| match e {
         hound::Error::IoError(e) => invalid(format!("cannot read its header: {e}")),
         other => invalid(other.to_string()),
     })?;
     let spec = reader.spec();
-    if spec.channels == 0 || spec.sample_rate == 0 {
+    if spec.channels == 0 || !RATES.contains(&spec.sample_rate) {
         return Err(invalid(format!(
-            "header says {} channel(s) at {} Hz",
-            spec.channels, spec.sample_rate
+            "header says {} channel(s) at {} Hz; voxd reads 1 or more channels at {}-{} Hz",
+            spec.channels,
+            spec.sample_rate,
+            RATES.start(),
+            RATES.end()
         )));
     }
     let frames = u64::from(reader.duration());
@@ -100,15 +109,17 @@ pub fn read(path: &Path) -> Result<Audio16k, WavError> {
         });
     }
     let expected = u64::from(reader.len());
-    let interleaved = decode(reader, spec).map_err(|(got, e)| match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            WavError::Truncated {
-                path: path.to_path_buf(),
-                expected,
-                got,
-                message: io.to_string(),
-            }
-        }
+    // No more room than the file can fill, whatever its header claims.
+    let present = bytes / u64::from(spec.bits_per_sample.div_ceil(8).max(1));
+    let interleaved = decode(reader, spec, present.min(expected)).map_err(|(got, e)| match e {
+        // hound says "Failed to read enough bytes" (ErrorKind::Other) when
+        // the file ends inside a sample.
+        hound::Error::IoError(io) if got < expected => WavError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            got,
+            message: io.to_string(),
+        },
         other => invalid(format!("sample {got}: {other}")),
     })?;
     let channels = usize::from(spec.channels);
@@ -141,8 +152,9 @@ pub fn read(path: &Path) -> Result<Audio16k, WavError> {
 fn decode<R: std::io::Read>(
     mut reader: hound::WavReader<R>,
     spec: hound::WavSpec,
+    room: u64,
 ) -> Result<Vec<f32>, (u64, hound::Error)> {
-    let mut out = Vec::with_capacity(reader.len() as usize);
+    let mut out = Vec::with_capacity(room as usize);
     match spec.sample_format {
         hound::SampleFormat::Float => {
             for s in reader.samples::<f32>() {
@@ -205,5 +217,56 @@ mod tests {
             "rms {}",
             rms(&aliased[2000..14_000])
         );
+    }
+
+    /// A WAV file of `channels` × 16-bit at `rate` whose header claims
+    /// `claimed` bytes of samples and which holds `present` of them.
+    fn lying_wav(dir: &Path, channels: u16, rate: u32, claimed: u32, present: usize) -> PathBuf {
+        let mut bytes = Vec::new();
+        let block = channels * 2;
+        bytes.extend_from_slice(b"RIFF");
+        bytes.extend_from_slice(&claimed.saturating_add(36).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        bytes.extend_from_slice(&16u32.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        bytes.extend_from_slice(&channels.to_le_bytes());
+        bytes.extend_from_slice(&rate.to_le_bytes());
+        bytes.extend_from_slice(&rate.wrapping_mul(u32::from(block)).to_le_bytes());
+        bytes.extend_from_slice(&block.to_le_bytes());
+        bytes.extend_from_slice(&16u16.to_le_bytes());
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&claimed.to_le_bytes());
+        bytes.resize(bytes.len() + present, 0);
+        let path = dir.join(format!("lying-{channels}-{rate}-{claimed}.wav"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A header cannot make voxd reserve memory the file does not hold (a
+    /// 60-byte file claiming 4 GiB of samples once took 16 GiB and aborted
+    /// a small board), nor plan a resampler of any size it names.
+    #[test]
+    fn a_lying_header_is_refused_without_allocating_its_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        // 4 GiB of samples in 16 bytes, within the hour at 192 kHz × 8
+        // (tests/daemon.rs reads it under a memory cap).
+        let huge = lying_wav(dir.path(), 8, 192_000, u32::MAX / 16 * 16 - 64, 16);
+        match read(&huge) {
+            Err(WavError::Truncated { expected, got, .. }) => {
+                assert!(expected > 1 << 30, "{expected}");
+                assert_eq!(got, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+        for rate in [0, 1, 7_999, 192_001, 1_000_000_000] {
+            let err = read(&lying_wav(dir.path(), 1, rate, 32, 32)).unwrap_err();
+            assert!(
+                matches!(&err, WavError::Invalid { message, .. } if message.contains("8000-192000 Hz")),
+                "{rate} Hz: {err}"
+            );
+        }
+        // An honest file of an accepted rate still reads.
+        let fine = lying_wav(dir.path(), 1, 8_000, 1600, 1600);
+        assert_eq!(read(&fine).unwrap().samples.len(), 1600);
     }
 }
