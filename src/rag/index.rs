@@ -687,10 +687,16 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// The most distinct words a query searches for: a question has a few; a
+/// pasted page of 32,000 words once took 38 s and held up every other
+/// search.
+pub const MAX_QUERY_TERMS: usize = 32;
+
 /// An FTS5 query matching any content word of `text` (stop words left
 /// out: "what is the" matches every note and only costs ranking time; all
-/// words when nothing else is left). Each word is quoted, so no FTS5 syntax
-/// can leak in. `None` when `text` has no words.
+/// words when nothing else is left), its first [`MAX_QUERY_TERMS`]
+/// distinct ones. Each word is quoted, so no FTS5 syntax can leak in.
+/// `None` when `text` has no words.
 pub fn fts_query(text: &str) -> Option<String> {
     let mut words = super::answer::content_words(text);
     if words.is_empty() {
@@ -700,8 +706,13 @@ pub fn fts_query(text: &str) -> Option<String> {
             .map(str::to_lowercase)
             .collect();
     }
-    words.dedup();
-    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    let mut seen = std::collections::HashSet::new();
+    let quoted: Vec<String> = words
+        .iter()
+        .filter(|w| seen.insert(w.as_str()))
+        .take(MAX_QUERY_TERMS)
+        .map(|w| format!("\"{w}\""))
+        .collect();
     (!quoted.is_empty()).then(|| quoted.join(" OR "))
 }
 
@@ -709,6 +720,18 @@ pub fn fts_query(text: &str) -> Option<String> {
 mod tests {
     use super::super::chunk::{chunk, Format};
     use super::*;
+
+    #[test]
+    fn a_huge_query_searches_its_first_distinct_words_only() {
+        let page: String = (0..32_000).map(|i| format!("word{} ", i % 5000)).collect();
+        let query = fts_query(&page).unwrap();
+        assert_eq!(query.matches(" OR ").count(), MAX_QUERY_TERMS - 1);
+        assert!(query.starts_with("\"word0\" OR \"word1\""), "{query}");
+        assert_eq!(
+            fts_query("kettle moon kettle").unwrap(),
+            "\"kettle\" OR \"moon\""
+        );
+    }
 
     fn update<'a>(path: &'a str, chunks: &'a [Chunk]) -> FileUpdate<'a> {
         FileUpdate {
