@@ -511,8 +511,7 @@ fn bad_model_files_give_clear_errors_naming_the_file() {
 /// A daemon with a copy of the fixture notes and the test model.
 fn ask_daemon() -> (Daemon, PathBuf) {
     let (home, notes) = support::notes_and_model_home("debounce_ms = 200\n");
-    let daemon = Daemon::start_in(home);
-    support::wait_for_notes(&mut daemon.connect(), 5);
+    let daemon = Daemon::start_indexed(home, 5);
     (daemon, notes)
 }
 

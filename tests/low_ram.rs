@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::json;
-use support::voice::{self, events_until, last, silence, speech, RATE};
+use support::voice::{self, events_until, last, speech, RATE};
 use support::{copy_dir, test_model, worker_bin, Daemon, Home};
 
 /// `engines.memory_budget_mb` of config/profiles/tiny.toml.
@@ -153,8 +153,9 @@ fn a_spoken_question_on_the_tiny_profile_stays_within_its_memory_budget() {
     };
     let home = tiny_home();
     let wav_in = home.path().join("question.wav");
-    // Time to index the notes and subscribe before the wake word.
-    let mut audio = silence(6.0);
+    // Time to index the notes and subscribe before the wake word (checked).
+    let lead = support::lead_in(6.0);
+    let mut audio = vec![0.0; lead];
     audio.extend(voice::woken(&wake, &question));
     support::write_wav(&wav_in, &audio);
     let reply_wav = home.path().join("reply.wav");
@@ -169,6 +170,9 @@ fn a_spoken_question_on_the_tiny_profile_stays_within_its_memory_budget() {
         "subscribe",
         json!({ "events": ["engine.state", "transcript.final", "assistant.", "listen.error"] }),
     );
+    let mut control = daemon.connect().with_timeout(240);
+    support::wait_for_notes(&mut control, 5);
+    support::assert_within_lead_in(&mut control, lead);
     let seen = events_until(&mut events, "assistant.reply", &daemon);
     let status = daemon.connect().ok("status", json!({}));
 

@@ -258,7 +258,7 @@ fn worker_killed_mid_request() {
         .as_bytes(),
     );
     let mut watch = daemon.connect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let deadline = std::time::Instant::now() + support::scaled_secs(300);
     let pid = loop {
         let status = watch.ok("status", json!({}));
         let stt = status["engines"]
