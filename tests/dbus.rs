@@ -460,6 +460,10 @@ async fn ask_streams_its_answer_as_signals() {
             _ => {}
         }
     }
+    // The model's own answer stood, as in tests/llm.rs for this question:
+    // supported by the notes, never withdrawn.
+    assert_eq!(answer["mode"], "generative", "{answer}");
+    assert!(!reset, "the model's answer was replaced: {answer}");
     let model = &answer["llm"];
     assert!(model["generated_tokens"].as_u64().unwrap() >= 2, "{answer}");
     assert!(

@@ -157,9 +157,14 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
     // The next question is answered by the model in a new worker.
     send_pcm(&mut control, &voice::woken(&wake, &question));
     let seen = events_until(&mut events, "assistant.reply", &daemon);
+    // The model's own answer, which stood (not replaced by a quote), with
+    // the password in it: the test model says "47-moon [2]." (measured).
     let reply = last(&seen, "assistant.reply");
+    assert_eq!(reply["ask"]["mode"], "generative", "{reply}");
+    assert_eq!(reply["ask"]["flags"], json!([]), "{reply}");
+    assert!(reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0));
     assert!(
-        reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0),
+        reply["text"].as_str().unwrap().contains("47-moon"),
         "{reply}"
     );
     let status = control.ok("status", json!({}));

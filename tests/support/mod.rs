@@ -102,10 +102,26 @@ impl StartSlot {
 
 /// Waits until the daemon has indexed at least `files` notes and is idle.
 pub fn wait_for_notes(conn: &mut Conn, files: u64) {
-    wait_until("the notes are indexed", || {
+    notes_indexed(conn, files, String::new);
+}
+
+/// [`wait_for_notes`], failing with the last `notes status` and `log()`.
+fn notes_indexed(conn: &mut Conn, files: u64, log: impl Fn() -> String) {
+    let deadline = Instant::now() + scaled_secs(180);
+    loop {
         let status = conn.ok("notes", json!({ "action": "status" }));
-        status["files"].as_u64() >= Some(files) && status["indexing"] == json!(false)
-    });
+        if status["files"].as_u64() >= Some(files) && status["indexing"] == json!(false) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{files} notes were not indexed in time (VOXD_TEST_TIME_SCALE is {}): \
+             {status}\n{}",
+            time_scale(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `examples/<script>` set up as a user's shell would run it against the
@@ -333,7 +349,7 @@ impl Daemon {
     pub fn start_indexed_with_env(home: Home, env: &[(&str, &str)], notes: u64) -> Daemon {
         let _slot = StartSlot::take();
         let daemon = Daemon::start_with_env(home, env);
-        wait_for_notes(&mut daemon.connect(), notes);
+        notes_indexed(&mut daemon.connect(), notes, || daemon.log());
         daemon
     }
 
