@@ -86,6 +86,11 @@ fn data<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
     &events.iter().find(|(n, _)| n == name).unwrap().1
 }
 
+/// The margin of every WER check here: each question, heard without an
+/// error when measured (and the same audio every run), may lose one of its
+/// seven or eight words.
+const ONE_WORD: f64 = 0.15;
+
 /// Checks one woken utterance: event order, times against the known
 /// question (`offset` s of silence added before the clip), and the text.
 fn check_utterance(events: &[(String, Value)], question: &str, times: (f64, f64), offset: f64) {
@@ -142,8 +147,7 @@ fn check_utterance(events: &[(String, Value)], question: &str, times: (f64, f64)
     let text = fin["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(question, text);
-    eprintln!("{question:?} → {text:?}: WER {:.2}", wer.rate());
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 }
 
 #[test]
@@ -231,8 +235,7 @@ fn pause_then(go_on: bool) -> (Value, String) {
     let text = fin["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(&said, text);
-    eprintln!("{said:?} → {text:?}: WER {:.2}", wer.rate());
-    assert!(wer.rate() <= 0.25, "{said:?} heard as {text:?}");
+    wer.assert_near(&format!("{said:?} heard as {text:?}"), 0.0, ONE_WORD);
     (fin, said)
 }
 
@@ -259,7 +262,7 @@ fn woken_and_heard(events: &mut Conn, daemon: &Daemon, question: &str) {
     let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 }
 
 fn send_pcm(conn: &mut Conn, audio: &[f32], rate: u32, channels: u16) {
@@ -362,7 +365,7 @@ fn socket_pcm_is_heard_with_mute_and_followups_and_bad_chunks_are_refused() {
     let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(&question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 
     let status = control.ok("listen", json!({ "action": "status" }));
     assert_eq!(

@@ -12,12 +12,16 @@ use std::fs;
 
 use serde_json::json;
 use support::voice::{self, events_until, last, send_pcm, silence, speech};
-use support::wer::{normalise, Wer};
+use support::wer::{normalise, says, Wer};
 use support::Daemon;
 
 #[test]
 fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
-    let daemon = Daemon::start_indexed(voice::home(""), 5);
+    // No early transcription: whether a question is answered from its
+    // pause depends on how far the listener has got when the early
+    // transcript comes back (on a loaded machine it often has not), and
+    // that path (no `stt_ms`) is the speculation tests' below.
+    let daemon = Daemon::start_indexed(voice::home("early_transcribe_ms = 0\n"), 5);
     let mut control = daemon.connect().with_timeout(240);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
@@ -78,23 +82,17 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         "{reply}"
     );
 
-    // What was said aloud is the reply. Whisper tiny mishears a word now and
-    // then ("noon" for "moon", "cuddle" for "kettle", "wi fi" for "wifi";
-    // seen while the test voice still varied from run to run): the read-back
-    // must match the reply's text to a word error rate of at most 50 %, and
-    // keep part of the password (other audio scores near 100 %).
+    // What was said aloud is the reply, the whole password in it. Measured:
+    // 'From home.md: "The wifi password is kettle-47-moon."' is heard as
+    // "from home dot and the the wifi password is kettle 47 moon", 3 errors
+    // in 11 words (0.273; the voice is the same every run), all in the
+    // file name.
     let heard = control.ok("transcribe", json!({ "path": reply_wav }));
     let heard_text = heard["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(reply["text"].as_str().unwrap(), heard_text);
-    assert!(wer.rate() <= 0.5, "WER {:.2}: {heard}", wer.rate());
-    let words = normalise(heard_text);
-    assert!(
-        ["kettle", "47", "moon"]
-            .iter()
-            .any(|part| words.iter().any(|w| w == *part)),
-        "{heard}"
-    );
+    wer.assert_near(&format!("of the reply read back, {heard}"), 0.273, 0.0);
+    assert!(says(heard_text, "kettle 47 moon"), "{heard}");
 
     // A follow-up right after the reply: no wake word needed.
     let mut audio = silence(0.5);
