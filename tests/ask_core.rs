@@ -5,10 +5,11 @@
 //! is driven exactly. The daemon tests (`tests/llm.rs`, `tests/rag.rs`)
 //! run the same code with the real models through the socket.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -428,7 +429,7 @@ async fn cancelling_stops_the_generation() {
         }
     });
     let reply = tokio::time::timeout(
-        Duration::from_secs(5),
+        support::scaled_secs(5),
         s.answerer
             .ask(AskRequest::new("What is the wifi password?"), &tx, &cancel),
     )

@@ -22,7 +22,9 @@ struct Assistant {
 }
 
 /// A daemon with the fixture notes, an image folder captioned by the tiny
-/// BLIP, the Piper voice writing into `reply.wav`, and Whisper for STT.
+/// BLIP, the Piper voice writing into `reply.wav`, and Whisper for STT;
+/// started in its turn (see [`support::StartSlot`]) and ready once the five
+/// notes are indexed.
 /// Extractive answers: the base test LLM's answers are not stable enough
 /// to assert on (see design.md), and what is tested here is the turn.
 fn assistant() -> Assistant {
@@ -54,7 +56,7 @@ fn assistant() -> Assistant {
         blip = support::tiny_blip_model().display().to_string(),
     );
     fs::write(home.path().join("voxd.toml"), config).unwrap();
-    let daemon = Daemon::start_in(home);
+    let daemon = Daemon::start_indexed(home, 5);
     Assistant {
         daemon,
         notes,
@@ -80,7 +82,6 @@ impl Assistant {
 #[test]
 fn a_question_is_answered_from_the_notes_spoken_and_cited() {
     let a = assistant();
-    support::wait_for_notes(&mut a.daemon.connect(), 5);
     let reply = a.respond("What is the wifi password?");
     assert_eq!(reply["intent"], "question", "{reply}");
     let text = reply["text"].as_str().unwrap();
@@ -115,7 +116,6 @@ fn a_question_is_answered_from_the_notes_spoken_and_cited() {
 #[test]
 fn built_in_intents_answer_without_the_model() {
     let a = assistant();
-    support::wait_for_notes(&mut a.daemon.connect(), 5);
 
     let time = a.respond("What time is it?");
     assert_eq!(time["intent"], "time", "{time}");
@@ -206,7 +206,6 @@ fn example(a: &Assistant, script: &str, args: &[&str]) -> String {
 #[test]
 fn the_example_scripts_work() {
     let a = assistant();
-    support::wait_for_notes(&mut a.daemon.connect(), 5);
 
     let out = example(&a, "ask.sh", &["What is the wifi password?"]);
     assert!(out.contains("kettle-47-moon"), "{out}");

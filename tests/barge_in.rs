@@ -71,9 +71,8 @@ fn the_wake_word_during_a_spoken_reply_stops_it_and_the_next_question_is_answere
         .unwrap();
     let env = device.env();
     let (rate, channels, format) = device_format(&home, &env);
-    let daemon = Daemon::start_with_env(home, &[(env.0, env.1.as_str())]);
+    let daemon = Daemon::start_indexed_with_env(home, &[(env.0, env.1.as_str())], 6);
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 6);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let read = speech(&mut control, &dir, "Read my last note.");

@@ -354,7 +354,7 @@ fn json_logs_are_one_object_per_line() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + support::scaled_secs(60);
     while UnixStream::connect(home.socket()).is_err() {
         assert!(std::time::Instant::now() < deadline, "voxd did not start");
         std::thread::sleep(std::time::Duration::from_millis(10));

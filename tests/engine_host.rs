@@ -3,6 +3,8 @@
 //! Timeouts are small so the file runs quickly; assertions are about
 //! behaviour, with generous deadlines only to fail instead of hanging.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,20 +15,9 @@ use voxd::engine::{EngineError, EngineEvent, EngineState, EngineStatus, Host};
 use voxd::events::Events;
 use voxd_proto::Frame;
 
-/// Generous upper bound for anything the tests wait on.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn echo_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_voxd"))
-        .parent()
-        .expect("target dir")
-        .join(format!("voxd-echo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --workspace` first",
-        bin.display()
-    );
-    bin
+/// Generous upper bound for anything the tests wait on (60 s, scaled by `VOXD_TEST_TIME_SCALE`).
+fn deadline() -> Duration {
+    support::scaled_secs(60)
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -44,13 +35,13 @@ fn config(stt_args: &[&str], llm_args: &[&str]) -> EnginesConfig {
         restart_backoff_initial_ms: 20,
         restart_backoff_max_ms: 200,
         stt: SttEngineConfig {
-            command: echo_bin(),
+            command: support::worker_bin("voxd-echo"),
             args: args(stt_args),
             memory_mb: 10,
             threads: 1,
         },
         llm: LlmEngineConfig {
-            command: echo_bin(),
+            command: support::worker_bin("voxd-echo"),
             args: args(llm_args),
             memory_mb: 10,
             threads: 1,
@@ -85,9 +76,9 @@ fn alive(pid: u32) -> bool {
     rustix::process::test_kill_process(pid).is_ok()
 }
 
-/// Polls `cond` until it holds, failing the test after [`DEADLINE`].
+/// Polls `cond` until it holds, failing the test after [`deadline`].
 async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let give_up = tokio::time::Instant::now() + DEADLINE;
+    let give_up = tokio::time::Instant::now() + deadline();
     while !cond() {
         assert!(
             tokio::time::Instant::now() < give_up,
@@ -98,7 +89,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 async fn within<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(DEADLINE, fut)
+    tokio::time::timeout(deadline(), fut)
         .await
         .expect("the engine host hung")
 }

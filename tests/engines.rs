@@ -16,7 +16,7 @@ fn config(stt_args: &str, extra: &str) -> String {
 memory_budget_mb = 0
 idle_unload_secs = 0
 health_interval_secs = 1
-health_timeout_secs = 1
+health_timeout_secs = {timeout}
 restart_backoff_initial_ms = 50
 restart_backoff_max_ms = 200
 {extra}
@@ -30,7 +30,8 @@ command = "{echo}"
 args = ["--alloc-mb", "24"]
 memory_mb = 30
 "#,
-        echo = echo.display()
+        echo = echo.display(),
+        timeout = support::health_timeout_secs(),
     )
 }
 
@@ -46,7 +47,7 @@ fn engine(conn: &mut Conn, name: &str) -> Value {
 }
 
 fn wait_for(conn: &mut Conn, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + support::scaled_secs(60);
     loop {
         let e = engine(conn, name);
         if pred(&e) {
@@ -141,7 +142,12 @@ fn a_killed_worker_is_reported_and_restarted() {
 
 #[test]
 fn a_hung_worker_is_killed_by_the_health_check_and_reported() {
-    let daemon = Daemon::start(&config(r#""--ignore-pings""#, ""));
+    // A one-second ping timeout: the health check is what is tested.
+    let cfg = config(r#""--ignore-pings""#, "").replace(
+        &format!("health_timeout_secs = {}", support::health_timeout_secs()),
+        "health_timeout_secs = 1",
+    );
+    let daemon = Daemon::start(&cfg);
     let mut conn = daemon.connect();
     conn.ok("engine", json!({"name": "stt", "action": "start"}));
     let pid = engine(&mut conn, "stt")["pid"].as_u64().unwrap();

@@ -16,7 +16,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -60,9 +60,9 @@ fn subscribe(daemon: &Daemon) -> Conn {
     conn
 }
 
-/// Events up to and including the first `until`, within 180 s.
+/// Events up to and including the first `until`, within 180 s (scaled).
 fn events_until(conn: &mut Conn, until: &str, daemon: &Daemon) -> Vec<(String, Value)> {
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let deadline = Instant::now() + support::scaled_secs(180);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         let Some(msg) = conn.read() else { break };
@@ -85,6 +85,11 @@ fn names(events: &[(String, Value)]) -> Vec<&str> {
 fn data<'a>(events: &'a [(String, Value)], name: &str) -> &'a Value {
     &events.iter().find(|(n, _)| n == name).unwrap().1
 }
+
+/// The margin of every WER check here: each question, heard without an
+/// error when measured (and the same audio every run), may lose one of its
+/// seven or eight words.
+const ONE_WORD: f64 = 0.15;
 
 /// Checks one woken utterance: event order, times against the known
 /// question (`offset` s of silence added before the clip), and the text.
@@ -142,23 +147,25 @@ fn check_utterance(events: &[(String, Value)], question: &str, times: (f64, f64)
     let text = fin["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(question, text);
-    eprintln!("{question:?} → {text:?}: WER {:.2}", wer.rate());
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 }
 
 #[test]
 fn serve_audio_in_wakes_and_transcribes_the_question() {
     let (path, question, times) = clip(0);
-    // Three seconds of silence first, so the test is subscribed in time.
+    // Silence first (three seconds, scaled), so the test is subscribed in
+    // time: checked.
     let home = Home::new(&config(""));
     let wav = home.path().join("in.wav");
-    let mut audio = vec![0.0; 48_000];
+    let lead = support::lead_in(3.0);
+    let mut audio = vec![0.0; lead];
     audio.extend(samples(&path));
     support::write_wav(&wav, &audio);
     let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
     let mut events = subscribe(&daemon);
+    support::assert_within_lead_in(&mut daemon.connect(), lead);
     let seen = events_until(&mut events, "transcript.final", &daemon);
-    check_utterance(&seen, &question, times, 3.0);
+    check_utterance(&seen, &question, times, lead as f64 / 16_000.0);
     // Partial transcripts came while the question was still being heard.
     let partials: Vec<&Value> = seen
         .iter()
@@ -197,7 +204,8 @@ fn pause_then(go_on: bool) -> (Value, String) {
     ));
     let (first, mut said, _) = clip(0);
     let wav = home.path().join("in.wav");
-    let mut audio = vec![0.0; 48_000];
+    let lead = support::lead_in(3.0);
+    let mut audio = vec![0.0; lead];
     audio.extend(samples(&first));
     // clip 0 ends with silence; trim it to the pause wanted.
     while audio.last().is_some_and(|s| s.abs() < 1e-3) {
@@ -216,6 +224,7 @@ fn pause_then(go_on: bool) -> (Value, String) {
 
     let daemon = Daemon::start_with_args(home, &["--audio-in", wav.to_str().unwrap()]);
     let mut events = subscribe(&daemon);
+    support::assert_within_lead_in(&mut daemon.connect(), lead);
     let seen = events_until(&mut events, "transcript.final", &daemon);
     let starts = names(&seen)
         .iter()
@@ -226,8 +235,7 @@ fn pause_then(go_on: bool) -> (Value, String) {
     let text = fin["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(&said, text);
-    eprintln!("{said:?} → {text:?}: WER {:.2}", wer.rate());
-    assert!(wer.rate() <= 0.25, "{said:?} heard as {text:?}");
+    wer.assert_near(&format!("{said:?} heard as {text:?}"), 0.0, ONE_WORD);
     (fin, said)
 }
 
@@ -254,7 +262,7 @@ fn woken_and_heard(events: &mut Conn, daemon: &Daemon, question: &str) {
     let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 }
 
 fn send_pcm(conn: &mut Conn, audio: &[f32], rate: u32, channels: u16) {
@@ -325,14 +333,27 @@ fn socket_pcm_is_heard_with_mute_and_followups_and_bad_chunks_are_refused() {
     send_pcm(&mut control, &stereo, 44_100, 2);
     let seen = events_until(&mut events, "wake.detected", &daemon);
     assert_eq!(data(&seen, "wake.detected")["name"], "hey_jarvis");
+    // The listener runs behind the socket when decoding is slow: unmuted
+    // before it has heard the whole muted pass, it would hear the rest of
+    // that pass (and a late wake word in it) unmuted. Wait for it.
+    let pass = mono.len() as f64 / 16_000.0;
+    support::wait_until("the muted pass is heard whole", || {
+        let status = control.ok("listen", json!({ "action": "status" }));
+        status["heard_secs"].as_f64().unwrap() >= pass - 0.1
+    });
+    let muted_wakes = control.ok("listen", json!({ "action": "status" }))["wakes"].clone();
     control.ok("listen", json!({ "action": "unmute" }));
     // Unmuted: the same clip, now heard whole (an utterance from the muted
     // pass would break the order `check_utterance` asserts). Times count
     // from the start of listening: the first pass is the offset.
     send_pcm(&mut control, &stereo, 44_100, 2);
     let seen = events_until(&mut events, "transcript.final", &daemon);
-    let offset = mono.len() as f64 / 16_000.0;
-    check_utterance(&seen, &question, times, offset);
+    // Events of the muted pass still on their way are not this pass's.
+    let seen: Vec<(String, Value)> = seen
+        .into_iter()
+        .filter(|(_, d)| d["time"].as_f64().is_none_or(|t| t >= pass))
+        .collect();
+    check_utterance(&seen, &question, times, pass);
 
     // A follow-up: the question alone, no wake word.
     control.ok("listen", json!({ "action": "followup", "ms": 5000 }));
@@ -344,10 +365,14 @@ fn socket_pcm_is_heard_with_mute_and_followups_and_bad_chunks_are_refused() {
     let text = data(&seen, "transcript.final")["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(&question, text);
-    assert!(wer.rate() <= 0.25, "{question:?} heard as {text:?}");
+    wer.assert_near(&format!("{question:?} heard as {text:?}"), 0.0, ONE_WORD);
 
     let status = control.ok("listen", json!({ "action": "status" }));
-    assert_eq!(status["wakes"], 2, "{status}");
+    assert_eq!(
+        status["wakes"].as_u64(),
+        muted_wakes.as_u64().map(|w| w + 1),
+        "{status}"
+    );
     assert_eq!(status["utterances"], 2, "{status}");
     assert_eq!(control.ok("ping", json!({}))["pong"], true);
     assert_eq!(

@@ -308,6 +308,7 @@ fn pipeline_metrics_follow_real_requests() {
         "say",
         json!({ "text": "Hello there. The weather is fine." }),
     );
+    support::wait_for_notes(&mut conn, 1);
     let answer = conn.ok(
         "ask",
         json!({ "question": "What is the wifi password?", "mode": "extractive" }),

@@ -6,10 +6,9 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{test_model, Conn, Daemon, Home};
+use support::{scaled_secs, test_model, wait_until_within, Conn, Daemon, Home};
 
 /// (question, file, fact the answer must contain).
 const FACTS: &[(&str, &str, &str)] = &[
@@ -60,23 +59,16 @@ fn home_with_notes(extra: &str) -> (Home, PathBuf) {
     (home, notes)
 }
 
-fn eventually(what: &str, timeout_secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting until {what}");
-}
-
 fn wait_indexed(conn: &mut Conn, files: u64) -> Value {
     let mut status = Value::Null;
-    eventually(&format!("{files} files are indexed"), 300, || {
-        status = conn.ok("notes", json!({ "action": "status" }));
-        status["files"] == json!(files) && status["indexing"] == json!(false)
-    });
+    wait_until_within(
+        &format!("{files} files are indexed"),
+        scaled_secs(300),
+        || {
+            status = conn.ok("notes", json!({ "action": "status" }));
+            status["files"] == json!(files) && status["indexing"] == json!(false)
+        },
+    );
     status
 }
 
@@ -116,7 +108,7 @@ fn every_fact_is_retrieved_cited_and_answered_and_unknowns_abstain() {
     assert_eq!(status["chunks"], status["embedded_chunks"]);
     // Every sentence gets its embedding once the files are in, and it is
     // the one the embedder gives the sentence under its heading.
-    eventually("every sentence is embedded", 120, || {
+    wait_until_within("every sentence is embedded", scaled_secs(120), || {
         let s = conn.ok("notes", json!({ "action": "status" }));
         s["sentences"].as_u64() > Some(0) && s["sentences"] == s["embedded_sentences"]
     });
@@ -253,7 +245,7 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
     );
     fs::write(&home_md, &text).unwrap();
     let mut answer = Value::Null;
-    eventually("the new door code is answered", 60, || {
+    wait_until_within("the new door code is answered", scaled_secs(60), || {
         answer = ask(&mut conn, door, "extractive");
         answer["text"].as_str().unwrap().contains("5820")
     });
@@ -269,7 +261,7 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
 
     // Deleted: no longer retrieved.
     fs::remove_file(notes.join("garden.txt")).unwrap();
-    eventually("garden.txt leaves the index", 60, || {
+    wait_until_within("garden.txt leaves the index", scaled_secs(60), || {
         let hits = conn.ok(
             "notes",
             json!({ "action": "search", "query": "apple tree Bertram", "limit": 10 }),
@@ -289,10 +281,14 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
     // Renamed (into a new folder): cited under the new path.
     fs::create_dir(notes.join("vehicles")).unwrap();
     fs::rename(notes.join("car.md"), notes.join("vehicles/car-notes.md")).unwrap();
-    eventually("the renamed note is cited under its new name", 60, || {
-        let a = ask(&mut conn, "What is the car's licence plate?", "extractive");
-        a["citations"][0]["name"] == "vehicles/car-notes.md"
-    });
+    wait_until_within(
+        "the renamed note is cited under its new name",
+        scaled_secs(60),
+        || {
+            let a = ask(&mut conn, "What is the car's licence plate?", "extractive");
+            a["citations"][0]["name"] == "vehicles/car-notes.md"
+        },
+    );
     let status = conn.ok("notes", json!({ "action": "status" }));
     assert_eq!(status["files"], 4, "{status:#}");
 
@@ -310,7 +306,7 @@ fn edits_deletes_renames_and_temp_files_reach_the_index() {
         "The boiler was serviced by Oksana Petrenko.\n",
     )
     .unwrap();
-    eventually("later.md is indexed", 60, || {
+    wait_until_within("later.md is indexed", scaled_secs(60), || {
         let hits = conn.ok(
             "notes",
             json!({ "action": "search", "query": "boiler serviced" }),
@@ -429,7 +425,7 @@ fn changes_made_while_stopped_are_found_and_unchanged_files_skipped() {
     .unwrap();
     let daemon = Daemon::start_in(daemon_home(daemon));
     let mut conn = daemon.connect();
-    eventually("the offline edit is indexed", 120, || {
+    wait_until_within("the offline edit is indexed", scaled_secs(120), || {
         ask(&mut conn, "When is Maria's birthday?", "extractive")["text"]
             .as_str()
             .unwrap()
@@ -508,7 +504,7 @@ fn a_crash_mid_indexing_leaves_a_consistent_index() {
     let mut daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
     // Kill it once indexing is under way but not finished.
-    eventually("indexing has started", 120, || {
+    wait_until_within("indexing has started", scaled_secs(120), || {
         conn.ok("notes", json!({ "action": "status" }))["files"]
             .as_u64()
             .unwrap()

@@ -45,11 +45,11 @@ fn answer_of(seen: &[(String, Value)]) -> String {
 fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_works() {
     // No early transcription and no partials: the one request to the worker
     // is the final one, made after speech.end.
-    let daemon = Daemon::start_in(voice::home(
-        "early_transcribe_ms = 0\n\n[stt]\npartial_interval_ms = 0\n",
-    ));
+    let daemon = Daemon::start_indexed(
+        voice::home("early_transcribe_ms = 0\n\n[stt]\npartial_interval_ms = 0\n"),
+        5,
+    );
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let question = speech(&mut control, &dir, "What is the wifi password?");
@@ -100,9 +100,9 @@ fn a_recogniser_killed_mid_transcription_is_an_apology_and_the_next_question_wor
 fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works() {
     // No memory budget: what is tested is the crash, not the tiny profile
     // (tests/low_ram.rs).
-    let daemon = Daemon::start_in(voice::thinking_home("[engines]\nmemory_budget_mb = 0\n"));
+    let daemon =
+        Daemon::start_indexed(voice::thinking_home("[engines]\nmemory_budget_mb = 0\n"), 5);
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let question = speech(&mut control, &dir, "What is the wifi password?");
@@ -157,9 +157,14 @@ fn a_language_model_killed_mid_answer_is_an_apology_and_the_next_question_works(
     // The next question is answered by the model in a new worker.
     send_pcm(&mut control, &voice::woken(&wake, &question));
     let seen = events_until(&mut events, "assistant.reply", &daemon);
+    // The model's own answer, which stood (not replaced by a quote), with
+    // the password in it: the test model says "47-moon [2]." (measured).
     let reply = last(&seen, "assistant.reply");
+    assert_eq!(reply["ask"]["mode"], "generative", "{reply}");
+    assert_eq!(reply["ask"]["flags"], json!([]), "{reply}");
+    assert!(reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0));
     assert!(
-        reply["ask"]["llm"]["generated_tokens"].as_u64() > Some(0),
+        reply["text"].as_str().unwrap().contains("47-moon"),
         "{reply}"
     );
     let status = control.ok("status", json!({}));
@@ -262,11 +267,11 @@ fn unloaded(control: &mut Conn, workers: &[u64]) -> u64 {
 
 #[test]
 fn after_the_engines_unload_no_worker_is_left_and_the_daemon_is_back_to_idle() {
-    let daemon = Daemon::start_in(voice::home(
-        "[engines]\nidle_unload_secs = 1\n\n[assistant]\nfollowup_secs = 0\n",
-    ));
+    let daemon = Daemon::start_indexed(
+        voice::home("[engines]\nidle_unload_secs = 1\n\n[assistant]\nfollowup_secs = 0\n"),
+        5,
+    );
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir: &Path = daemon.home.path();
     let wake = speech(&mut control, dir, "Hey Jarvis.");
     let question = speech(&mut control, dir, "What is the wifi password?");

@@ -171,9 +171,9 @@ fn the_launchd_plist_is_well_formed_and_installs() {
     assert!(ok && !installed.exists());
 }
 
-/// Datagrams sent to `sock` until `until` returns true or 30 s pass.
+/// Datagrams sent to `sock` until `until` returns true or 60 s (scaled) pass.
 fn collect(sock: &UnixDatagram, mut until: impl FnMut(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + support::scaled_secs(60);
     let mut got = vec![];
     let mut buf = [0u8; 4096];
     while !until(&got) {

@@ -41,7 +41,7 @@ fn read_wav(path: &Path) -> (u32, Vec<i16>) {
 
 /// Waits for the next event named `name` on a subscribed connection.
 fn next_event(conn: &mut Conn, name: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + support::scaled_secs(120);
     while Instant::now() < deadline {
         let msg = conn.read().expect("voxd closed the connection");
         if msg["event"] == name {
@@ -99,7 +99,7 @@ fn daemon_audio_out_appends_every_reply_to_one_wav() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + support::scaled_secs(60);
     while std::os::unix::net::UnixStream::connect(home.socket()).is_err() {
         assert!(Instant::now() < deadline, "voxd did not start");
         std::thread::sleep(Duration::from_millis(20));

@@ -370,7 +370,7 @@ fn files_that_came_and_went_while_voxd_was_down_are_caught_up() {
 
     let mut daemon = Daemon::start(&place.config());
     let mut conn = daemon.connect();
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + support::scaled_secs(300);
     while listed(&mut conn).len() < 3 {
         assert!(
             Instant::now() < deadline,
@@ -388,7 +388,7 @@ fn files_that_came_and_went_while_voxd_was_down_are_caught_up() {
     let daemon = Daemon::start_in(Home::new(&place.config()));
     let mut conn = daemon.connect();
     let wanted = BTreeSet::from([p0.clone(), p2.clone(), p3.clone()]);
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + support::scaled_secs(300);
     let after = loop {
         let after = listed(&mut conn);
         if after.keys().cloned().collect::<BTreeSet<_>>() == wanted {
@@ -422,7 +422,7 @@ fn a_thousand_images_at_once_are_all_captioned_with_bounded_memory() {
         )
         .unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(1200);
+    let deadline = Instant::now() + support::scaled_secs(1200);
     let mut slowest_ping = Duration::ZERO;
     loop {
         // The socket answers while the captioner works.

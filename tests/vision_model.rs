@@ -2,8 +2,10 @@
 //! layout: loading, preprocessing and greedy generation must give exactly
 //! the tokens transformers gives for the same files and images
 //! (`tests/fixtures/vision/tiny_blip_reference.json`, made by
-//! `scripts/blip_reference.py`). `VOXD_BLIP_MODEL=/dir` also runs the real
-//! base model.
+//! `scripts/blip_reference.py`). The real base model's test is ignored (and
+//! listed as SKIPPED by `scripts/bootstrap.sh test`) unless run with
+//! `--ignored` and `VOXD_BLIP_MODEL=/dir`: its weights cannot be fetched
+//! from the package registries CI uses.
 
 mod support;
 
@@ -210,15 +212,16 @@ fn captions_reach_the_index_and_follow_their_files() {
     assert!(vision.list(None).unwrap().is_empty());
 }
 
-/// The one conditional test: the real BLIP base model, where installed.
+/// The one test not run by default: the real BLIP base model, where
+/// installed. Ignored, so that `cargo test` counts and names it as not
+/// run; with `--ignored` it needs `VOXD_BLIP_MODEL` (never a silent pass).
 #[test]
+#[ignore = "SKIPPED: real BLIP base weights; run with --ignored and \
+            VOXD_BLIP_MODEL=/path/to/blip-image-captioning-base"]
 fn real_blip_base_captions_generated_images() {
-    let Some(dir) = std::env::var_os("VOXD_BLIP_MODEL") else {
-        eprintln!(
-            "skipped: set VOXD_BLIP_MODEL=/path/to/blip-image-captioning-base to run BLIP base"
-        );
-        return;
-    };
+    let dir = std::env::var_os("VOXD_BLIP_MODEL").unwrap_or_else(|| {
+        panic!("set VOXD_BLIP_MODEL=/path/to/blip-image-captioning-base to run BLIP base")
+    });
     let mut blip = Blip::load(&PathBuf::from(dir), DEFAULT_MAX_LENGTH).unwrap();
     for which in 0..3 {
         let image = tiny_blip::test_image(which, 480, 360);

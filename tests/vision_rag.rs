@@ -8,7 +8,6 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{test_model, tiny_blip, Conn, Daemon, Home};
@@ -49,17 +48,6 @@ fn png(which: usize, salt: u8) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn subscribe(daemon: &Daemon) -> Conn {
@@ -126,7 +114,7 @@ fn captions_are_answered_with_image_citations_and_follow_the_images() {
     let daemon = Daemon::start_in(home);
     let mut sub = subscribe(&daemon);
     let mut conn = daemon.connect();
-    eventually("the notes are indexed", || {
+    support::wait_until_within("the notes are indexed", support::scaled_secs(300), || {
         let s = conn.ok("notes", json!({ "action": "status" }));
         s["files"] == json!(2) && s["indexing"] == json!(false)
     });
@@ -153,7 +141,7 @@ fn captions_are_answered_with_image_citations_and_follow_the_images() {
     let report = conn.ok("notes", json!({ "action": "reindex" }));
     assert_eq!(report["removed"], json!(0), "{report:#}");
     fs::write(notes.join("new.md"), "The shed key hangs by the door.\n").unwrap();
-    eventually("the new note is indexed", || {
+    support::wait_until_within("the new note is indexed", support::scaled_secs(300), || {
         conn.ok("notes", json!({ "action": "status" }))["files"] == json!(3)
     });
     let status = conn.ok("notes", json!({ "action": "status" }));
@@ -212,15 +200,22 @@ fn captions_are_answered_with_image_citations_and_follow_the_images() {
     let mut conn = daemon.connect();
     assert_answers_from(&ask(&mut conn, &caption_a2), &a, &caption_a2);
     assert!(!cites(&ask(&mut conn, &caption_b), &b));
-    std::thread::sleep(Duration::from_secs(2)); // the start-up scan has run
-    let log = daemon.log();
+    // The start-up scan of the folder and the index's sync with the image
+    // store have both run; the scan found nothing to caption.
+    let mut log = String::new();
+    support::wait_until("the start-up scan and caption sync", || {
+        log = daemon.log();
+        log.contains("image folder scanned")
+            && log.contains("image captions in step with the index")
+    });
+    let scanned = log
+        .lines()
+        .find(|l| l.contains("image folder scanned"))
+        .unwrap();
+    assert!(scanned.contains("queued=0"), "{scanned}");
     assert!(
         !log.contains("captioning model loaded"),
         "captioned again after a restart:\n{log}"
-    );
-    assert!(
-        log.contains("image captions in step with the index"),
-        "{log}"
     );
 }
 
@@ -248,9 +243,11 @@ fn a_rebuilt_index_gets_the_captions_back_from_the_image_store() {
     }
     let daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
-    eventually("the caption is indexed again", || {
-        conn.ok("notes", json!({ "action": "status" }))["images"] == json!(1)
-    });
+    support::wait_until_within(
+        "the caption is indexed again",
+        support::scaled_secs(300),
+        || conn.ok("notes", json!({ "action": "status" }))["images"] == json!(1),
+    );
     assert_answers_from(&ask(&mut conn, &caption), &a, &caption);
     assert!(!daemon.log().contains("captioning model loaded"));
 }

@@ -12,14 +12,17 @@ use std::fs;
 
 use serde_json::json;
 use support::voice::{self, events_until, last, send_pcm, silence, speech};
-use support::wer::{normalise, Wer};
+use support::wer::{normalise, says, Wer};
 use support::Daemon;
 
 #[test]
 fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
-    let daemon = Daemon::start_in(voice::home(""));
+    // No early transcription: whether a question is answered from its
+    // pause depends on how far the listener has got when the early
+    // transcript comes back (on a loaded machine it often has not), and
+    // that path (no `stt_ms`) is the speculation tests' below.
+    let daemon = Daemon::start_indexed(voice::home("early_transcribe_ms = 0\n"), 5);
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let question = speech(&mut control, &dir, "What is the wifi password?");
@@ -79,23 +82,17 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
         "{reply}"
     );
 
-    // What was said aloud is the reply. Whisper tiny mishears a word now and
-    // then ("noon" for "moon", "cuddle" for "kettle", "wi fi" for "wifi";
-    // seen while the test voice still varied from run to run): the read-back
-    // must match the reply's text to a word error rate of at most 50 %, and
-    // keep part of the password (other audio scores near 100 %).
+    // What was said aloud is the reply, the whole password in it. Measured:
+    // 'From home.md: "The wifi password is kettle-47-moon."' is heard as
+    // "from home dot and the the wifi password is kettle 47 moon", 3 errors
+    // in 11 words (0.273; the voice is the same every run), all in the
+    // file name.
     let heard = control.ok("transcribe", json!({ "path": reply_wav }));
     let heard_text = heard["text"].as_str().unwrap();
     let mut wer = Wer::default();
     wer.add(reply["text"].as_str().unwrap(), heard_text);
-    assert!(wer.rate() <= 0.5, "WER {:.2}: {heard}", wer.rate());
-    let words = normalise(heard_text);
-    assert!(
-        ["kettle", "47", "moon"]
-            .iter()
-            .any(|part| words.iter().any(|w| w == *part)),
-        "{heard}"
-    );
+    wer.assert_near(&format!("of the reply read back, {heard}"), 0.273, 0.0);
+    assert!(says(heard_text, "kettle 47 moon"), "{heard}");
 
     // A follow-up right after the reply: no wake word needed.
     let mut audio = silence(0.5);
@@ -117,11 +114,13 @@ fn a_spoken_question_after_the_wake_word_is_answered_aloud_from_the_notes() {
 /// 700 ms hangover, no partial transcripts), `texts` said in its voice,
 /// and a connection subscribed to the turns' events.
 fn speculating(texts: &[&str]) -> (Daemon, support::Conn, support::Conn, Vec<Vec<f32>>) {
-    let daemon = Daemon::start_in(voice::home(
-        "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
-    ));
+    let daemon = Daemon::start_indexed(
+        voice::home(
+            "early_transcribe_ms = 200\nhangover_ms = 700\n\n[stt]\npartial_interval_ms = 0\n",
+        ),
+        5,
+    );
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let clips = texts
         .iter()
@@ -261,19 +260,25 @@ fn llm_resident(control: &mut support::Conn) -> bool {
     voice::engine(&status, "llm")["pid"].is_u64()
 }
 
+/// Whether the daemon's `llm` engine is starting or up.
+fn llm_stirred(control: &mut support::Conn) -> bool {
+    let status = control.ok("status", json!({}));
+    voice::engine(&status, "llm")["state"] != "stopped"
+}
+
 #[test]
 fn the_wake_word_warms_the_language_model_only_where_every_engine_fits() {
     let home =
         |budget: u32| voice::thinking_home(&format!("[engines]\nmemory_budget_mb = {budget}\n"));
     // No budget: the model loads as soon as the wake word is heard.
-    let daemon = Daemon::start_in(home(0));
+    let daemon = Daemon::start_indexed(home(0), 5);
     let wake = speech(&mut daemon.connect(), daemon.home.path(), "Hey Jarvis.");
     assert!(wake_warms_the_model(&daemon, &wake));
 
     // 800 MiB (the tiny profile's): the daemon beside the estimates of
     // Whisper (250) and the model (430) does not fit, so warming the model
     // now could cost Whisper its place when the question comes.
-    let mut daemon = Daemon::start_in(home(800));
+    let mut daemon = Daemon::start_indexed(home(800), 5);
     assert!(!wake_warms_the_model(&daemon, &wake));
 
     // Once both engines have run, the budget counts their measured sizes,
@@ -318,10 +323,19 @@ fn wake_warms_the_model(daemon: &Daemon, wake: &[f32]) -> bool {
     audio.extend(silence(1.0));
     send_pcm(&mut control, &audio);
     events_until(&mut events, "wake.detected", daemon);
-    // Warming starts its worker at once; give it two seconds to show up.
-    let started = std::time::Instant::now();
-    while !llm_resident(&mut control) {
-        if started.elapsed() > std::time::Duration::from_secs(2) {
+    // The voice loop warms the voice and, in the same step, hands the
+    // model's warming (a memory-budget check, then the worker's start) to a
+    // task of its own: once the voice is up, the wake word was handled.
+    support::wait_until("the voice is warmed", || {
+        let status = control.ok("status", json!({}));
+        !status["speech"]["voice"].is_null() || llm_stirred(&mut control)
+    });
+    // The model's task has then long decided (it needs no disk or model
+    // work to); where it said no, the engine stays stopped. A generous,
+    // scaled grace for that task, spent only when the answer is no.
+    let grace = std::time::Instant::now() + support::scaled_secs(5);
+    while !llm_stirred(&mut control) {
+        if std::time::Instant::now() > grace {
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -342,9 +356,8 @@ fn a_flood_of_events_loses_no_utterance() {
     use std::os::unix::net::UnixStream;
 
     const FLOOD: usize = 10_000;
-    let daemon = Daemon::start_in(voice::home(""));
+    let daemon = Daemon::start_indexed(voice::home(""), 5);
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &dir, "Hey Jarvis.");
     let question = speech(&mut control, &dir, "What is the wifi password?");

@@ -22,12 +22,14 @@ fn all<'a>(seen: &'a [(String, Value)], name: &str) -> Vec<&'a Value> {
 #[test]
 fn a_wake_phrase_configured_as_text_wakes_voxd_and_other_speech_does_not() {
     // No follow-up window: every question below must be woken by the phrase.
-    let daemon = Daemon::start_in(voice::home(
-        "wake_words = []\nwake_phrases = [\"hey computer\"]\n\n\
-         [assistant]\nfollowup_secs = 0\n",
-    ));
+    let daemon = Daemon::start_indexed(
+        voice::home(
+            "wake_words = []\nwake_phrases = [\"hey computer\"]\n\n\
+             [assistant]\nfollowup_secs = 0\n",
+        ),
+        5,
+    );
     let mut control = daemon.connect().with_timeout(240);
-    support::wait_for_notes(&mut control, 5);
     let dir = daemon.home.path().to_path_buf();
     let other = speech(&mut control, &dir, "Hello there, how are you today?");
     let phrase = speech(&mut control, &dir, "Hey computer.");

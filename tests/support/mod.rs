@@ -1,5 +1,10 @@
 //! Test support: a real `voxd serve` in a private temporary home, and a
 //! line-oriented client of its real control socket.
+//!
+//! Every deadline here and in the tests is [`scaled`] by one factor,
+//! `VOXD_TEST_TIME_SCALE` (default 1): a slow or loaded machine raises it
+//! (e.g. `VOXD_TEST_TIME_SCALE=3`) instead of editing timeouts. Deadlines
+//! are generous and polled, so on a fast machine they cost nothing.
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
@@ -32,12 +37,91 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The factor every test deadline is multiplied by: `VOXD_TEST_TIME_SCALE`
+/// (a positive number, default 1).
+pub fn time_scale() -> f64 {
+    match std::env::var("VOXD_TEST_TIME_SCALE") {
+        Err(_) => 1.0,
+        Ok(text) => match text.trim().parse::<f64>() {
+            Ok(scale) if scale.is_finite() && scale > 0.0 => scale,
+            _ => panic!("VOXD_TEST_TIME_SCALE={text:?} is not a positive number"),
+        },
+    }
+}
+
+/// `base` times [`time_scale`]: a deadline, never a pause.
+pub fn scaled(base: Duration) -> Duration {
+    base.mul_f64(time_scale())
+}
+
+/// `secs` seconds, [`scaled`].
+pub fn scaled_secs(secs: u64) -> Duration {
+    scaled(Duration::from_secs(secs))
+}
+
+/// A turn to start a heavy daemon (models to load, notes to index): at most
+/// [`StartSlot::count`] start at once, across the test threads of one
+/// binary and across test binaries run side by side (a lock file each).
+/// On two cores, four daemons loading at once each take four times as long
+/// and blow their deadlines; one after another, each is quick. Held until
+/// dropped (also on a panic), when its lock file is closed.
+pub struct StartSlot {
+    _lock: fs::File,
+}
+
+impl StartSlot {
+    /// Half the machine's cores, at least one.
+    pub fn count() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    }
+
+    /// Waits for a free slot (no deadline: every holder lets go once its
+    /// daemon is up or its test has failed).
+    pub fn take() -> StartSlot {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("start-slots");
+        fs::create_dir_all(&dir).unwrap();
+        loop {
+            for slot in 0..StartSlot::count() {
+                let lock = fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(format!("{slot}.lock")))
+                    .unwrap();
+                use rustix::fs::{flock, FlockOperation};
+                match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                    Ok(()) => return StartSlot { _lock: lock },
+                    Err(rustix::io::Errno::WOULDBLOCK) => {}
+                    Err(e) => panic!("start slot {slot}: {e}"),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Waits until the daemon has indexed at least `files` notes and is idle.
 pub fn wait_for_notes(conn: &mut Conn, files: u64) {
-    wait_until("the notes are indexed", || {
+    notes_indexed(conn, files, String::new);
+}
+
+/// [`wait_for_notes`], failing with the last `notes status` and `log()`.
+fn notes_indexed(conn: &mut Conn, files: u64, log: impl Fn() -> String) {
+    let deadline = Instant::now() + scaled_secs(180);
+    loop {
         let status = conn.ok("notes", json!({ "action": "status" }));
-        status["files"].as_u64() >= Some(files) && status["indexing"] == json!(false)
-    });
+        if status["files"].as_u64() >= Some(files) && status["indexing"] == json!(false) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{files} notes were not indexed in time (VOXD_TEST_TIME_SCALE is {}): \
+             {status}\n{}",
+            time_scale(),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// `examples/<script>` set up as a user's shell would run it against the
@@ -59,6 +143,29 @@ pub fn example(home: &Path, script: &str) -> Command {
         .env("XDG_RUNTIME_DIR", home.join("run"))
         .env("XDG_CONFIG_HOME", home.join("config"));
     cmd
+}
+
+/// Samples of silence (16 kHz) to put before what a `voxd serve --audio-in`
+/// WAV says: the file plays at real pace from the daemon's start, so the
+/// test must subscribe (and the daemon index its notes) within them.
+/// `secs`, [`scaled`]; [`assert_within_lead_in`] checks it was enough.
+pub fn lead_in(secs: f64) -> usize {
+    (secs * time_scale() * 16_000.0) as usize
+}
+
+/// Fails, saying what to do, once the daemon's listener has heard more
+/// than `samples` (a [`lead_in`]) of its input: whatever the test waits
+/// for could then have been missed.
+pub fn assert_within_lead_in(conn: &mut Conn, samples: usize) {
+    let status = conn.ok("listen", json!({ "action": "status" }));
+    let heard = status["heard_secs"].as_f64().unwrap();
+    let lead = samples as f64 / 16_000.0;
+    assert!(
+        heard < lead,
+        "the test was ready {heard:.1} s into the daemon's input, after its {lead:.1} s \
+         lead-in: on a machine this slow raise VOXD_TEST_TIME_SCALE (now {})",
+        time_scale()
+    );
 }
 
 /// The `voxd` binary under test.
@@ -232,6 +339,20 @@ impl Daemon {
         Daemon::start_with_env(home, &[])
     }
 
+    /// A heavy daemon in `home`, started in its [`StartSlot`] and ready
+    /// once it has indexed `notes` notes.
+    pub fn start_indexed(home: Home, notes: u64) -> Daemon {
+        Daemon::start_indexed_with_env(home, &[], notes)
+    }
+
+    /// [`Daemon::start_indexed`] with `env` set.
+    pub fn start_indexed_with_env(home: Home, env: &[(&str, &str)], notes: u64) -> Daemon {
+        let _slot = StartSlot::take();
+        let daemon = Daemon::start_with_env(home, env);
+        notes_indexed(&mut daemon.connect(), notes, || daemon.log());
+        daemon
+    }
+
     pub fn start_with_env(home: Home, env: &[(&str, &str)]) -> Daemon {
         Daemon::spawn(home, env, &[])
     }
@@ -296,7 +417,7 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + scaled_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("voxd serve exited with {status}:\n{}", self.log());
@@ -325,7 +446,7 @@ impl Daemon {
     }
 
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + scaled_secs(60);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
@@ -353,9 +474,7 @@ pub struct Conn {
 impl Conn {
     pub fn connect(socket: &Path) -> Conn {
         let stream = UnixStream::connect(socket).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
+        stream.set_read_timeout(Some(scaled_secs(60))).unwrap();
         Conn {
             writer: stream.try_clone().unwrap(),
             reader: BufReader::new(stream),
@@ -363,10 +482,10 @@ impl Conn {
         }
     }
 
-    /// Waits up to `secs` for each line (default 30 s).
+    /// Waits up to `secs` ([`scaled`]) for each line (default 60 s).
     pub fn with_timeout(self, secs: u64) -> Conn {
         self.writer
-            .set_read_timeout(Some(Duration::from_secs(secs)))
+            .set_read_timeout(Some(scaled_secs(secs)))
             .unwrap();
         self
     }
@@ -423,6 +542,14 @@ impl Conn {
     }
 }
 
+/// `[engines] health_timeout_secs` for workers that are healthy: 10 s,
+/// [`scaled`], so that a ping answered late on a loaded machine does not
+/// restart a worker (and add states to a sequence a test asserts). Tests
+/// of the health check itself set their own.
+pub fn health_timeout_secs() -> u64 {
+    scaled_secs(10).as_secs_f64().ceil() as u64
+}
+
 /// The `voxd-echo` test worker as both engines, in TOML, with `extra`
 /// appended (e.g. more sections).
 pub fn echo_engines_config(extra: &str) -> String {
@@ -432,7 +559,7 @@ pub fn echo_engines_config(extra: &str) -> String {
 memory_budget_mb = 0
 idle_unload_secs = 0
 health_interval_secs = 1
-health_timeout_secs = 1
+health_timeout_secs = {timeout}
 restart_backoff_initial_ms = 50
 restart_backoff_max_ms = 200
 
@@ -445,7 +572,8 @@ command = "{echo}"
 memory_mb = 10
 {extra}
 "#,
-        echo = worker_bin("voxd-echo").display()
+        echo = worker_bin("voxd-echo").display(),
+        timeout = health_timeout_secs(),
     )
 }
 
@@ -498,12 +626,22 @@ pub fn notes_and_model_home(rag: &str) -> (Home, PathBuf) {
     (home, notes)
 }
 
-/// Waits up to 60 s (a loaded CI machine indexes and loads slowly) for
-/// `cond`, polling; panics with `what` on timeout.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Waits up to 180 s ([`scaled`]; a loaded CI machine indexes and loads
+/// slowly) for `cond`, polling; panics with `what` on timeout.
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_within(what, scaled_secs(180), cond);
+}
+
+/// [`wait_until`] with its own deadline (already scaled by the caller).
+pub fn wait_until_within(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what} \
+             (a slow machine may set VOXD_TEST_TIME_SCALE, now {})",
+            time_scale()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

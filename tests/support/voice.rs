@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -151,7 +151,7 @@ pub fn events_until_failing_on(
     daemon: &Daemon,
     fatal: &[&str],
 ) -> Vec<(String, Value)> {
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + super::scaled_secs(240);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         let msg = match conn.try_read() {
@@ -186,7 +186,7 @@ pub fn has(seen: &[(String, Value)], name: &str) -> bool {
     seen.iter().any(|(n, _)| n == name)
 }
 
-/// `status` until `cond` holds for it (polled; at most 20 s).
+/// `status` until `cond` holds for it (polled; see [`super::wait_until`]).
 pub fn status_until(conn: &mut Conn, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
     let mut status = Value::Null;
     super::wait_until(what, || {

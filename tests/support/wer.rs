@@ -64,6 +64,13 @@ pub fn normalise(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `text` holds the words of `phrase` in a row (both normalised:
+/// "kettle-47-moon" is "kettle forty seven moon").
+pub fn says(text: &str, phrase: &str) -> bool {
+    let (words, phrase) = (normalise(text), normalise(phrase));
+    !phrase.is_empty() && words.windows(phrase.len()).any(|w| w == phrase.as_slice())
+}
+
 /// Word-level edit distance between `reference` and `hypothesis`.
 pub fn errors(reference: &[String], hypothesis: &[String]) -> usize {
     let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
@@ -96,5 +103,26 @@ impl Wer {
 
     pub fn rate(&self) -> f64 {
         self.errors as f64 / self.words.max(1) as f64
+    }
+
+    /// Prints this WER and asserts it is at most 1.5 × `measured` plus
+    /// `margin`. `measured` is what the check gave when last measured (the
+    /// test speech and Whisper's greedy decoding are deterministic: it moves
+    /// only with the models, the decoder or the audio path); the margin is
+    /// stated where the bound would otherwise be under one word.
+    pub fn assert_near(&self, what: &str, measured: f64, margin: f64) {
+        let bound = measured * 1.5 + margin;
+        let rate = self.rate();
+        eprintln!(
+            "WER {what}: {rate:.3} ({} errors / {} words; measured {measured:.3}, bound {bound:.3})",
+            self.errors, self.words
+        );
+        assert!(
+            rate <= bound + 1e-9,
+            "WER {what}: {rate:.3} ({} errors / {} words) is over {bound:.3} \
+             (1.5 x the measured {measured:.3} + {margin:.3})",
+            self.errors,
+            self.words
+        );
     }
 }
