@@ -648,9 +648,9 @@ fn the_embedder_unloads_when_idle_and_loads_for_the_next_search() {
     let daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
     wait_indexed(&mut conn, 5);
-    eventually(
+    wait_until_within(
         "every sentence is embedded and the embedder unloaded",
-        120,
+        scaled_secs(120),
         || {
             let s = conn.ok("notes", json!({ "action": "status" }));
             s["sentences"] == s["embedded_sentences"] && s["embedder_loaded"] == false
