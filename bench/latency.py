@@ -17,7 +17,8 @@ follow-up window (`assistant.followup_secs`) is open, each carrying the
 session's history to the model; a group starts with the history
 forgotten and the window closed. The audio (the daemon's own Piper voice)
 goes in 100 ms chunks, each sent when its 100 ms have passed, as a
-microphone would. Stage times:
+microphone would, with silence between questions (the listener keeps time by
+the audio it hears). Stage times:
 
   early      end of speech → `transcript.early` (the pause, listen.early_transcribe_ms,
              and its transcription; the speculative turn starts here)
@@ -113,7 +114,7 @@ def main():
     ap.add_argument("--groups", type=int, default=7, help="groups of three questions (default 7: 21 questions)")
     ap.add_argument("--mode", default="auto", choices=["auto", "extractive", "generative"],
                     help="rag.answer_mode (default auto, as shipped)")
-    ap.add_argument("--gap-s", type=float, default=1.0, help="quiet after a reply before the follow-up")
+    ap.add_argument("--gap-s", type=float, default=1.0, help="silence after a reply before the follow-up")
     ap.add_argument("--restarts", type=int, default=3,
                     help="then restart the daemon this many times, asking one question after each")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -150,8 +151,8 @@ def main():
             for turn in range(3):
                 question = QUESTIONS[(3 * g + turn) % len(QUESTIONS)]
                 rows.append(daemon.ask(question, wake=turn == 0) | {"turn": turn + 1})
-                time.sleep(args.gap_s)
-            time.sleep(daemon.followup_s)  # the window closes: the next group wakes voxd
+                daemon.silence(args.gap_s)
+            daemon.silence(daemon.followup_s)  # the window closes: the next group wakes voxd
         print(f"\nmodel: {daemon.model}", file=sys.stderr)
         report(args, f"{len(rows)} questions in {args.groups} groups of three", rows)
         for turn in (1, 2, 3):
@@ -230,6 +231,16 @@ class Daemon:
             self.clip_utterances.add(said["utterance"])
             self.clips[text] = pcm_of(path)
         return self.clips[text]
+
+    def silence(self, secs):
+        """Quiet from the microphone at real pace: the listener's clock
+        (the follow-up window, the VAD) runs on the audio it hears, so a
+        pause is silence sent, not nothing sent."""
+        rate, step = 16_000, 16_000 // 10 * 2
+        started = time.monotonic()
+        for n in range(int(secs * 10)):
+            time.sleep(max(0.0, started + (n + 1) * 0.1 - time.monotonic()))
+            self.control.call("listen", action="audio", pcm=base64.b64encode(b"\0" * step).decode(), rate=rate)
 
     def ask(self, question, wake):
         """Says the question (after the wake word, or as a follow-up) at
