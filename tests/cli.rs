@@ -280,4 +280,27 @@ fn reload_loads_the_model_afresh_or_another_gguf() {
     let (ok_, _, err) = daemon.home.run(&["reload", "/nonexistent/model.gguf"]);
     assert!(!ok_ && err.contains("/nonexistent/model.gguf"), "{err}");
     assert!(conn.ok("status", json!({}))["llm"]["model"].is_object());
+
+    // A file that is there but no model: refused, and the model before it
+    // stays (it once stayed refused until a restart), for requests and for
+    // a later plain reload.
+    let bad = daemon.home.path().join("notes.gguf");
+    std::fs::write(&bad, "# not a model\n").unwrap();
+    let reply = conn.request("reload", json!({ "model": bad }));
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(
+        conn.ok("status", json!({}))["llm"]["model"]["path"],
+        json!(gguf),
+        "the previous model is loaded again"
+    );
+    let text = conn.ok(
+        "generate",
+        json!({ "prompt": "One, two,", "max_tokens": 3 }),
+    );
+    assert!(
+        text["stats"]["generated_tokens"].as_u64() > Some(0),
+        "{text}"
+    );
+    let (out, _) = ok(&daemon, &["reload"]);
+    assert!(out.starts_with("loaded "), "{out}");
 }

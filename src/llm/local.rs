@@ -161,14 +161,27 @@ impl Llm for LocalLlm {
     async fn reload(&self, model: Option<PathBuf>) -> Result<ModelInfo, LlmError> {
         // Held throughout: requests wait for the new model.
         let mut choice = self.choice.lock().await;
+        let previous = (choice.chosen.clone(), choice.params.take());
         if model.is_some() {
             choice.chosen = model;
         }
-        choice.params = None;
         self.lock_status().model = None;
         self.engines.stop(ENGINE).await?;
-        let params = self.params(&mut choice).await?;
-        self.load(&params).await
+        let loaded = match self.params(&mut choice).await {
+            Ok(params) => self.load(&params).await,
+            Err(e) => Err(e),
+        };
+        let Err(e) = loaded else { return loaded };
+        // A model that does not load leaves the one before it in place.
+        if let (chosen, Some(params)) = previous {
+            tracing::warn!(error = %e, model = %params.path.display(), "reload failed; the previous model stays");
+            choice.chosen = chosen;
+            choice.params = Some(params.clone());
+            if let Err(again) = self.load(&params).await {
+                tracing::warn!(error = %again, "the previous model did not load again either");
+            }
+        }
+        Err(e)
     }
 
     fn status(&self) -> LlmStatus {
