@@ -15,7 +15,16 @@ use serde::Serialize;
 #[error("session history {path}: {source}")]
 pub struct HistoryError {
     path: PathBuf,
-    source: rusqlite::Error,
+    source: StoreFailure,
+}
+
+/// What went wrong with the history file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFailure {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create it: {0}")]
+    Create(#[from] std::io::Error),
 }
 
 /// One earlier turn of a conversation, as prompts show it.
@@ -60,13 +69,14 @@ pub struct History {
 
 impl History {
     pub fn open(path: &Path) -> Result<History, HistoryError> {
-        let err = |source| HistoryError {
+        let err = |source: rusqlite::Error| HistoryError {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
+        crate::private::prepare_file(path).map_err(|e| HistoryError {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
@@ -91,7 +101,7 @@ impl History {
     fn err(&self, source: rusqlite::Error) -> HistoryError {
         HistoryError {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 

@@ -76,6 +76,7 @@ pub mod llm;
 pub mod metrics;
 pub mod models;
 pub mod onnx;
+pub mod private;
 pub mod rag;
 pub mod service;
 pub mod speak;

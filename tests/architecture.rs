@@ -18,6 +18,7 @@ const SERVICES: &[&str] = &[
     "metrics",
     "models",
     "onnx",
+    "private",
     "rag",
     "service",
     "speak",

@@ -166,6 +166,38 @@ fn socket_is_private() {
     assert_eq!(mode(socket.parent().unwrap()), 0o700);
 }
 
+/// What voxd keeps about its user (the notes index, the history, image
+/// captions) is 0600 in a 0700 directory even under `umask 000` (a store
+/// left wider by an older voxd is narrowed: `private.rs`'s unit test).
+#[test]
+fn stores_are_private_whatever_the_umask() {
+    let home = Home::new("");
+    let (notes, images) = (home.path().join("notes"), home.path().join("images"));
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        home.path().join("voxd.toml"),
+        format!("[rag]\nnotes = [{notes:?}]\n[vision]\nfolders = [{images:?}]\n"),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start_under(home, &["sh", "-c", "umask 000; exec \"$0\" \"$@\""]);
+    let mut conn = daemon.connect();
+    support::wait_until("the notes are indexed", || {
+        conn.ok("notes", json!({ "action": "status" }))["indexing"] == false
+    });
+    conn.ok("history", json!({}));
+    conn.ok("images", json!({ "action": "list" }));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = daemon.home.path().join("data/voxd");
+    assert_eq!(mode(&data), 0o700, "{}", data.display());
+    for store in ["index.sqlite", "history.sqlite", "images.db"] {
+        let path = data.join(store);
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    conn.ok("shutdown", json!({}));
+    assert!(daemon.wait_exit().success(), "{}", daemon.log());
+}
+
 #[test]
 fn an_existing_too_open_socket_dir_is_tightened() {
     let home = Home::new("");

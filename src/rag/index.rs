@@ -179,12 +179,13 @@ impl Index {
     /// corrupt or other-version index is renamed to `<path>.corrupt-<time>`
     /// (or dropped, for another version) and rebuilt from scratch.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
-                path: dir.to_path_buf(),
+        let private = || {
+            crate::private::prepare_file(path).map_err(|source| IndexError::Io {
+                path: path.to_path_buf(),
                 source,
-            })?;
-        }
+            })
+        };
+        private()?;
         match Index::open_checked(path) {
             Ok(index) => Ok(index),
             Err(Reject::Sqlite(source)) if !is_corruption(&source) => Err(IndexError::Sqlite {
@@ -212,6 +213,7 @@ impl Index {
                 for suffix in ["-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
+                private()?;
                 Index::open_checked(path).map_err(|why| match why {
                     Reject::Sqlite(source) => IndexError::Sqlite {
                         path: path.to_path_buf(),

@@ -134,12 +134,10 @@ impl Vision {
         events: Events,
         sink: Option<Arc<dyn CaptionSink>>,
     ) -> Result<Vision, VisionError> {
-        if let Some(dir) = settings.db.parent() {
-            fs::create_dir_all(dir).map_err(|source| VisionError::Dir {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+        crate::private::prepare_file(&settings.db).map_err(|source| VisionError::Dir {
+            path: settings.db.clone(),
+            source,
+        })?;
         let store = Store::open(&settings.db)?;
         Ok(Vision {
             settings,
