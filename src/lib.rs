@@ -71,6 +71,7 @@ pub mod doors;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod folders;
 pub mod listen;
 pub mod llm;
 pub mod metrics;

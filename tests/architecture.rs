@@ -13,6 +13,7 @@ const SERVICES: &[&str] = &[
     "engine",
     "error",
     "events",
+    "folders",
     "listen",
     "llm",
     "metrics",

@@ -665,3 +665,54 @@ fn the_embedder_unloads_when_idle_and_loads_for_the_next_search() {
     assert_eq!(status["embedder_loaded"], true, "{status:#}");
     assert_eq!(status["embedder"], "all-minilm-l6-v2", "{status:#}");
 }
+
+/// Whatever lands in a notes folder, the indexer neither hangs, loops nor
+/// reads without bound: link loops end, a FIFO and a link to /dev/zero
+/// named like notes are skipped (said in `notes status`), the notes
+/// around them are indexed, and the daemon stops on SIGTERM.
+#[test]
+fn loops_fifos_and_devices_in_the_notes_folder_are_harmless() {
+    let (home, notes) = home_with_notes("");
+    std::os::unix::fs::symlink(&notes, notes.join("recipes/loop")).unwrap();
+    std::os::unix::fs::symlink(notes.join("recipes"), notes.join("recipes/again")).unwrap();
+    let mut daemon = Daemon::start_in(home);
+    let mut conn = daemon.connect();
+    wait_indexed(&mut conn, 5);
+    // Made while the daemon watches: the watcher hands them to the indexer.
+    let fifo = notes.join("pipe.md");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", notes.join("zero.md")).unwrap();
+    fs::write(
+        notes.join("later.md"),
+        "The shed key hangs behind the clock.\n",
+    )
+    .unwrap();
+    wait_until_within(
+        "the note after the FIFO is indexed",
+        scaled_secs(120),
+        || {
+            let found = conn.ok(
+                "notes",
+                json!({ "action": "search", "query": "shed key clock" }),
+            );
+            found["hits"][0]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("later.md"))
+        },
+    );
+    let status = conn.ok("notes", json!({ "action": "status" }));
+    assert_eq!(status["files"], 6, "{status:#}");
+    let skipped = status["skipped"].to_string();
+    assert!(
+        skipped.contains("pipe.md") && skipped.contains("not a regular file"),
+        "{status:#}"
+    );
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+}

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::Format;
 use super::index::{self, Index};
 use super::{is_temp, Rag};
+use crate::folders::{read_regular, ReadError};
 
 impl Rag {
     /// The most recently changed note in the notes folders ("read my last
@@ -80,8 +81,13 @@ pub(super) fn read_note(
             return Ok(Read::Unchanged);
         }
     }
-    let Ok(bytes) = std::fs::read(path) else {
-        return Ok(Read::Deferred);
+    // A regular file, checked on the handle (a FIFO or a link to a device
+    // named like a note is skipped, never read), and never read past the
+    // limit even if it grew since.
+    let bytes = match read_regular(path, max_bytes) {
+        Ok((bytes, _)) => bytes,
+        Err(ReadError::NotRegular) => return Ok(Read::Skip("not a regular file".into())),
+        Err(ReadError::TooLarge { .. }) | Err(ReadError::Io(_)) => return Ok(Read::Deferred),
     };
     match std::fs::metadata(path) {
         Ok(after) if after.len() == bytes.len() as u64 && mtime_ns(&after) == mtime_ns(&before) => {
@@ -109,26 +115,13 @@ pub(super) fn read_note(
 }
 
 /// Note files under `dir` (hidden entries and editor temp files skipped),
-/// with their modification time.
+/// with their modification time ([`crate::folders::walk`]: link loops end).
 pub(super) fn walk(dir: &Path, out: &mut Vec<(PathBuf, i64)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        tracing::warn!(folder = %dir.display(), "cannot read this notes folder");
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if is_temp(&path) {
-            continue;
+    crate::folders::walk(dir, &is_temp, &mut |path, meta| {
+        if Format::of(path).is_some() {
+            out.push((path.to_path_buf(), mtime_ns(meta)));
         }
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            walk(&path, out);
-        } else if meta.is_file() && Format::of(&path).is_some() {
-            out.push((path, mtime_ns(&meta)));
-        }
-    }
+    });
 }
 
 #[cfg(test)]

@@ -192,13 +192,20 @@ impl Rag {
         };
         let present: HashSet<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
         for (path, _) in &files {
-            match self.index_file(&index, path).await? {
-                Indexed::Chunks(n) => {
+            // One file that fails (unreadable, a full disk) is reported in
+            // `notes status`; the scan goes on with the others.
+            match self.index_file(&index, path).await {
+                Ok(Indexed::Chunks(n)) => {
                     report.indexed += 1;
                     report.chunks += n;
                 }
-                Indexed::Unchanged => report.unchanged += 1,
-                Indexed::Skipped | Indexed::Deferred => report.skipped += 1,
+                Ok(Indexed::Unchanged) => report.unchanged += 1,
+                Ok(Indexed::Skipped | Indexed::Deferred) => report.skipped += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "note not indexed");
+                    self.skip(path, format!("not indexed: {e}"));
+                    report.skipped += 1;
+                }
             }
         }
         let stale: Vec<String> = {

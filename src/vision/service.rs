@@ -5,7 +5,6 @@
 //! tokio's blocking pool.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -17,6 +16,7 @@ use super::decode::{self, DecodeLimits};
 use super::store::{self, Caption, Entry, FileMeta, Store, StoreError};
 use super::{CaptionDoc, CaptionError, CaptionSink, Captioner, ImageEvent};
 use crate::events::Events;
+use crate::folders::{read_regular, ReadError};
 use crate::metrics::Pipeline;
 
 /// How the service captions; built from the `[vision]` config section.
@@ -205,25 +205,14 @@ impl Vision {
 
     /// Reads `path` within the size limit: its bytes, metadata and hash.
     fn read(&self, path: &Path) -> Result<(Vec<u8>, FileMeta), String> {
-        let file = fs::File::open(path).map_err(|e| io_reason(&e))?;
-        let meta = file.metadata().map_err(|e| io_reason(&e))?;
-        if !meta.is_file() {
-            return Err("not a regular file".into());
-        }
         let limit = self.settings.limits.max_alloc;
-        if meta.len() > limit {
-            return Err(format!(
-                "file of {} bytes is larger than the limit of {limit}",
-                meta.len()
-            ));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_reason(&e))?;
-        if bytes.len() as u64 > limit {
-            return Err(format!("file grew past the limit of {limit} bytes"));
-        }
+        let (bytes, meta) = read_regular(path, limit).map_err(|e| match e {
+            ReadError::Io(e) => io_reason(&e),
+            ReadError::TooLarge { size, max } => {
+                format!("file of {size} bytes is larger than the limit of {max}")
+            }
+            e => e.to_string(),
+        })?;
         let hash = hex::encode(Sha256::digest(&bytes));
         Ok((
             bytes,

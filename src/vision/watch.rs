@@ -355,30 +355,17 @@ async fn scan(vision: Arc<Vision>, folders: Vec<PathBuf>, changes: mpsc::Sender<
     }
 }
 
-/// Calls `f` for every candidate image under `dir`, skipping hidden folders.
+/// Calls `f` for every candidate image under `dir`, skipping hidden
+/// entries ([`crate::folders::walk`]: link loops end).
 fn walk(dir: &Path, f: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            tracing::warn!(folder = %dir.display(), error = %e, "cannot list image folder");
-            return;
-        }
+    let hidden = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if !hidden {
-                walk(&path, f);
-            }
-        } else if meta.is_file() && is_candidate(&path) {
-            f(&path, &meta);
+    crate::folders::walk(dir, &hidden, &mut |path, meta| {
+        if is_candidate(path) {
+            f(path, meta);
         }
-    }
+    });
 }

@@ -1,0 +1,155 @@
+//! The folders voxd watches (notes, images), walked and read safely
+//! whatever is put in them: each directory is visited once by device and
+//! inode, so symlink loops end; only regular files are read, checked on
+//! the open handle (opened non-blocking, so a FIFO never blocks a thread,
+//! and a link to a device is refused); and no read goes past its limit,
+//! whatever the file's size said a moment before.
+
+use std::collections::HashSet;
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("{size} bytes is more than the limit of {max}")]
+    TooLarge { size: u64, max: u64 },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Calls `f` with every regular file under `root` and its metadata
+/// (following links), skipping every entry `skip` names and every
+/// directory seen before.
+pub fn walk(root: &Path, skip: &dyn Fn(&Path) -> bool, f: &mut dyn FnMut(&Path, &Metadata)) {
+    let mut seen = HashSet::new();
+    walk_from(root, skip, f, &mut seen);
+}
+
+fn walk_from(
+    dir: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+    f: &mut dyn FnMut(&Path, &Metadata),
+    seen: &mut HashSet<(u64, u64)>,
+) {
+    let Ok(meta) = std::fs::metadata(dir) else {
+        tracing::warn!(folder = %dir.display(), "cannot read this folder");
+        return;
+    };
+    if !seen.insert((meta.dev(), meta.ino())) {
+        tracing::debug!(folder = %dir.display(), "seen before (a link loop or a second link); skipped");
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), error = %e, "cannot list this folder");
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if skip(&path) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk_from(&path, skip, f, seen);
+        } else if meta.is_file() {
+            f(&path, &meta);
+        }
+    }
+}
+
+/// Opens `path` if it is a regular file of at most `max` bytes.
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, Metadata), ReadError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(ReadError::TooLarge {
+            size: meta.len(),
+            max,
+        });
+    }
+    Ok((file, meta))
+}
+
+/// Reads the regular file `path` whole, if it has at most `max` bytes (also
+/// while it is read), and its metadata from the open handle.
+pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, Metadata), ReadError> {
+    let (file, meta) = open_regular(path, max)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok((bytes, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn link_loops_end_and_only_regular_files_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/note.md"), "hello").unwrap();
+        std::fs::write(root.join(".hidden.md"), "no").unwrap();
+        // Two loops: each would double the paths at every level.
+        symlink(root, root.join("a/b/up")).unwrap();
+        symlink(root.join("a"), root.join("a/b/back")).unwrap();
+        symlink("/dev/zero", root.join("zero.md")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("fifo.md"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        let hidden = |p: &Path| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        };
+        walk(root, &hidden, &mut |p, _| found.push(p.to_path_buf()));
+        assert_eq!(found, [root.join("a/b/note.md")]);
+
+        assert_eq!(
+            read_regular(&root.join("a/b/note.md"), 5).unwrap().0,
+            b"hello"
+        );
+        for (name, max) in [("fifo.md", 100), ("zero.md", 100)] {
+            assert!(
+                matches!(
+                    read_regular(&root.join(name), max),
+                    Err(ReadError::NotRegular)
+                ),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            read_regular(&root.join("a/b/note.md"), 4),
+            Err(ReadError::TooLarge { size: 5, max: 4 })
+        ));
+    }
+}
