@@ -27,8 +27,43 @@ struct Bus {
 
 impl Bus {
     fn start() -> Bus {
+        Bus::spawn(&["--session"])
+    }
+
+    /// A bus every local user may connect to and call through, as a system
+    /// bus with a careless policy would be (its socket under `dir`).
+    fn start_open(dir: &std::path::Path) -> Bus {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.join("open-bus.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#,
+                dir.join("bus").display()
+            ),
+        )
+        .unwrap();
+        Bus::spawn(&[&format!("--config-file={}", config.display())])
+    }
+
+    fn spawn(args: &[&str]) -> Bus {
         let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
+            .args(args)
+            .args(["--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -562,6 +597,55 @@ async fn gdbus_and_busctl_introspect_and_call_it() {
     ]));
     assert!(!ok);
     assert!(err.contains("io.github.voxd.Error.InvalidParams"), "{err}");
+}
+
+/// Another local user gets nothing from voxd over D-Bus, whatever the bus
+/// policy lets through: on a bus that lets anyone call, uid 65534 is
+/// refused every method (`AccessDenied`, naming both uids), while the
+/// daemon's own user is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_daemons_own_user_may_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::start_open(dir.path());
+    let conn = bus.connect().await;
+    let _daemon = voxd_on(&bus, &conn, &echo_engines_config(""), &[]).await;
+    let gdbus_call = |as_nobody: bool, method: &str, args: &[&str]| {
+        let mut cmd = if as_nobody {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "gdbus"]);
+            cmd
+        } else {
+            Command::new("gdbus")
+        };
+        let out = cmd
+            .args(["call", "--address", &bus.address, "--dest", NAME])
+            .args(["--object-path", PATH, "--method"])
+            .arg(format!("{IFACE}.{method}"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), err)
+    };
+    let own = rustix::process::getuid().as_raw();
+    assert_ne!(own, 65534, "run the tests as another user than nobody");
+    for (method, args) in [
+        ("Status", &[][..]),
+        ("Call", &["config", ""][..]),
+        ("Say", &["hello"][..]),
+        ("Shutdown", &[][..]),
+    ] {
+        let (ok, err) = gdbus_call(true, method, args);
+        assert!(!ok, "{method} answered uid 65534");
+        assert!(
+            err.contains("org.freedesktop.DBus.Error.AccessDenied")
+                && err.contains(&format!("uid {own}"))
+                && err.contains("uid 65534"),
+            "{method}: {err}"
+        );
+    }
+    let (ok, err) = gdbus_call(false, "Ping", &[]);
+    assert!(ok, "the daemon's own user was refused: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

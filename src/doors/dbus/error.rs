@@ -21,6 +21,14 @@ impl Error {
         ApiError::new(ErrorCode::InvalidParams, message).into()
     }
 
+    /// The bus's own `AccessDenied`: the caller may not use voxd.
+    pub fn access_denied(message: String) -> Error {
+        Error {
+            name: ErrorName::from_static_str_unchecked("org.freedesktop.DBus.Error.AccessDenied"),
+            message,
+        }
+    }
+
     /// The D-Bus error name.
     pub fn name(&self) -> &str {
         self.name.as_str()

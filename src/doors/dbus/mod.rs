@@ -17,6 +17,7 @@
 //! flows as the generic `Event(name, data_json)` signal without code; give
 //! it a typed signal in `bridge` when it deserves one.
 
+mod caller;
 mod error;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use crate::events::Event;
 use crate::listen::ListenEvent;
 use crate::speak::SpeechEvent;
 use crate::vision::ImageEvent;
+use caller::Callers;
 pub use error::Error;
 
 /// The well-known bus name voxd owns.
@@ -54,6 +56,8 @@ pub const ERROR_PREFIX: &str = "io.github.voxd.Error";
 /// The object served at [`OBJECT_PATH`].
 pub struct Assistant {
     ctx: Arc<Context>,
+    /// Every method checks its caller is the daemon's own user.
+    callers: Arc<Callers>,
     /// `daemon.shutdown` was published (it comes just before the shutdown
     /// token is cancelled, so the signal for it must not read the token).
     stopping: bool,
@@ -74,42 +78,57 @@ impl Assistant {
 #[zbus::interface(name = "io.github.voxd.Assistant1")]
 impl Assistant {
     /// Liveness: returns the control protocol version.
-    async fn ping(&self) -> Result<u32, Error> {
+    async fn ping(&self, #[zbus(header)] header: Header<'_>) -> Result<u32, Error> {
+        self.callers.check(&header).await?;
         let reply = self.run("ping", json!({})).await?;
         Ok(reply["protocol"].as_u64().unwrap_or_default() as u32)
     }
 
     /// The `status` command's result as JSON: version, uptime, profile,
     /// memory and budget, engines.
-    async fn status(&self) -> Result<String, Error> {
+    async fn status(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("status", json!({})).await
     }
 
     /// The effective configuration and each value's origin, as JSON.
-    async fn config(&self) -> Result<String, Error> {
+    async fn config(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("config", json!({})).await
     }
 
     /// Every model in the manifest with its install state, as JSON.
-    async fn models(&self) -> Result<String, Error> {
+    async fn models(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("models", json!({})).await
     }
 
     /// Every metric in the Prometheus/OpenMetrics text format.
-    async fn metrics(&self) -> Result<String, Error> {
+    async fn metrics(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         let reply = self.run("metrics", json!({})).await?;
         Ok(reply["text"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Starts (preloads) engine `name` and waits until it is ready; returns
     /// its status as JSON.
-    async fn start_engine(&self, name: String) -> Result<String, Error> {
+    async fn start_engine(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        name: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("engine", json!({ "name": name, "action": "start" }))
             .await
     }
 
     /// Stops engine `name`, freeing its memory; returns its status as JSON.
-    async fn stop_engine(&self, name: String) -> Result<String, Error> {
+    async fn stop_engine(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        name: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("engine", json!({ "name": name, "action": "stop" }))
             .await
     }
@@ -124,6 +143,7 @@ impl Assistant {
         #[zbus(header)] header: Header<'_>,
         #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
     ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         // Only the caller hears its answer stream.
         let emitter = match header.sender() {
             Some(caller) => emitter.set_destination(caller.to_owned().into()),
@@ -157,57 +177,83 @@ impl Assistant {
 
     /// Speaks `text` through the daemon's audio output (`say`) and returns
     /// when it has been spoken (or stopped), with the outcome as JSON.
-    async fn say(&self, text: String) -> Result<String, Error> {
+    async fn say(&self, #[zbus(header)] header: Header<'_>, text: String) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("say", json!({ "text": text })).await
     }
 
     /// Stops speaking and clears the speech queue (`stop`); returns whether
     /// anything was speaking.
-    async fn stop(&self) -> Result<bool, Error> {
+    async fn stop(&self, #[zbus(header)] header: Header<'_>) -> Result<bool, Error> {
+        self.callers.check(&header).await?;
         let reply = self.run("stop", json!({})).await?;
         Ok(reply["stopped"].as_bool().unwrap_or_default())
     }
 
     /// Starts listening to the configured input (`listen start`); returns
     /// the listening status as JSON.
-    async fn listen(&self) -> Result<String, Error> {
+    async fn listen(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("listen", json!({ "action": "start" })).await
     }
 
     /// Stops listening (`listen stop`); returns the status as JSON.
-    async fn stop_listening(&self) -> Result<String, Error> {
+    async fn stop_listening(&self, #[zbus(header)] header: Header<'_>) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("listen", json!({ "action": "stop" })).await
     }
 
     /// Transcribes the WAV file at absolute `path` (`transcribe`); returns
     /// the text, segments and timings as JSON.
-    async fn transcribe(&self, path: String) -> Result<String, Error> {
+    async fn transcribe(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        path: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("transcribe", json!({ "path": path })).await
     }
 
     /// Captions the image at absolute `path` (`caption`); returns the
     /// caption as JSON.
-    async fn caption(&self, path: String) -> Result<String, Error> {
+    async fn caption(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        path: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         self.run_json("caption", json!({ "paths": [path] })).await
     }
 
     /// Loads the language model afresh (`reload`): the GGUF at absolute
     /// `model`, or the configured one when `model` is empty. Returns the
     /// model's info as JSON.
-    async fn reload(&self, model: String) -> Result<String, Error> {
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        model: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         let model = Some(model).filter(|m| !m.is_empty());
         self.run_json("reload", json!({ "model": model })).await
     }
 
     /// Stops the daemon gracefully.
-    async fn shutdown(&self) -> Result<(), Error> {
+    async fn shutdown(&self, #[zbus(header)] header: Header<'_>) -> Result<(), Error> {
+        self.callers.check(&header).await?;
         self.run("shutdown", json!({})).await.map(|_| ())
     }
 
     /// Any socket command by name, with its arguments as a JSON object
     /// (`""` for none); returns its result as JSON. Commands without a
     /// typed method yet are reachable this way.
-    async fn call(&self, command: String, args: String) -> Result<String, Error> {
+    async fn call(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        command: String,
+        args: String,
+    ) -> Result<String, Error> {
+        self.callers.check(&header).await?;
         let args = if args.trim().is_empty() {
             Value::Null
         } else {
@@ -341,17 +387,20 @@ async fn connect(bus: DbusBus, ctx: Arc<Context>) -> zbus::Result<Service> {
         DbusBus::System => zbus::connection::Builder::system()?,
         _ => zbus::connection::Builder::session()?,
     };
+    let callers = Arc::new(Callers::default());
     let conn = builder
         .serve_at(
             OBJECT_PATH,
             Assistant {
                 ctx,
+                callers: callers.clone(),
                 stopping: false,
             },
         )?
         .name(BUS_NAME)?
         .build()
         .await?;
+    callers.connected(conn.clone());
     let iface = conn
         .object_server()
         .interface::<_, Assistant>(OBJECT_PATH)
