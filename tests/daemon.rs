@@ -447,3 +447,79 @@ fn a_wav_that_lies_about_its_size_is_refused_under_a_memory_cap() {
     conn.ok("shutdown", json!({}));
     assert!(daemon.wait_exit().success(), "{}", daemon.log());
 }
+
+/// The daemon's resident memory, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+/// A client that pipelines requests and never reads a reply holds a
+/// bounded amount of the daemon (its requests run a few at a time and the
+/// rest wait unread), is dropped once a reply waits `write_timeout_secs`,
+/// and never holds up another client. Before, every line became a task:
+/// a million pings grew the daemon without bound.
+#[test]
+fn a_client_that_never_reads_is_bounded_then_dropped() {
+    use std::io::Write;
+    let daemon =
+        Daemon::start("[daemon]\nwrite_timeout_secs = 2\nmax_requests_per_connection = 4\n");
+    let pid = daemon.child.id();
+    let before = rss_mib(pid);
+    let greedy = UnixStream::connect(daemon.home.socket()).unwrap();
+    const LINES: usize = 1_000_000;
+    let writer = std::thread::spawn(move || {
+        let mut greedy = greedy;
+        let line = b"{\"id\":1,\"cmd\":\"ping\"}\n";
+        (0..LINES)
+            .take_while(|_| greedy.write_all(line).is_ok())
+            .count()
+    });
+    let mut other = daemon.connect();
+    for _ in 0..20 {
+        assert_eq!(other.ok("ping", json!({}))["pong"], true);
+    }
+    let sent = writer.join().unwrap();
+    assert!(sent < LINES, "the greedy client was never dropped");
+    let grew = rss_mib(pid).saturating_sub(before);
+    assert!(
+        grew < 64,
+        "the daemon grew by {grew} MiB for {sent} unread pings"
+    );
+    assert!(daemon.log().contains("took no reply"), "{}", daemon.log());
+    assert_eq!(other.ok("ping", json!({}))["pong"], true);
+}
+
+/// Past `daemon.max_connections`, a client is told so and closed; the
+/// ones connected are served, and a slot freed is taken again.
+#[test]
+fn clients_past_the_connection_limit_are_told_and_closed() {
+    let daemon = Daemon::start("[daemon]\nmax_connections = 3\n");
+    // The start-up probe's connection may not have closed yet.
+    let mut first = daemon.connect();
+    support::wait_until("the probe's slot is free", || {
+        first.ok("status", json!({}))["connections"] == 1
+    });
+    let mut second = daemon.connect();
+    let mut third = daemon.connect();
+    second.ok("ping", json!({}));
+    third.ok("ping", json!({}));
+    let mut third = daemon.connect();
+    let refused = third.read().expect("the refusal");
+    assert_eq!(
+        refused["error"]["code"], "too_many_connections",
+        "{refused}"
+    );
+    assert!(third.read().is_none(), "the connection stays open");
+    drop(first);
+    support::wait_until("the first client's slot is free", || {
+        second.ok("status", json!({}))["connections"] == 2
+    });
+    daemon.connect().ok("ping", json!({}));
+}

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     LineTooLong,
     /// The daemon is shutting down and takes no new work.
     ShuttingDown,
+    /// `daemon.max_connections` clients are connected; the connection is closed.
+    TooManyConnections,
     /// Audio input that cannot be used (unreadable, truncated, corrupt, empty).
     BadAudio,
     /// A model the request needs is not installed.
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::InvalidParams => "invalid_params",
             ErrorCode::LineTooLong => "line_too_long",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::BadAudio => "bad_audio",
             ErrorCode::NoModel => "no_model",
             ErrorCode::EngineFailed => "engine_failed",
@@ -126,6 +129,7 @@ mod tests {
             ErrorCode::InvalidParams,
             ErrorCode::LineTooLong,
             ErrorCode::ShuttingDown,
+            ErrorCode::TooManyConnections,
             ErrorCode::EngineFailed,
             ErrorCode::Cancelled,
             ErrorCode::Internal,

@@ -74,6 +74,12 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     pub log_level: String,
     pub shutdown_grace_secs: u64,
+    /// Control-socket clients connected at once; more are refused.
+    pub max_connections: usize,
+    /// Requests of one connection running at once; its next lines wait.
+    pub max_requests_per_connection: usize,
+    /// A client that takes longer than this to take a reply is dropped.
+    pub write_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
-//! Accepting connections on the control socket until shutdown.
+//! Accepting connections on the control socket until shutdown, at most
+//! `daemon.max_connections` at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::connection;
@@ -28,14 +30,28 @@ impl Server {
     /// Accepts clients until the assistant's `shutdown` is cancelled, then gives open
     /// connections `grace` to finish their in-flight requests.
     pub async fn run(self, grace: Duration) {
+        let max = self
+            .ctx
+            .assistant
+            .config
+            .config
+            .daemon
+            .max_connections
+            .max(1);
+        let slots = Arc::new(Semaphore::new(max));
         loop {
             tokio::select! {
                 _ = self.ctx.assistant.shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let ctx = self.ctx.clone();
-                        self.connections.spawn(connection::handle(stream, ctx));
-                    }
+                    Ok((stream, _)) => match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            let ctx = self.ctx.clone();
+                            self.connections.spawn(connection::handle(stream, ctx, slot));
+                        }
+                        Err(_) => {
+                            self.connections.spawn(connection::refuse(stream, max));
+                        }
+                    },
                     Err(e) => {
                         // Out of file descriptors and the like: back off
                         // instead of spinning, keep serving the others.
