@@ -164,3 +164,41 @@ fn missing_and_corrupt_voices_are_clear_errors() {
         .to_string();
     assert!(err.contains("not a Piper voice config"), "{err}");
 }
+
+/// Peak resident memory of this test process, in MiB.
+fn peak_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
+/// Symbols are read out as words, so a short text can be a very long
+/// phoneme sequence, and the model's memory grows with its square: 2 KB
+/// of them once peaked at 11.3 GB. Each inference call now takes at most
+/// `MAX_PHONEMES` (cut at word breaks), and the whole text is still said.
+#[test]
+fn symbol_heavy_text_is_synthesised_in_bounded_pieces() {
+    use voxd::speak::piper::MAX_PHONEMES;
+    let mut voice = joe(|_| {});
+    let text = "$ % & * # @ + = ".repeat(30);
+    let ids = voice.phoneme_ids(&text).unwrap();
+    let longest = ids.iter().map(Vec::len).max().unwrap();
+    // BOS, PAD, then each phoneme and a PAD, then EOS.
+    assert!(longest <= 2 * MAX_PHONEMES + 3, "{longest} ids in one call");
+    assert!(
+        ids.len() > 1,
+        "the text was not cut: {} piece(s)",
+        ids.len()
+    );
+    let before = peak_mib();
+    let audio = voice.synthesize(&text).unwrap();
+    let grew = peak_mib().saturating_sub(before);
+    // ~240 words read out: well over a minute of speech.
+    assert!(audio.len() > 60 * 22_050, "{} samples", audio.len());
+    assert!(grew < 1024, "synthesis raised the peak by {grew} MiB");
+}

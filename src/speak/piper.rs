@@ -19,6 +19,13 @@ use super::{espeak, SpeakError, Tts};
 use crate::config::{OnnxConfig, TtsConfig};
 use crate::onnx::Shapes;
 
+/// The most phonemes one inference call synthesises. The model's memory
+/// grows with the square of its input: 2 KB of symbol-heavy text (each
+/// symbol read out as words) once made one call of thousands of phonemes
+/// that peaked at 11.3 GB. A normal long sentence has 150-250; a longer
+/// one is synthesised in pieces cut at word boundaries.
+pub const MAX_PHONEMES: usize = 400;
+
 const BOS: &str = "^";
 const EOS: &str = "$";
 const PAD: &str = "_";
@@ -187,10 +194,16 @@ impl PiperVoice {
     }
 
     /// Phoneme ids per sentence, exactly what the model is fed.
+    /// The ids of each sentence of `text` (each piece of at most
+    /// [`MAX_PHONEMES`] of a longer one), as the model takes them.
     pub fn phoneme_ids(&self, text: &str) -> Result<Vec<Vec<i64>>, SpeakError> {
         let sentences =
             espeak::phonemize(text, &self.config.espeak.voice, &self.settings.espeak_data)?;
-        Ok(sentences.iter().map(|s| self.ids(s)).collect())
+        Ok(sentences
+            .iter()
+            .flat_map(|s| pieces(s, MAX_PHONEMES))
+            .map(|s| self.ids(s))
+            .collect())
     }
 
     fn ids(&self, phonemes: &[char]) -> Vec<i64> {
@@ -280,5 +293,43 @@ impl Tts for PiperVoice {
 
     fn backlog(&mut self, waiting: bool) {
         self.backlog = waiting;
+    }
+}
+
+/// `phonemes` in pieces of at most `max`, each cut after the last word
+/// break (a space) that fits, or at `max` where a word is longer.
+fn pieces(phonemes: &[char], max: usize) -> Vec<&[char]> {
+    let mut out = Vec::new();
+    let mut rest = phonemes;
+    while rest.len() > max {
+        let cut = rest[..max]
+            .iter()
+            .rposition(|&c| c == ' ')
+            .map_or(max, |space| space + 1);
+        let (piece, tail) = rest.split_at(cut);
+        out.push(piece);
+        rest = tail;
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_phoneme_runs_are_cut_at_word_breaks() {
+        let text: Vec<char> = "ab cd ef".chars().collect();
+        let cut: Vec<String> = pieces(&text, 4)
+            .iter()
+            .map(|p| p.iter().collect())
+            .collect();
+        assert_eq!(cut, ["ab ", "cd ", "ef"]);
+        let word: Vec<char> = "abcdefghij".chars().collect();
+        assert!(pieces(&word, 4).iter().all(|p| p.len() <= 4));
+        assert_eq!(pieces(&[], 4).len(), 1);
     }
 }
