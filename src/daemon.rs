@@ -66,6 +66,7 @@ const EVENT_BACKLOG: usize = 1024;
 /// READY, WATCHDOG, STATUS and STOPPING (see [`notify`]).
 pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let started = Instant::now();
+    raise_fd_limit();
     let socket = paths::socket_path(&config.config.daemon);
     let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
     prepare_dir(&socket, custom_socket)?;
@@ -287,5 +288,23 @@ impl InstanceLock {
         file.rewind().map_err(lock_err)?;
         writeln!(file, "{}", std::process::id()).map_err(lock_err)?;
         Ok(InstanceLock { _file: file })
+    }
+}
+
+/// Raises the soft limit on open files to the hard one (often 1,024 of
+/// 524,288): every door caps its connections well below it, so that
+/// clients of one door cannot starve the others, or the engines' pipes
+/// and the stores, of descriptors.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the open-file limit");
+        }
     }
 }

@@ -229,6 +229,47 @@ fn the_http_endpoint_serves_metrics_and_health() {
     assert!(body.contains("\"stt\":\"backoff\""), "{body}");
 }
 
+/// 1,100 half-sent requests from any local user once used up the
+/// daemon's 1,024 file descriptors: the socket and /health stopped
+/// answering. Now the endpoint keeps at most 64 connections (more are
+/// closed at once), drops one whose headers do not come within 10 s, and
+/// the daemon's open-file limit is raised at start: the control socket
+/// answers throughout, and /health once the stalled ones are gone.
+#[test]
+fn half_sent_requests_neither_exhaust_nor_block_the_daemon() {
+    let daemon = Daemon::start(&echo_engines_config(HTTP_ON));
+    let mut conn = daemon.connect();
+    let addr = conn.ok("metrics", json!({}))["http"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stalled: Vec<TcpStream> = (0..1100)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(&addr).ok()?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+    // Each stalled connection ends (closed at once past the limit, or at
+    // the header timeout), never left hanging.
+    for mut s in stalled {
+        s.set_read_timeout(Some(support::scaled_secs(30))).unwrap();
+        let mut rest = Vec::new();
+        let read = s.read_to_end(&mut rest);
+        assert!(
+            read.is_ok()
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a half-sent request was left open: {read:?}"
+        );
+    }
+    let (status, _, body) = http(&addr, "GET", "/health");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(conn.ok("ping", json!({}))["pong"], true);
+}
+
 #[test]
 fn the_endpoint_stays_on_loopback_unless_allowed() {
     let home = Home::new(&echo_engines_config(

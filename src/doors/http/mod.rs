@@ -15,9 +15,10 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
@@ -57,9 +58,19 @@ pub async fn bind(cfg: &MetricsConfig) -> Result<Option<TcpListener>, HttpError>
         .map_err(|source| HttpError::Bind { addr, source })
 }
 
+/// Connections served at once; more are closed at once (a scraper needs
+/// one). Any local user can reach a loopback port, so this and the
+/// timeouts below keep one from holding the daemon's file descriptors.
+const MAX_CONNECTIONS: usize = 64;
+/// A request's headers must arrive within this (slowloris).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// No connection lives longer, keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Serves HTTP on `listener` until the daemon shuts down.
 pub async fn serve(listener: TcpListener, assistant: Arc<Assistant>) {
     let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = tokio::select! {
             _ = assistant.shutdown.cancelled() => break,
@@ -72,17 +83,27 @@ pub async fn serve(listener: TcpListener, assistant: Arc<Assistant>) {
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "metrics endpoint: {MAX_CONNECTIONS} connections open; closing this one");
+            continue;
+        };
         let assistant = assistant.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let service = service_fn(|req| {
                 let assistant = assistant.clone();
                 async move { Ok::<_, Infallible>(respond(&req, &assistant)) }
             });
+            // Without a timer hyper silently skips its header timeout.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
-                result = conn => if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "metrics endpoint: connection failed");
+                result = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match result {
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "metrics endpoint: connection failed"),
+                    Err(_) => tracing::debug!(%peer, "metrics endpoint: connection lived too long; closed"),
+                    Ok(Ok(())) => {}
                 },
                 _ = assistant.shutdown.cancelled() => {}
             }
