@@ -77,20 +77,23 @@ impl History {
             path: path.to_path_buf(),
             source: e.into(),
         })?;
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS turns (
-                 id INTEGER PRIMARY KEY,
-                 session TEXT NOT NULL,
-                 question TEXT NOT NULL,
-                 answer TEXT NOT NULL,
-                 at INTEGER NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS turns_session ON turns(session, id);",
-        )
+        let conn = crate::private::open_store(path, "history", |path| {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+            crate::private::quick_check(&conn)?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS turns (
+                     id INTEGER PRIMARY KEY,
+                     session TEXT NOT NULL,
+                     question TEXT NOT NULL,
+                     answer TEXT NOT NULL,
+                     at INTEGER NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS turns_session ON turns(session, id);",
+            )?;
+            Ok(conn)
+        })
         .map_err(err)?;
         Ok(History {
             path: path.to_path_buf(),

@@ -198,6 +198,47 @@ fn stores_are_private_whatever_the_umask() {
     assert!(daemon.wait_exit().success(), "{}", daemon.log());
 }
 
+/// A corrupt image store or history no longer stops the daemon (it did:
+/// systemd then restarted it in a loop): each is set aside beside itself
+/// and started afresh.
+#[test]
+fn corrupt_stores_are_set_aside_and_the_daemon_starts() {
+    let home = Home::new("");
+    let images = home.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::write(
+        home.path().join("voxd.toml"),
+        format!("[vision]\nfolders = [{images:?}]\n"),
+    )
+    .unwrap();
+    let data = home.path().join("data/voxd");
+    std::fs::create_dir_all(&data).unwrap();
+    for store in ["images.db", "history.sqlite"] {
+        std::fs::write(data.join(store), vec![0x5a; 8192]).unwrap();
+    }
+    let daemon = Daemon::start_in(home);
+    let mut conn = daemon.connect();
+    conn.ok("images", json!({ "action": "list" }));
+    conn.ok(
+        "respond",
+        json!({ "text": "what time is it", "speak": false }),
+    );
+    let history = conn.ok("history", json!({}));
+    assert!(!history.to_string().contains("error"), "{history}");
+    for store in ["images.db", "history.sqlite"] {
+        let aside = std::fs::read_dir(&data)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(&format!("{store}.corrupt-"))
+            })
+            .count();
+        assert_eq!(aside, 1, "{store} was not set aside:\n{}", daemon.log());
+    }
+    assert!(daemon.log().contains("set aside"), "{}", daemon.log());
+}
+
 #[test]
 fn an_existing_too_open_socket_dir_is_tightened() {
     let home = Home::new("");

@@ -198,13 +198,10 @@ impl Index {
                         "the notes index was written by another voxd version; rebuilding it");
                     std::fs::remove_file(path)
                 } else {
-                    let stamp = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
-                    tracing::warn!(index = %path.display(), moved_to = %aside.display(), reason = %why,
-                        "the notes index is unusable; setting it aside and rebuilding it");
-                    std::fs::rename(path, &aside)
+                    crate::private::set_aside(path).map(|aside| {
+                        tracing::warn!(index = %path.display(), moved_to = %aside.display(), reason = %why,
+                            "the notes index is unusable; setting it aside and rebuilding it");
+                    })
                 };
                 moved.map_err(|source| IndexError::Io {
                     path: path.to_path_buf(),
@@ -559,12 +556,7 @@ enum Reject {
     Version(i64),
 }
 
-fn is_corruption(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
-}
+use crate::private::is_corruption;
 
 fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(
