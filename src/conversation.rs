@@ -65,6 +65,8 @@ pub struct SessionInfo {
 pub struct History {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Turns older than this are deleted (`conversation.retention_days`).
+    retention: Option<Duration>,
 }
 
 impl History {
@@ -98,7 +100,30 @@ impl History {
         Ok(History {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            retention: None,
         })
+    }
+
+    /// Keeps turns for `days` (0: for ever); older ones are deleted now
+    /// and whenever a turn is stored.
+    pub fn keep_days(mut self, days: u64) -> Result<History, HistoryError> {
+        self.retention = (days > 0).then(|| Duration::from_secs(days * 86_400));
+        self.expire()?;
+        Ok(self)
+    }
+
+    fn expire(&self) -> Result<(), HistoryError> {
+        let Some(retention) = self.retention else {
+            return Ok(());
+        };
+        let cutoff = SystemTime::now()
+            .checked_sub(retention)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        self.conn()
+            .execute("DELETE FROM turns WHERE at < ?1", params![cutoff])
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     fn err(&self, source: rusqlite::Error) -> HistoryError {
@@ -122,7 +147,7 @@ impl History {
                 params![session, question, answer, at],
             )
             .map_err(|e| self.err(e))?;
-        Ok(())
+        self.expire()
     }
 
     /// The last `limit` turns of a session, oldest first.
@@ -229,6 +254,37 @@ mod tests {
         assert_eq!(h.forget("a").unwrap(), 2);
         assert!(h.turns("a", 10).unwrap().is_empty());
         assert_eq!(h.sessions().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn turns_older_than_the_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&dir.path().join("h.sqlite")).unwrap();
+        let day = 86_400;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        for (question, age) in [("old", 100 * day), ("recent", 10 * day)] {
+            h.conn()
+                .execute(
+                    "INSERT INTO turns (session, question, answer, at) VALUES ('s', ?1, 'a', ?2)",
+                    params![question, now - age],
+                )
+                .unwrap();
+        }
+        let h = h.keep_days(90).unwrap();
+        let left: Vec<String> = h
+            .turns("s", 10)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.question)
+            .collect();
+        assert_eq!(left, ["recent"]);
+        h.append("s", "new", "a").unwrap();
+        assert_eq!(h.turns("s", 10).unwrap().len(), 2);
+        let forever = h.keep_days(0).unwrap();
+        assert_eq!(forever.turns("s", 10).unwrap().len(), 2);
     }
 
     #[test]

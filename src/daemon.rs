@@ -161,10 +161,14 @@ fn services(config: Loaded) -> Result<Services, DaemonError> {
         metrics.pipeline.clone(),
     );
     let history_path = crate::rag::data_file(&config.config.conversation.history, "history.sqlite");
-    let history = History::open(&history_path).map(Arc::new).map_err(|e| {
-        tracing::error!(error = %e, "session history unavailable");
-        e.to_string()
-    });
+    let retention = config.config.conversation.retention_days;
+    let history = History::open(&history_path)
+        .and_then(|h| h.keep_days(retention))
+        .map(Arc::new)
+        .map_err(|e| {
+            tracing::error!(error = %e, "session history unavailable");
+            e.to_string()
+        });
     let vision = start_vision(&config, &events, &rag, &metrics)?;
     let stt: Arc<dyn crate::stt::Stt> = Arc::new(crate::stt::LocalStt::new(
         engines.clone(),

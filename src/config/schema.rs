@@ -350,6 +350,8 @@ pub struct ConversationConfig {
     /// Empty: `$XDG_DATA_HOME/voxd/history.sqlite`.
     pub history: PathBuf,
     pub max_turns: usize,
+    /// Days a turn is kept; 0 keeps every turn.
+    pub retention_days: u64,
 }
 
 /// The assistant's turns (`src/pipeline`): the voice loop and `respond`.
