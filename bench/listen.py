@@ -1,34 +1,36 @@
 #!/usr/bin/env python3
 """Wake word + VAD benchmark: voxd's listening stages against the Python
 openwakeword 0.5.1 package, side by side in one run, on the same clips, with
-one ONNX Runtime thread each (ORT 1.32.0 on both sides).
+one ONNX Runtime thread each (ORT 1.32.0 on both sides), runs interleaved
+(voxd, Python, voxd, Python, ...), medians over --runs.
 
     python3 bench/listen.py [--example PATH] [--python PY] [--runs N]
 
-What runs on every 80 ms frame while listening:
-  - voxd: `examples/listen_bench.rs`: openWakeWord melspectrogram →
-    embedding → hey_jarvis classifier, and Silero VAD v6 (2.5 frames of
-    512 samples per 80 ms);
-  - reference: `openwakeword.Model(hey_jarvis, vad_threshold=0.5)`, whose
-    predict() runs the same three wake models and its bundled Silero VAD.
-Reported per clip: compute time per 80 ms frame (best of --runs), the
-real-time factor (compute / audio), CPU use while listening as percent of
-one core (= RTF × 100), the highest hey_jarvis score, and the ratio
-voxd / openwakeword (below 1 is better for voxd).
+What runs on every 80 ms frame while listening, timed per stage:
+  - wake word: voxd's `examples/listen_bench.rs` (openWakeWord
+    melspectrogram → embedding → hey_jarvis classifier) against
+    `openwakeword.Model(hey_jarvis)` with no VAD (`vad_threshold=0`), whose
+    predict() runs the same three models;
+  - VAD, on the same model: voxd's Silero VAD v6 (2.5 frames of 512
+    samples per 80 ms, 64 samples of context) against the same
+    silero_vad.onnx (v6) run from Python the way silero-vad's own
+    `OnnxWrapper` runs it (onnxruntime, one thread, the same context and
+    state handling);
+  - for reference, what openwakeword's users get with `vad_threshold > 0`:
+    its bundled Silero VAD v4 (`openwakeword.VAD`, 640-sample frames), so
+    the "wake + VAD" row compares voxd (v6) with openwakeword (v4): not the
+    same model, printed apart.
+Reported per clip and stage: compute time per 80 ms frame (median of the
+runs), CPU use while listening as percent of one core, the highest
+hey_jarvis score, and the ratio voxd / Python (below 1 is better for voxd).
 
 Clips: the test speech's wake/00.wav ("Hey Jarvis. <question>", Piper),
 20 s of digital silence and 20 s of a quiet room (white noise, -50 dBFS
-peak). Builds nothing: pass the release example binary (default
+peak). Then the wake detection latency of voxd over the wake clips. Builds
+nothing: pass the release example binary (default
 $CARGO_TARGET_DIR/release/examples/listen_bench; build it with
 `cargo build --release --example listen_bench`). The Python side is the
 test venv (~/.cache/voxd/test-venv, made by `scripts/bootstrap.sh test`).
-
-Measured (2 shared cores, load average 5-7, voxd crate in the dev profile
-with dependencies at opt-level 2, `--runs 3`, three runs of the script):
-voxd 2.6-3.8 ms per 80 ms frame (3.3-4.7 % of one core), openwakeword
-0.5.1 4.8-6.8 ms (5.9-8.5 %); ratio 0.39-0.80 (quiet-room noise 0.39-0.40,
-digital silence 0.58-0.70, speech 0.49-0.80). Both score 0.997 on the clip.
-The reference runs Silero VAD v4 (30 ms frames) where voxd runs v6 (32 ms).
 """
 
 import argparse
@@ -44,29 +46,61 @@ import wave
 HOME = os.path.expanduser("~")
 CACHE = os.environ.get("XDG_CACHE_HOME", os.path.join(HOME, ".cache"))
 
+# One run of each Python stage over a clip, timed per 80 ms frame.
 PY_WORKER = r"""
 import json, sys, time, wave
 import numpy as np
+import onnxruntime as ort
 import openwakeword
 from openwakeword.model import Model
 
-model_dir, clip, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+wake_dir, vad6_path, clip = sys.argv[1], sys.argv[2], sys.argv[3]
 with wave.open(clip) as w:
     assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
     audio = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 frames = len(audio) // 1280
-best, top = float("inf"), 0.0
-for _ in range(runs):
-    m = Model(wakeword_models=[model_dir + "/hey_jarvis_v0.1.onnx"],
-              inference_framework="onnx", vad_threshold=0.5)
-    top = 0.0
-    t0 = time.perf_counter()
-    for i in range(frames):
-        top = max(top, m.predict(audio[i * 1280:(i + 1) * 1280])["hey_jarvis_v0.1"])
-    best = min(best, time.perf_counter() - t0)
-print(json.dumps({"frames": frames, "audio_secs": frames * 0.08, "compute_secs": best,
-                  "per_frame_ms": best * 1000 / frames, "max_score": float(top),
-                  "version": openwakeword.__version__ if hasattr(openwakeword, "__version__") else "0.5.1"}))
+steps = [audio[i * 1280:(i + 1) * 1280] for i in range(frames)]
+
+# Wake word alone: no VAD (vad_threshold=0, the default).
+m = Model(wakeword_models=[wake_dir + "/hey_jarvis_v0.1.onnx"], inference_framework="onnx")
+top, wake = 0.0, 0.0
+for x in steps:
+    t = time.perf_counter()
+    score = m.predict(x)["hey_jarvis_v0.1"]
+    wake += time.perf_counter() - t
+    top = max(top, score)
+
+# Silero VAD v6, as silero-vad's OnnxWrapper runs it (16 kHz: 512-sample
+# frames after 64 samples of the previous one, state [2, 1, 128]).
+opts = ort.SessionOptions()
+opts.inter_op_num_threads = 1
+opts.intra_op_num_threads = 1
+s6 = ort.InferenceSession(vad6_path, sess_options=opts, providers=["CPUExecutionProvider"])
+state = np.zeros((2, 1, 128), dtype=np.float32)
+context = np.zeros((1, 64), dtype=np.float32)
+sr = np.array(16000, dtype=np.int64)
+pending = np.zeros(0, dtype=np.float32)
+vad6 = 0.0
+for x in steps:
+    t = time.perf_counter()
+    pending = np.concatenate([pending, x.astype(np.float32) / 32768.0])
+    while len(pending) >= 512:
+        frame, pending = pending[None, :512], pending[512:]
+        inp = np.concatenate([context, frame], axis=1)
+        out, state = s6.run(None, {"input": inp, "state": state, "sr": sr})
+        context = inp[:, -64:]
+    vad6 += time.perf_counter() - t
+
+# openwakeword's bundled Silero VAD v4, called as Model.predict calls it.
+v4 = openwakeword.VAD()
+vad4 = 0.0
+for x in steps:
+    t = time.perf_counter()
+    v4(x)
+    vad4 += time.perf_counter() - t
+
+print(json.dumps({"frames": frames, "audio_secs": frames * 0.08, "wake_secs": wake,
+                  "vad6_secs": vad6, "vad4_secs": vad4, "max_score": float(top)}))
 """
 
 
@@ -84,7 +118,8 @@ def quiet_room(path, secs, level):
 
 
 def run(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -95,11 +130,11 @@ def main():
     p.add_argument("--python", default=os.path.join(CACHE, "voxd/test-venv/bin/python"))
     p.add_argument("--models", default=os.environ.get("VOXD_TEST_MODELS", os.path.join(CACHE, "voxd/test-models")))
     p.add_argument("--audio", default=os.environ.get("VOXD_TEST_AUDIO", os.path.join(CACHE, "voxd/test-audio/stt")))
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=5)
     a = p.parse_args()
     wake_dir = os.path.join(a.models, "openwakeword")
     vad_dir = os.path.join(a.models, "silero-vad")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    vad6 = os.path.join(vad_dir, "silero_vad.onnx")
     with tempfile.TemporaryDirectory() as tmp:
         silence = os.path.join(tmp, "silence.wav")
         quiet_room(silence, 20, 0.0)
@@ -110,14 +145,37 @@ def main():
             ("20 s digital silence", silence),
             ("20 s noise at -50 dBFS", room),
         ]
-        print(f"{'clip':<24} {'engine':<14} {'ms/frame':>9} {'RTF':>7} {'CPU %':>6} {'max score':>9}")
+        print(f"load average {os.getloadavg()[0]:.2f}; {a.runs} interleaved runs, medians; "
+              "ms of compute per 80 ms frame")
+        print(f"{'clip':<24} {'stage':<26} {'voxd':>7} {'Python':>7} {'ratio':>6} "
+              f"{'voxd CPU %':>10} {'max score voxd / Python':>24}")
         for name, clip in clips:
-            voxd = run([a.example, wake_dir, vad_dir, clip, str(a.runs)])
-            ref = run([a.python, "-c", PY_WORKER, wake_dir, clip, str(a.runs)])
-            for engine, r in (("voxd", voxd), ("openwakeword", ref)):
-                rtf = r["compute_secs"] / r["audio_secs"]
-                print(f"{name:<24} {engine:<14} {r['per_frame_ms']:>9.3f} {rtf:>7.4f} {rtf * 100:>6.2f} {r['max_score']:>9.3f}")
-            print(f"{name:<24} {'ratio':<14} {voxd['per_frame_ms'] / ref['per_frame_ms']:>9.2f}  (voxd / openwakeword)")
+            voxd, ref = [], []
+            for _ in range(a.runs):
+                voxd.append(run([a.example, wake_dir, vad_dir, clip, "1"]))
+                ref.append(run([a.python, "-c", PY_WORKER, wake_dir, vad6, clip]))
+            frames = voxd[0]["frames"]
+
+            def ms(rows, key):
+                return statistics.median(r[key][0] if isinstance(r[key], list) else r[key]
+                                         for r in rows) * 1000 / frames
+
+            vw, vv = ms(voxd, "wake_secs"), ms(voxd, "vad_secs")
+            pw, p6, p4 = ms(ref, "wake_secs"), ms(ref, "vad6_secs"), ms(ref, "vad4_secs")
+            vt = statistics.median((r["wake_secs"][0] + r["vad_secs"][0]) * 1000 / frames
+                                   for r in voxd)
+            pt = statistics.median((r["wake_secs"] + r["vad4_secs"]) * 1000 / frames for r in ref)
+            scores = f"{voxd[0]['max_score']:.3f} / {ref[0]['max_score']:.3f}"
+            rows = [("wake word (same models)", vw, pw, scores),
+                    ("VAD (both Silero v6)", vv, p6, ""),
+                    ("wake + VAD (v6 / oww's v4)", vt, pt, ""),
+                    ("  openwakeword's VAD v4", None, p4, "")]
+            for stage, v, p, sc in rows:
+                if v is None:
+                    print(f"{name:<24} {stage:<26} {'':>7} {p:>7.3f}")
+                    continue
+                print(f"{name:<24} {stage:<26} {v:>7.3f} {p:>7.3f} {v / p:>6.2f} "
+                      f"{v / 80 * 100:>10.2f} {sc:>24}")
         # Detection latency: from the end of "Hey Jarvis." (the question
         # starts 0.4 s after it, wake/NN.times) to the first 80 ms step whose
         # score reaches 0.5. The rendered phrase ends with the voice's own

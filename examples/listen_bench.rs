@@ -1,9 +1,10 @@
 //! The voxd side of `bench/listen.py`: runs the listening stages that run on
 //! every frame (openWakeWord `hey_jarvis` + Silero VAD, one ONNX thread
 //! each) over a WAV file as fast as they go, 80 ms at a time, and prints
-//! JSON: frames, seconds of audio, total and per-frame compute time, the
-//! highest wake score, when the score first reached the threshold (0.5), and
-//! the frames judged speech.
+//! JSON: frames, seconds of audio, the compute time of each run (both
+//! stages, and the wake word and the VAD apart), the best run's per-frame
+//! time, the highest wake score, when the score first reached the threshold
+//! (0.5), and the frames judged speech.
 //!
 //!     cargo run --release --example listen_bench -- OPENWAKEWORD_DIR SILERO_DIR CLIP.wav [RUNS]
 
@@ -31,6 +32,7 @@ fn main() {
         refractory_steps: 25,
     };
     let mut best = f64::MAX;
+    let (mut totals, mut wake_secs, mut vad_secs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut top, mut speech) = (0.0f32, 0usize);
     // Seconds of audio heard when the score first reached the threshold.
     let mut detected: Option<f64> = None;
@@ -46,14 +48,18 @@ fn main() {
         let mut vad = Vad::load(&config.onnx, &vad_dir, 1).expect("VAD loads");
         let mut pending: Vec<f32> = Vec::new();
         (top, speech, detected) = (0.0, 0, None);
+        let (mut in_wake, mut in_vad) = (0.0f64, 0.0f64);
         let started = Instant::now();
         for (i, step) in audio.chunks_exact(STEP).enumerate() {
+            let t = Instant::now();
             wake.push(step).expect("wake inference");
+            in_wake += t.elapsed().as_secs_f64();
             let score = wake.scores()[0];
             top = top.max(score);
             if detected.is_none() && score >= settings.threshold {
                 detected = Some(((i + 1) * STEP) as f64 / 16_000.0);
             }
+            let t = Instant::now();
             pending.extend_from_slice(step);
             while pending.len() >= FRAME {
                 let frame: Vec<f32> = pending.drain(..FRAME).collect();
@@ -61,8 +67,13 @@ fn main() {
                     speech += 1;
                 }
             }
+            in_vad += t.elapsed().as_secs_f64();
         }
-        best = best.min(started.elapsed().as_secs_f64());
+        let total = started.elapsed().as_secs_f64();
+        best = best.min(total);
+        totals.push(total);
+        wake_secs.push(in_wake);
+        vad_secs.push(in_vad);
     }
     let frames = audio.len() / STEP;
     println!(
@@ -71,6 +82,9 @@ fn main() {
             "frames": frames,
             "audio_secs": (frames * STEP) as f64 / 16_000.0,
             "compute_secs": best,
+            "run_secs": totals,
+            "wake_secs": wake_secs,
+            "vad_secs": vad_secs,
             "per_frame_ms": best * 1000.0 / frames as f64,
             "max_score": top,
             "detected_secs": detected,
