@@ -576,11 +576,20 @@ fn a_locked_index_gives_a_clear_error_and_recovers() {
             .contains("locked"),
         "{reply}"
     );
+    let status = conn.ok("notes", json!({ "action": "status" }));
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("locked")),
+        "{status:#}"
+    );
     db.execute_batch("COMMIT").unwrap();
     drop(db);
     let report = conn.ok("notes", json!({ "action": "reindex" }));
     assert_eq!(report["files"], 6, "{report:#}");
     assert_eq!(assert_consistent(&index), 6);
+    let status = conn.ok("notes", json!({ "action": "status" }));
+    assert!(status["error"].is_null(), "{status:#}");
 }
 
 /// The candle embedder agrees with an independent numpy implementation of

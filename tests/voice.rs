@@ -318,6 +318,10 @@ fn wake_warms_the_model(daemon: &Daemon, wake: &[f32]) -> bool {
     let mut events = daemon.connect().with_timeout(240);
     events.ok("subscribe", json!({ "events": ["wake.detected"] }));
     assert!(!llm_resident(&mut control));
+    // The listener starts in the background (its models load first).
+    support::wait_until("the listener listens", || {
+        control.ok("listen", json!({ "action": "status" }))["listening"] == true
+    });
     let mut audio = silence(0.5);
     audio.extend(wake);
     audio.extend(silence(1.0));

@@ -97,8 +97,14 @@ impl Rag {
             match job {
                 Job::Rescan(reply) => {
                     let result = self.rescan().await.map_err(|e| e.to_string());
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "notes rescan failed");
+                    // An index-wide failure (locked, a full disk) stops the
+                    // scan and shows in `notes status` until one succeeds.
+                    match &result {
+                        Err(e) => {
+                            tracing::error!(error = %e, "notes rescan failed");
+                            self.state().error = Some(format!("the last rescan failed: {e}"));
+                        }
+                        Ok(_) => self.state().error = None,
                     }
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
@@ -191,21 +197,16 @@ impl Rag {
             ..ScanReport::default()
         };
         let present: HashSet<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        // A file that cannot be read is skipped (`notes status` says why)
+        // and the scan goes on; an error of the index itself ends it.
         for (path, _) in &files {
-            // One file that fails (unreadable, a full disk) is reported in
-            // `notes status`; the scan goes on with the others.
-            match self.index_file(&index, path).await {
-                Ok(Indexed::Chunks(n)) => {
+            match self.index_file(&index, path).await? {
+                Indexed::Chunks(n) => {
                     report.indexed += 1;
                     report.chunks += n;
                 }
-                Ok(Indexed::Unchanged) => report.unchanged += 1,
-                Ok(Indexed::Skipped | Indexed::Deferred) => report.skipped += 1,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "note not indexed");
-                    self.skip(path, format!("not indexed: {e}"));
-                    report.skipped += 1;
-                }
+                Indexed::Unchanged => report.unchanged += 1,
+                Indexed::Skipped | Indexed::Deferred => report.skipped += 1,
             }
         }
         let stale: Vec<String> = {
