@@ -491,14 +491,7 @@ fn a_wav_that_lies_about_its_size_is_refused_under_a_memory_cap() {
 
 /// The daemon's resident memory, in MiB.
 fn rss_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        / 1024
+    support::proc_kib(&pid.to_string(), "VmRSS") / 1024
 }
 
 /// A client that pipelines requests and never reads a reply holds a

@@ -167,14 +167,7 @@ fn missing_and_corrupt_voices_are_clear_errors() {
 
 /// Peak resident memory of this test process, in MiB.
 fn peak_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        / 1024
+    support::proc_kib("self", "VmHWM") / 1024
 }
 
 /// Symbols are read out as words, so a short text can be a very long

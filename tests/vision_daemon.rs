@@ -440,12 +440,7 @@ fn a_thousand_images_at_once_are_all_captioned_with_bounded_memory() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let status = fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap();
-    let peak_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
+    let peak_kb = support::proc_kib(&daemon.child.id().to_string(), "VmHWM");
     eprintln!(
         "{N} images: peak RSS {} MB, slowest ping {slowest_ping:?}",
         peak_kb / 1024

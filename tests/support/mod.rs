@@ -645,3 +645,14 @@ pub fn wait_until_within(what: &str, within: Duration, mut cond: impl FnMut() ->
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A memory figure of process `pid` (`"self"` for this one) from
+/// `/proc/<pid>/status`, in KiB: `VmRSS` (resident now) or `VmHWM` (peak).
+pub fn proc_kib(pid: &str, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
