@@ -67,8 +67,14 @@ impl Sampler {
     }
 }
 
-/// `(pid, name, VmRSS in KiB)` of `root` and all its descendants.
+/// `(pid, name, VmRSS in KiB)` of `root` and all its descendants. A child
+/// between fork and exec still runs `root`'s program and holds `root`'s
+/// pages, not memory of its own: counting it would count the daemon twice
+/// (CI saw "tokio-rt-worker 255 MiB" beside a 255 MiB daemon), so it is left
+/// out until it becomes the worker it is spawning.
 fn tree(root: u32) -> Vec<(u32, String, u64)> {
+    let exe = |pid: u32| fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let root_exe = exe(root);
     let mut parent = HashMap::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -94,6 +100,7 @@ fn tree(root: u32) -> Vec<(u32, String, u64)> {
     parent
         .keys()
         .filter(|&&pid| descends(pid))
+        .filter(|&&pid| pid == root || exe(pid) != root_exe)
         .filter_map(|&pid| {
             let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             let field = |key: &str| {

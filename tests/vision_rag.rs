@@ -243,9 +243,9 @@ fn a_rebuilt_index_gets_the_captions_back_from_the_image_store() {
     }
     let daemon = Daemon::start_in(home);
     let mut conn = daemon.connect();
-    support::wait_until_within(
+    daemon.wait_until(
         "the caption is indexed again",
-        support::scaled_secs(300),
+        support::scaled_secs(60),
         || conn.ok("notes", json!({ "action": "status" }))["images"] == json!(1),
     );
     assert_answers_from(&ask(&mut conn, &caption), &a, &caption);

@@ -438,6 +438,16 @@ impl Daemon {
         Conn::connect(&self.home.socket())
     }
 
+    /// [`wait_until_within`], with this daemon's log in the panic message.
+    pub fn wait_until(&self, what: &str, within: Duration, cond: impl FnMut() -> bool) {
+        assert!(
+            waited(within, cond),
+            "{}; the daemon's log:\n{}",
+            timed_out(what, within),
+            self.log()
+        );
+    }
+
     /// Sends SIGTERM and waits for the daemon to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
@@ -633,17 +643,28 @@ pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
 }
 
 /// [`wait_until`] with its own deadline (already scaled by the caller).
-pub fn wait_until_within(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+pub fn wait_until_within(what: &str, within: Duration, cond: impl FnMut() -> bool) {
+    assert!(waited(within, cond), "{}", timed_out(what, within));
+}
+
+/// Polls `cond` until it holds (true) or `within` passes (false).
+fn waited(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what} \
-             (a slow machine may set VOXD_TEST_TIME_SCALE, now {})",
-            time_scale()
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
+}
+
+fn timed_out(what: &str, within: Duration) -> String {
+    format!(
+        "timed out after {within:?} waiting for {what} \
+         (a slow machine may set VOXD_TEST_TIME_SCALE, now {})",
+        time_scale()
+    )
 }
 
 /// A memory figure of process `pid` (`"self"` for this one) from
