@@ -1,111 +1,354 @@
-//! The optional HTTP endpoint (`metrics.listen`, off by default): `GET
-//! /metrics` (the same text as `voxd metrics`) and `GET /health` (is the
-//! daemon up, and in what state is each engine). Loopback only unless
-//! `metrics.allow_remote` is set. It owns its listener and connections and
-//! reads the daemon's state through the [`Assistant`].
+//! The HTTP API (`[http] listen`, off by default): the assistant in the two
+//! dialects local-AI clients speak, plus the daemon's health and metrics.
+//!
+//! - `openai.rs`: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
+//!   `/v1/embeddings` (the `openai` SDK, Open WebUI, scripts);
+//! - `ollama.rs`: `/api/version`, `/api/tags`, `/api/show`, `/api/chat`,
+//!   `/api/generate`, `/api/embed`, `/api/pull` (Home Assistant's Ollama
+//!   integration, the `ollama` SDK);
+//! - `health.rs`: `/health` (no token needed) and `/metrics`;
+//! - `chat.rs`: what both chat dialects share; `stream.rs`: streamed
+//!   bodies that stop the work when the client goes away;
+//! - `token.rs`: the bearer token; `error.rs`: errors in each dialect's
+//!   shape.
+//!
+//! Routing, extraction, body limits and CORS come from axum and tower-http
+//! (the hyper/tower stack voxd's other HTTP already used). The accept loop
+//! is voxd's own, as in the other doors: it caps connections (answering
+//! 503 past the cap) and gives hyper a header-read timeout, which
+//! `axum::serve` does not expose.
+//!
+//! Security: loopback unless the user binds elsewhere, and then only with a
+//! token; with a token, every endpoint but `/health` requires it.
 
-use std::convert::Infallible;
+mod chat;
+mod error;
+mod health;
+mod ollama;
+mod openai;
+mod stream;
+pub mod token;
+
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE};
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::json;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+pub use error::HttpError;
+use error::{Dialect, Failure};
+use token::Token;
 
 use crate::assistant::Assistant;
-use crate::config::MetricsConfig;
-use crate::engine::{EngineState, EngineStatus};
-use crate::metrics::{state_name, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+use crate::config::{Config, HttpConfig};
 
-/// Why the endpoint cannot listen.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("metrics.listen {0:?} is not an address: use ip:port, e.g. \"127.0.0.1:9477\"")]
-    BadAddress(String),
-    #[error("metrics.listen {0} is not a loopback address; the endpoint stays on this machine unless metrics.allow_remote = true")]
-    Remote(SocketAddr),
-    #[error("cannot listen on {addr} for metrics: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+/// A bound, not yet serving, HTTP API.
+pub struct Bound {
+    listener: TcpListener,
+    pub addr: SocketAddr,
+    token: Option<Token>,
 }
 
-/// Binds the endpoint `cfg` asks for, or `None` when it is off.
-pub async fn bind(cfg: &MetricsConfig) -> Result<Option<TcpListener>, HttpError> {
-    let listen = cfg.listen.trim();
-    if listen.is_empty() {
-        return Ok(None);
+/// Where the API listens: `http.listen`, else the deprecated
+/// `metrics.listen` (with a warning); empty: off.
+fn listen_address(config: &Config) -> Result<Option<String>, HttpError> {
+    let http = config.http.listen.trim();
+    let metrics = config.metrics.listen.trim();
+    match (http.is_empty(), metrics.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Ok(Some(http.to_string())),
+        (true, false) => {
+            tracing::warn!(
+                listen = metrics,
+                "metrics.listen is deprecated: the HTTP API serves /metrics and /health; set http.listen instead"
+            );
+            Ok(Some(metrics.to_string()))
+        }
+        (false, false) if http == metrics => Ok(Some(http.to_string())),
+        (false, false) => Err(HttpError::TwoAddresses {
+            http: http.into(),
+            metrics: metrics.into(),
+        }),
     }
+}
+
+/// Binds the API `config` asks for, or `None` when it is off. A
+/// non-loopback address needs a token.
+pub async fn bind(config: &Config) -> Result<Option<Bound>, HttpError> {
+    let Some(listen) = listen_address(config)? else {
+        return Ok(None);
+    };
     let addr: SocketAddr = listen
         .parse()
-        .map_err(|_| HttpError::BadAddress(listen.to_owned()))?;
-    if !addr.ip().is_loopback() && !cfg.allow_remote {
-        return Err(HttpError::Remote(addr));
+        .map_err(|_| HttpError::BadAddress(listen.clone()))?;
+    let path = token::path(&config.http)?;
+    let token = token::load(&path)?;
+    if !addr.ip().is_loopback() {
+        if token.is_none() {
+            return Err(HttpError::RemoteWithoutToken { addr, path });
+        }
+        tracing::warn!(%addr, "the HTTP API listens beyond this machine (a bearer token is required)");
     }
-    TcpListener::bind(addr)
+    let listener = TcpListener::bind(addr)
         .await
-        .map(Some)
-        .map_err(|source| HttpError::Bind { addr, source })
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    Ok(Some(Bound {
+        listener,
+        addr,
+        token,
+    }))
 }
 
-/// Connections served at once; more are closed at once (a scraper needs
-/// one). Any local user can reach a loopback port, so this and the
-/// timeouts below keep one from holding the daemon's file descriptors.
-const MAX_CONNECTIONS: usize = 64;
-/// A request's headers must arrive within this (slowloris).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// No connection lives longer, keep-alive included.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// What every handler reads: the assistant and the names it answers to.
+#[derive(Clone)]
+pub struct Api {
+    assistant: Arc<Assistant>,
+    /// The raw language model's name, when one is installed.
+    raw_model: Option<String>,
+    /// Unix seconds the API started (the models' `created`).
+    started: u64,
+    ids: Arc<AtomicU64>,
+}
 
-/// Serves HTTP on `listener` until the daemon shuts down.
-pub async fn serve(listener: TcpListener, assistant: Arc<Assistant>) {
+impl Api {
+    /// The model names a client may use: `voxd`, then the raw model.
+    fn models(&self) -> Vec<String> {
+        std::iter::once(chat::VOXD.to_string())
+            .chain(self.raw_model.clone())
+            .collect()
+    }
+
+    /// The model `name` (Ollama's `:latest` tag allowed) refers to.
+    fn model(&self, dialect: Dialect, name: &str) -> Result<chat::Model, Failure> {
+        let bare = name.strip_suffix(":latest").unwrap_or(name);
+        if bare == chat::VOXD {
+            Ok(chat::Model::Voxd)
+        } else if self.raw_model.as_deref() == Some(bare) {
+            Ok(chat::Model::Raw)
+        } else {
+            Err(Failure::unknown_model(dialect, name, &self.models()))
+        }
+    }
+
+    /// Embeddings by the notes' embedder, which answers to its own id and
+    /// to `voxd`; at most [`MAX_EMBED_INPUTS`] texts.
+    async fn embed(
+        &self,
+        dialect: Dialect,
+        model: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, Failure> {
+        let embedder = self.assistant.rag.embedder().map(str::to_string);
+        let bare = model.strip_suffix(":latest").unwrap_or(model);
+        if bare != chat::VOXD && embedder.as_deref() != Some(bare) {
+            let known: Vec<String> = std::iter::once(chat::VOXD.to_string())
+                .chain(embedder)
+                .collect();
+            return Err(Failure::unknown_model(dialect, model, &known));
+        }
+        if texts.is_empty() || texts.len() > MAX_EMBED_INPUTS {
+            return Err(Failure::bad_request(
+                dialect,
+                format!("`input` must hold 1 to {MAX_EMBED_INPUTS} texts"),
+            ));
+        }
+        self.assistant
+            .rag
+            .embed(texts)
+            .await
+            .map_err(|e| Failure::from_api(dialect, e.into()))
+    }
+
+    /// A new response id, `<prefix>-<n>`.
+    fn id(&self, prefix: &str) -> String {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{:x}{n:04x}", self.started)
+    }
+}
+
+/// Handlers that need only the assistant (health, metrics) take it alone.
+impl axum::extract::FromRef<Api> for Arc<Assistant> {
+    fn from_ref(api: &Api) -> Arc<Assistant> {
+        api.assistant.clone()
+    }
+}
+
+/// Texts one embeddings request may hold.
+const MAX_EMBED_INPUTS: usize = 256;
+
+/// The routes, with their limits, CORS and token check.
+fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings));
+    let ollama = Router::new()
+        .route("/api/version", get(ollama::version))
+        .route("/api/tags", get(ollama::tags))
+        .route("/api/show", post(ollama::show))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/embed", post(ollama::embed))
+        .route("/api/pull", post(ollama::pull));
+    let guarded = v1
+        .merge(ollama)
+        .route("/metrics", get(health::metrics))
+        .layer(middleware::from_fn_with_state(token, authenticate));
+    let mut app = Router::new()
+        .route("/health", get(health::get))
+        .merge(guarded)
+        .fallback(not_found)
+        .with_state(api)
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
+        ))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            cfg.body_timeout_secs,
+        )));
+    if let Some(cors) = cors(&cfg.cors_origins) {
+        app = app.layer(cors);
+    }
+    app
+}
+
+/// CORS for the configured origins only; none configured, no CORS headers.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    (!origins.is_empty()).then(|| {
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([AUTHORIZATION, axum::http::header::CONTENT_TYPE])
+    })
+}
+
+/// With a token, a request without it gets 401 in its dialect's shape.
+async fn authenticate(
+    State(token): State<Option<Token>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if token.admits(given) {
+        return next.run(request).await;
+    }
+    let dialect = dialect_of(request.uri().path());
+    let mut response = Failure::new(
+        dialect,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+        "this voxd needs its HTTP token: send \"Authorization: Bearer <token>\" (see `voxd http token`)",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+fn dialect_of(path: &str) -> Dialect {
+    if path.starts_with("/api/") {
+        Dialect::Ollama
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+async fn not_found(request: Request) -> Failure {
+    let path = request.uri().path().to_string();
+    Failure::new(
+        dialect_of(&path),
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no endpoint {path}: see docs/http.md (e.g. /v1/models, /api/tags, /health)"),
+    )
+}
+
+/// Serves the API on `bound` until the daemon shuts down; requests in
+/// flight then finish (the daemon waits `daemon.shutdown_grace_secs`).
+pub async fn serve(bound: Bound, assistant: Arc<Assistant>) {
+    let cfg = assistant.config.config.http.clone();
+    let raw_model = {
+        let config = assistant.config.config.clone();
+        tokio::task::spawn_blocking(move || crate::llm::local::model_id(&config))
+            .await
+            .ok()
+            .flatten()
+    };
+    let api = Api {
+        assistant: assistant.clone(),
+        raw_model,
+        started: openai::unix_now(),
+        ids: Arc::default(),
+    };
+    let app = router(api, &cfg, bound.token);
+    let header_timeout = Duration::from_secs(cfg.header_timeout_secs);
     let connections = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     loop {
         let (stream, peer) = tokio::select! {
             _ = assistant.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = bound.listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                    tracing::warn!(error = %e, "HTTP API: accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "metrics endpoint: {MAX_CONNECTIONS} connections open; closing this one");
-            continue;
-        };
-        let assistant = assistant.clone();
+        let slot = slots.clone().try_acquire_owned().ok();
+        let app = app.clone();
+        let shutdown = assistant.shutdown.clone();
         connections.spawn(async move {
-            let _slot = slot;
-            let service = service_fn(|req| {
-                let assistant = assistant.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &assistant)) }
-            });
+            let Some(_slot) = slot else {
+                tracing::debug!(%peer, "HTTP API: too many connections; answering 503");
+                busy(stream, header_timeout).await;
+                return;
+            };
             // Without a timer hyper silently skips its header timeout.
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            tokio::pin!(conn);
             tokio::select! {
-                result = tokio::time::timeout(CONNECTION_LIFETIME, conn) => match result {
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "metrics endpoint: connection failed"),
-                    Err(_) => tracing::debug!(%peer, "metrics endpoint: connection lived too long; closed"),
-                    Ok(Ok(())) => {}
-                },
-                _ = assistant.shutdown.cancelled() => {}
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "HTTP API: connection failed");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
             }
         });
     }
@@ -113,158 +356,68 @@ pub async fn serve(listener: TcpListener, assistant: Arc<Assistant>) {
     connections.wait().await;
 }
 
-fn respond(req: &Request<Incoming>, assistant: &Assistant) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    if !matches!(path, "/metrics" | "/health") {
-        return reply(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found: try /metrics or /health\n".into(),
-        );
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut response = reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "only GET\n".into(),
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    if path == "/metrics" {
-        let text = assistant.metrics.render(&assistant.metrics_sample());
-        return reply(StatusCode::OK, METRICS_CONTENT_TYPE, text);
-    }
-    let (status, body) = health(
-        &assistant.engines.status(),
-        assistant.shutdown.is_cancelled(),
-        assistant.uptime(),
+/// Answers one request on a connection past the cap with 503, then closes.
+async fn busy(stream: tokio::net::TcpStream, header_timeout: Duration) {
+    let service = hyper::service::service_fn(
+        |request: hyper::Request<hyper::body::Incoming>| async move {
+            let failure = Failure::new(
+                dialect_of(request.uri().path()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "voxd's HTTP API has http.max_connections clients; retry shortly",
+            );
+            let body = axum::body::Body::from(failure.body().to_string());
+            hyper::Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .header(axum::http::header::CONNECTION, "close")
+                .header(axum::http::header::RETRY_AFTER, "1")
+                .body(body)
+        },
     );
-    reply(status, "application/json", format!("{body}\n"))
-}
-
-fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
-/// The `/health` answer. `ok` (200): serving. `degraded` (200): serving,
-/// but an engine crashed and waits out its restart backoff. `failed` (503):
-/// an engine failed to start too often and stays down until someone starts
-/// it (`voxd engine start <name>`). `stopping` (503): shutting down.
-fn health(
-    engines: &[EngineStatus],
-    stopping: bool,
-    uptime: Duration,
-) -> (StatusCode, serde_json::Value) {
-    let any = |state| engines.iter().any(|e| e.state == state);
-    let (status, code) = if stopping {
-        ("stopping", StatusCode::SERVICE_UNAVAILABLE)
-    } else if any(EngineState::Failed) {
-        ("failed", StatusCode::SERVICE_UNAVAILABLE)
-    } else if any(EngineState::Backoff) {
-        ("degraded", StatusCode::OK)
-    } else {
-        ("ok", StatusCode::OK)
-    };
-    let states: serde_json::Map<_, _> = engines
-        .iter()
-        .map(|e| (e.name.clone(), json!(state_name(e.state))))
-        .collect();
-    (
-        code,
-        json!({
-            "status": status,
-            "uptime_secs": uptime.as_secs_f64(),
-            "engines": states,
-        }),
-    )
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(header_timeout * 2, conn).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn engine(name: &str, state: EngineState) -> EngineStatus {
-        EngineStatus {
-            name: name.into(),
-            state,
-            pid: None,
-            rss_bytes: None,
-            memory_mb: 1,
-            measured_mb: None,
-            restarts: 0,
-            last_error: None,
-            queued: 0,
-            idle_secs: None,
-        }
-    }
-
-    #[test]
-    fn health_reflects_engine_states_and_shutdown() {
-        let up = Duration::from_secs(1);
-        let ready = [
-            engine("stt", EngineState::Ready),
-            engine("llm", EngineState::Stopped),
-        ];
-        let (code, body) = health(&ready, false, up);
-        assert_eq!(code, StatusCode::OK);
-        assert_eq!(body["status"], "ok");
-        assert_eq!(body["engines"]["llm"], "stopped");
-
-        let crashed = [engine("stt", EngineState::Backoff)];
-        let (code, body) = health(&crashed, false, up);
-        assert_eq!(
-            (code, body["status"].as_str()),
-            (StatusCode::OK, Some("degraded"))
-        );
-
-        let failed = [
-            engine("stt", EngineState::Backoff),
-            engine("llm", EngineState::Failed),
-        ];
-        let (code, body) = health(&failed, false, up);
-        assert_eq!(
-            (code, body["status"].as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, Some("failed"))
-        );
-
-        let (code, body) = health(&ready, true, up);
-        assert_eq!(
-            (code, body["status"].as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, Some("stopping"))
-        );
+    fn config(http: &str, metrics: &str) -> Config {
+        let mut config = Config::builtin();
+        config.http.listen = http.into();
+        config.metrics.listen = metrics.into();
+        config
     }
 
     #[tokio::test]
-    async fn refuses_remote_addresses_unless_allowed() {
-        let cfg = |listen: &str, allow_remote| MetricsConfig {
-            listen: listen.into(),
-            allow_remote,
+    async fn binds_loopback_and_refuses_other_addresses_without_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_token = |mut c: Config| {
+            c.http.token_file = dir.path().join("http.token");
+            c
         };
-        assert!(bind(&cfg("", false)).await.unwrap().is_none());
+        assert!(bind(&with_token(config("", ""))).await.unwrap().is_none());
         assert!(matches!(
-            bind(&cfg("0.0.0.0:0", false)).await,
-            Err(HttpError::Remote(_))
+            bind(&with_token(config("0.0.0.0:0", ""))).await,
+            Err(HttpError::RemoteWithoutToken { .. })
         ));
         assert!(matches!(
-            bind(&cfg("localhost:9477", false)).await,
+            bind(&with_token(config("localhost:8088", ""))).await,
             Err(HttpError::BadAddress(_))
         ));
-        assert!(bind(&cfg("127.0.0.1:0", false)).await.unwrap().is_some());
-        assert!(
-            bind(&cfg("[::1]:0", false))
-                .await
-                .is_ok_and(|l| l.is_some())
-                || std::net::TcpListener::bind("[::1]:0").is_err()
-        );
-        assert!(bind(&cfg("0.0.0.0:0", true)).await.unwrap().is_some());
+        assert!(matches!(
+            bind(&with_token(config("127.0.0.1:1", "127.0.0.1:2"))).await,
+            Err(HttpError::TwoAddresses { .. })
+        ));
+        let old = bind(&with_token(config("", "127.0.0.1:0"))).await.unwrap();
+        assert!(old.is_some_and(|b| b.addr.ip().is_loopback()));
+        token::create(&dir.path().join("http.token")).unwrap();
+        let remote = bind(&with_token(config("0.0.0.0:0", ""))).await.unwrap();
+        assert!(remote.is_some_and(|b| b.token.is_some()));
     }
 }

@@ -1,0 +1,354 @@
+//! The HTTP API (`[http] listen`) with the clients users have: the real
+//! `openai` and `ollama` Python packages (tests/http/*.py) against a daemon
+//! on the fixture notes and the test store's Gemma 3 270M; then bad input,
+//! limits, the token, and a client that goes away mid-stream.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{http_request, llm_config, Daemon, Home};
+
+/// The raw model's name: the test store's id of Gemma 3 270M.
+const RAW: &str = "gemma3-270m-base";
+
+/// A daemon on the fixture notes and the test model (given Gemma's chat
+/// template, so that the raw model can chat), with the HTTP API on a free
+/// loopback port and `http` added to `[http]`; its address.
+fn start(max_tokens: u32, http: &str) -> (Daemon, String) {
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    support::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let extra = format!(
+        "chat_template = \"gemma\"\n\n[rag]\nnotes = [\"{}\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n{http}",
+        notes.display()
+    );
+    std::fs::write(
+        home.path().join("voxd.toml"),
+        llm_config(max_tokens, 2048, &extra),
+    )
+    .unwrap();
+    let daemon = Daemon::start_indexed(home, 5);
+    let addr = address(&daemon);
+    (daemon, addr)
+}
+
+fn address(daemon: &Daemon) -> String {
+    daemon.connect().ok("metrics", json!({}))["http"]
+        .as_str()
+        .expect("the HTTP API listens")
+        .to_owned()
+}
+
+/// Runs one of tests/http/*.py against `addr`; its JSON summary.
+fn client(script: &str, addr: &str, daemon: &Daemon) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/http")
+        .join(script);
+    let out = Command::new(support::python())
+        .arg(path)
+        .arg(format!("http://{addr}"))
+        .arg(RAW)
+        .output()
+        .expect("the test Python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}\ndaemon log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script} printed no summary ({e}):\n{stdout}"))
+}
+
+#[test]
+fn the_openai_and_ollama_clients_chat_with_citations_and_embed() {
+    let (daemon, addr) = start(24, "");
+    let openai = client("openai_client.py", &addr, &daemon);
+    eprintln!("openai: {openai}");
+    assert_eq!(openai["models"], json!(["voxd", RAW]));
+    assert!(openai["answer"].as_str().unwrap().contains("47-moon"));
+    let cited = &openai["citation"];
+    assert!(
+        cited["path"].as_str().unwrap().ends_with("home.md"),
+        "{cited}"
+    );
+    assert!(cited["start_line"].as_u64() > Some(0), "{cited}");
+    assert!(
+        cited["snippet"].as_str().unwrap().contains("47-moon"),
+        "{cited}"
+    );
+
+    let ollama = client("ollama_client.py", &addr, &daemon);
+    eprintln!("ollama: {ollama}");
+    assert_eq!(ollama["dimension"], 384);
+    assert!(ollama["answer"].as_str().unwrap().contains("47-moon"));
+
+    // Each request was one of the daemon's requests, on the same engines.
+    let status = daemon.connect().ok("status", json!({}));
+    let llm = status["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "llm")
+        .unwrap();
+    assert_eq!(llm["restarts"], 0, "{llm}");
+}
+
+/// Sends a JSON body to `path`: (status, head, body).
+fn post(
+    addr: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    auth: Option<&str>,
+) -> (u16, String, String) {
+    let auth = auth.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    http_request(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn error_of(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{e}: {body}"))["error"].clone()
+}
+
+#[test]
+fn bad_requests_get_precise_errors_in_each_dialect_and_the_daemon_serves_on() {
+    let (daemon, addr) = start(8, "max_body_bytes = 4096\nmax_connections = 4\n");
+    let json = "application/json";
+    let chat = "/v1/chat/completions";
+
+    let (status, _, body) = post(&addr, chat, json, "{\"model\": \"voxd\", ", None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(error_of(&body)["code"], "invalid_json");
+    assert!(
+        error_of(&body)["message"].as_str().unwrap().contains("EOF"),
+        "{body}"
+    );
+
+    let (status, _, body) = post(&addr, chat, "text/plain", "{}", None);
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(error_of(&body)["type"], "invalid_request_error");
+
+    let big = format!(
+        "{{\"model\":\"voxd\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "a".repeat(5000)
+    );
+    let (status, _, body) = post(&addr, chat, json, &big, None);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(error_of(&body)["code"], "body_too_large");
+
+    let (status, _, body) = post(
+        &addr,
+        chat,
+        json,
+        r#"{"model":"voxd","messages":[{"role":"tool","content":"x"}]}"#,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        error_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"tool\""),
+        "{body}"
+    );
+
+    let (status, _, body) = post(
+        &addr,
+        chat,
+        json,
+        r#"{"model":"voxd","messages":[{"role":"user","content":"hi"}],"n":3}"#,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+
+    let (status, _, body) = post(
+        &addr,
+        "/v1/embeddings",
+        json,
+        r#"{"model":"voxd","input":[]}"#,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+
+    let (status, _, body) = post(
+        &addr,
+        "/api/chat",
+        json,
+        r#"{"model":"mistral","messages":[]}"#,
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        error_of(&body).as_str().unwrap().contains("voxd"),
+        "Ollama's shape: {body}"
+    );
+
+    let (status, _, body) = post(
+        &addr,
+        "/api/generate",
+        json,
+        r#"{"model":"voxd","prompt":"x"}"#,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+
+    let (status, _, body) = support::http(&addr, "GET", "/v2/everything");
+    assert_eq!(status, 404, "{body}");
+
+    // A slow client (headers never finished) and four idle connections
+    // fill http.max_connections: the next is told 503 at once, and once
+    // the slow ones go, requests are served again.
+    let mut slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, body) = support::http(&addr, "GET", "/health");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_of(&body)["code"], "too_many_connections");
+    slow.clear();
+    support::wait_until("the slow connections are gone", || {
+        support::http(&addr, "GET", "/health").0 == 200
+    });
+
+    // A slow client is cut off at the header timeout.
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    stalled
+        .set_read_timeout(Some(support::scaled_secs(60)))
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < support::scaled_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+}
+
+#[test]
+fn with_a_token_every_endpoint_but_health_needs_it() {
+    let home = Home::new("");
+    let (ok, token, err) = home.run(&["http", "token"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert_eq!(token.len(), 64);
+    let file = home.path().join("config/voxd/http.token");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        home.run(&["http", "token"]).1.trim(),
+        token,
+        "the same token again"
+    );
+    std::fs::write(
+        home.path().join("voxd.toml"),
+        support::echo_engines_config("\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
+    let daemon = Daemon::start_in(home);
+    let addr = address(&daemon);
+
+    assert_eq!(support::http(&addr, "GET", "/health").0, 200);
+    for path in ["/v1/models", "/api/tags", "/metrics"] {
+        let (status, head, body) = http_request(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(
+            support::header(&head, "www-authenticate").as_deref(),
+            Some("Bearer")
+        );
+    }
+    let get = |auth: &str| {
+        http_request(
+            &addr,
+            &format!("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n"),
+        )
+        .0
+    };
+    assert_eq!(get(&format!("Bearer {token}")), 200);
+    assert_eq!(get(&format!("Bearer {token}0")), 401);
+    assert_eq!(get(&token), 401, "a bare token is not a bearer token");
+    let (status, _, body) = post(&addr, "/api/chat", "application/json", "{}", None);
+    assert_eq!(status, 401);
+    assert!(error_of(&body).is_string(), "Ollama's shape: {body}");
+}
+
+#[test]
+fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
+    // Uncancelled, this reply would run for thousands of tokens.
+    let (daemon, addr) = start(1_000_000, "");
+    let body = json!({
+        "model": RAW, "prompt": "1, 2, 3, 4, 5,", "stream": true
+    })
+    .to_string();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(support::scaled_secs(120)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.matches("data: {").count() < 3 {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended early: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let mut conn = daemon.connect();
+    let busy = |conn: &mut support::Conn| {
+        let status = conn.ok("status", json!({}));
+        status["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "llm" && e["state"] == "busy")
+    };
+    assert!(busy(&mut conn), "generating while the client reads");
+    drop(stream);
+    support::wait_until_within("the generation stops", support::scaled_secs(10), || {
+        !busy(&mut conn)
+    });
+    // The same worker serves the next request at once.
+    let next = conn.ok("generate", json!({ "prompt": "Hello", "max_tokens": 2 }));
+    assert_eq!(next["stats"]["generated_tokens"], 2);
+    let status = conn.ok("status", json!({}));
+    assert!(
+        status["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["restarts"] == 0),
+        "{status}"
+    );
+}
