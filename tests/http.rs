@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::wer::Wer;
 use support::{http_request, llm_config, Daemon, Home};
 
 /// The raw model's name: the test store's id of Gemma 3 270M.
@@ -48,15 +49,16 @@ fn address(daemon: &Daemon) -> String {
         .to_owned()
 }
 
-/// Runs one of tests/http/*.py against `addr`; its JSON summary.
-fn client(script: &str, addr: &str, daemon: &Daemon) -> Value {
+/// Runs one of tests/http/*.py with `args` after the daemon's base URL;
+/// its JSON summary.
+fn client(script: &str, args: &[&str], daemon: &Daemon) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/http")
         .join(script);
     let out = Command::new(support::python())
         .arg(path)
-        .arg(format!("http://{addr}"))
-        .arg(RAW)
+        .arg(format!("http://{}", address(daemon)))
+        .args(args)
         .output()
         .expect("the test Python runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -72,8 +74,8 @@ fn client(script: &str, addr: &str, daemon: &Daemon) -> Value {
 
 #[test]
 fn the_openai_and_ollama_clients_chat_with_citations_and_embed() {
-    let (daemon, addr) = start(24, "");
-    let openai = client("openai_client.py", &addr, &daemon);
+    let (daemon, _) = start(24, "");
+    let openai = client("openai_client.py", &[RAW], &daemon);
     eprintln!("openai: {openai}");
     assert_eq!(openai["models"], json!(["voxd", RAW]));
     assert!(openai["answer"].as_str().unwrap().contains("47-moon"));
@@ -88,7 +90,7 @@ fn the_openai_and_ollama_clients_chat_with_citations_and_embed() {
         "{cited}"
     );
 
-    let ollama = client("ollama_client.py", &addr, &daemon);
+    let ollama = client("ollama_client.py", &[RAW], &daemon);
     eprintln!("ollama: {ollama}");
     assert_eq!(ollama["dimension"], 384);
     assert!(ollama["answer"].as_str().unwrap().contains("47-moon"));
@@ -351,4 +353,62 @@ fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
             .all(|e| e["restarts"] == 0),
         "{status}"
     );
+}
+
+#[test]
+fn transcriptions_and_streamed_speech_through_the_openai_client() {
+    let (daemon, _) = start(8, "");
+    let clips = support::test_audio().join("piper");
+    let out = tempfile::tempdir().unwrap();
+    let summary = client(
+        "audio_client.py",
+        &[clips.to_str().unwrap(), out.path().to_str().unwrap()],
+        &daemon,
+    );
+    eprintln!("audio: {}", summary["speech"]);
+
+    // Whisper over HTTP within tests/stt.rs's bound for these clips.
+    let references = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stt/sentences.txt"),
+    )
+    .unwrap();
+    let references: Vec<&str> = references
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let heard = summary["transcripts"].as_array().unwrap();
+    assert_eq!(heard.len(), references.len());
+    let mut wer = Wer::default();
+    for (reference, text) in references.iter().zip(heard) {
+        wer.add(reference, text.as_str().unwrap());
+    }
+    wer.assert_near("over /v1/audio/transcriptions", 0.030, 2.0 / 198.0);
+
+    // The speech, streamed: its first bytes came well before its end.
+    let speech = &summary["speech"];
+    let (first, total) = (
+        speech["first_byte_s"].as_f64().unwrap(),
+        speech["total_s"].as_f64().unwrap(),
+    );
+    assert!(
+        first < 0.8 * total,
+        "first byte at {first:.2} s of {total:.2} s"
+    );
+
+    // What Whisper hears of it is what was said. A streamed WAV's sizes
+    // say "unknown"; written down, they are known.
+    let path = out.path().join("speech.wav");
+    let mut wav = std::fs::read(&path).unwrap();
+    let len = wav.len() as u32;
+    wav[4..8].copy_from_slice(&(len - 8).to_le_bytes());
+    wav[40..44].copy_from_slice(&(len - 44).to_le_bytes());
+    std::fs::write(&path, wav).unwrap();
+    let text = daemon.connect().ok("transcribe", json!({ "path": path }))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut wer = Wer::default();
+    let said = speech["said"].as_str().unwrap();
+    wer.add(said, &text);
+    wer.assert_near("of /v1/audio/speech", 0.0, 2.0 / 20.0);
 }

@@ -2,7 +2,8 @@
 //! dialects local-AI clients speak, plus the daemon's health and metrics.
 //!
 //! - `openai.rs`: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
-//!   `/v1/embeddings` (the `openai` SDK, Open WebUI, scripts);
+//!   `/v1/embeddings` (the `openai` SDK, Open WebUI, scripts); `audio.rs`:
+//!   `/v1/audio/transcriptions` and `/v1/audio/speech`;
 //! - `ollama.rs`: `/api/version`, `/api/tags`, `/api/show`, `/api/chat`,
 //!   `/api/generate`, `/api/embed`, `/api/pull` (Home Assistant's Ollama
 //!   integration, the `ollama` SDK);
@@ -21,6 +22,7 @@
 //! Security: loopback unless the user binds elsewhere, and then only with a
 //! token; with a token, every endpoint but `/health` requires it.
 
+mod audio;
 mod chat;
 mod error;
 mod health;
@@ -197,7 +199,9 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/v1/completions", post(openai::completions))
-        .route("/v1/embeddings", post(openai::embeddings));
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/audio/speech", post(audio::speech));
     let ollama = Router::new()
         .route("/api/version", get(ollama::version))
         .route("/api/tags", get(ollama::tags))
