@@ -86,7 +86,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let tasks = TaskTracker::new();
     if let Some(bound) = http {
         tracing::info!(addr = %bound.addr, "HTTP API: /v1 (OpenAI), /api (Ollama), /health, /metrics");
-        tasks.spawn(http::serve(bound, assistant.clone()));
+        tasks.spawn(http::serve(bound, ctx.clone()));
     }
     let cfg = &assistant.config.config;
     if cfg.assistant.voice_loop {

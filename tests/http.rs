@@ -412,3 +412,90 @@ fn transcriptions_and_streamed_speech_through_the_openai_client() {
     wer.add(said, &text);
     wer.assert_near("of /v1/audio/speech", 0.0, 2.0 / 20.0);
 }
+
+#[test]
+fn voxd_commands_events_and_a_hundred_chats_at_once() {
+    let (daemon, addr) = start(8, "");
+    let json = "application/json";
+
+    // The daemon's events as server-sent events, while a command runs.
+    let mut events = TcpStream::connect(&addr).unwrap();
+    write!(
+        events,
+        "GET /v1/voxd/events?events=rag. HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    events
+        .set_read_timeout(Some(support::scaled_secs(60)))
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("text/event-stream") {
+        let n = events.read(&mut buf).unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let (status, _, body) = post(&addr, "/v1/voxd/rag", json, r#"{"action":"off"}"#, None);
+    assert_eq!(status, 200, "{body}");
+    while !seen.contains("event: rag.state") {
+        let n = events.read(&mut buf).unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains(r#""enabled":false"#), "{seen}");
+    drop(events);
+    post(&addr, "/v1/voxd/rag", json, r#"{"action":"on"}"#, None);
+
+    let (status, _, body) = support::http(&addr, "GET", "/v1/voxd/status");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["profile"],
+        "tiny"
+    );
+    let search = r#"{"action":"search","query":"wifi password"}"#;
+    let (status, _, body) = post(&addr, "/v1/voxd/notes", json, search, None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("47-moon"), "{body}");
+    let (status, _, body) = post(
+        &addr,
+        "/v1/voxd/say",
+        json,
+        r#"{"text":"hi","wav":"/tmp/x.wav"}"#,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("daemon's machine"), "{body}");
+    let (status, _, body) = post(&addr, "/v1/voxd/shutdown", json, "{}", None);
+    assert_eq!(status, 404, "{body}");
+
+    // A hundred chats at once: each answered, or refused with 503 past
+    // http.max_connections (64); none hangs.
+    let chat = json!({
+        "model": "voxd",
+        "messages": [{"role": "user", "content": "What is the wifi password?"}],
+        "voxd": {"mode": "extractive"},
+    })
+    .to_string();
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..100)
+            .map(|_| {
+                s.spawn(|| {
+                    let (status, _, body) = post(&addr, "/v1/chat/completions", json, &chat, None);
+                    (status, body)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let answered = answers.iter().filter(|(s, _)| *s == 200).count();
+    for (status, body) in &answers {
+        match status {
+            200 => assert!(body.contains("47-moon"), "{body}"),
+            503 => assert_eq!(error_of(body)["code"], "too_many_connections"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(answered >= 64, "{answered} of 100 answered");
+    eprintln!("{answered} of 100 concurrent chats answered, the rest told 503");
+    assert_eq!(daemon.connect().ok("ping", json!({}))["pong"], true);
+}

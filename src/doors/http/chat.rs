@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
 use crate::assistant::{AskEvent, AskReply, AskRequest, Assistant, ResetReason};
+use crate::config::AnswerMode;
 use crate::conversation::Turn;
 use crate::llm::{self, ChatMessage, ChatRole, GenerateRequest, GenerateStats, Prompt};
 
@@ -89,6 +90,8 @@ pub struct Chat {
     pub sampling: Sampling,
     /// voxd's conversation session: the turn is stored there.
     pub session: Option<String>,
+    /// Overrides `rag.answer_mode` (model `voxd`).
+    pub mode: Option<AnswerMode>,
 }
 
 /// Turns `messages` into typed ones; the message is the client's error.
@@ -177,6 +180,7 @@ async fn grounded(
         history: Some(history),
         store: chat.session.is_some(),
         session: chat.session,
+        mode: chat.mode,
         ..AskRequest::new(question)
     };
     let (events, mut rx) = mpsc::unbounded_channel();

@@ -7,6 +7,7 @@
 //! - `ollama.rs`: `/api/version`, `/api/tags`, `/api/show`, `/api/chat`,
 //!   `/api/generate`, `/api/embed`, `/api/pull` (Home Assistant's Ollama
 //!   integration, the `ollama` SDK);
+//! - `voxd.rs`: voxd's own commands and events under `/v1/voxd/`;
 //! - `health.rs`: `/health` (no token needed) and `/metrics`;
 //! - `chat.rs`: what both chat dialects share; `stream.rs`: streamed
 //!   bodies that stop the work when the client goes away;
@@ -30,6 +31,7 @@ mod ollama;
 mod openai;
 mod stream;
 pub mod token;
+mod voxd;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +59,7 @@ use token::Token;
 
 use crate::assistant::Assistant;
 use crate::config::{Config, HttpConfig};
+use crate::doors::commands::Context;
 
 /// A bound, not yet serving, HTTP API.
 pub struct Bound {
@@ -119,6 +122,8 @@ pub async fn bind(config: &Config) -> Result<Option<Bound>, HttpError> {
 /// What every handler reads: the assistant and the names it answers to.
 #[derive(Clone)]
 pub struct Api {
+    /// The control protocol's context, for `/v1/voxd/`.
+    ctx: Arc<Context>,
     assistant: Arc<Assistant>,
     /// The raw language model's name, when one is installed.
     raw_model: Option<String>,
@@ -201,7 +206,9 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/audio/transcriptions", post(audio::transcriptions))
-        .route("/v1/audio/speech", post(audio::speech));
+        .route("/v1/audio/speech", post(audio::speech))
+        .route("/v1/voxd/events", get(voxd::events))
+        .route("/v1/voxd/{command}", post(voxd::command).get(voxd::command));
     let ollama = Router::new()
         .route("/api/version", get(ollama::version))
         .route("/api/tags", get(ollama::tags))
@@ -296,7 +303,8 @@ async fn not_found(request: Request) -> Failure {
 
 /// Serves the API on `bound` until the daemon shuts down; requests in
 /// flight then finish (the daemon waits `daemon.shutdown_grace_secs`).
-pub async fn serve(bound: Bound, assistant: Arc<Assistant>) {
+pub async fn serve(bound: Bound, ctx: Arc<Context>) {
+    let assistant = ctx.assistant.clone();
     let cfg = assistant.config.config.http.clone();
     let raw_model = {
         let config = assistant.config.config.clone();
@@ -306,6 +314,7 @@ pub async fn serve(bound: Bound, assistant: Arc<Assistant>) {
             .flatten()
     };
     let api = Api {
+        ctx,
         assistant: assistant.clone(),
         raw_model,
         started: openai::unix_now(),

@@ -167,6 +167,7 @@ pub async fn chat(
         messages,
         sampling: req.options.unwrap_or_default().sampling(),
         session: None,
+        mode: None,
     };
     let name = req.model;
     let started = Instant::now();

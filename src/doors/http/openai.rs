@@ -22,6 +22,7 @@ use super::stream::channel;
 use super::Api;
 use crate::api::ApiError;
 use crate::assistant::ResetReason;
+use crate::config::AnswerMode;
 use crate::llm::{self, Finish, GenerateStats, Prompt};
 use crate::rag::answer::Used;
 
@@ -57,6 +58,9 @@ pub struct Extension {
     /// The conversation session the turn is stored in (else `user`).
     #[serde(default)]
     session: Option<String>,
+    /// `rag.answer_mode` for this request: auto, extractive or generative.
+    #[serde(default)]
+    mode: Option<AnswerMode>,
 }
 
 /// The sampling fields both generation endpoints take.
@@ -141,12 +145,13 @@ pub async fn chat_completions(
     let model = api.model(D, &req.model)?;
     let messages = chat::messages(req.messages).map_err(|m| Failure::bad_request(D, m))?;
     let (sampling, stream, usage) = req.options.sampling()?;
-    let session = req.voxd.and_then(|v| v.session).or(req.user);
+    let ext = req.voxd.unwrap_or_default();
     let chat = Chat {
         model,
         messages,
         sampling,
-        session,
+        session: ext.session.or(req.user),
+        mode: ext.mode,
     };
     let id = api.id("chatcmpl");
     let head = Head {
