@@ -213,6 +213,42 @@ fn bad_requests_get_precise_errors_in_each_dialect_and_the_daemon_serves_on() {
     let (status, _, body) = support::http(&addr, "GET", "/v2/everything");
     assert_eq!(status, 404, "{body}");
 
+    // The description lists every endpoint, with the request types.
+    let (status, _, body) = support::http(&addr, "GET", "/openapi.json");
+    assert_eq!(status, 200, "{body}");
+    let description: Value = serde_json::from_str(&body).unwrap();
+    let mut paths: Vec<&str> = description["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/chat",
+            "/api/embed",
+            "/api/generate",
+            "/api/pull",
+            "/api/show",
+            "/api/tags",
+            "/api/version",
+            "/health",
+            "/metrics",
+            "/v1/audio/speech",
+            "/v1/audio/transcriptions",
+            "/v1/chat/completions",
+            "/v1/completions",
+            "/v1/embeddings",
+            "/v1/models",
+            "/v1/voxd/events",
+            "/v1/voxd/{command}",
+        ]
+    );
+    let chat = &description["components"]["schemas"]["ChatCompletion"];
+    assert!(chat.to_string().contains("messages"), "{chat}");
+
     // A slow client (headers never finished) and four idle connections
     // fill http.max_connections: the next is told 503 at once, and once
     // the slow ones go, requests are served again.

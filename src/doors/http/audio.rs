@@ -66,6 +66,12 @@ impl Format {
 }
 
 /// `POST /v1/audio/transcriptions`.
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "OpenAI",
+    request_body(content = String, content_type = "multipart/form-data",
+        description = "`file`: a WAV file; `response_format`: json, text, verbose_json, srt or vtt"),
+    responses((status = 200, description = "The transcript in the asked format"),
+        (status = 400, description = "Not a usable WAV file, or a bad field"),
+        (status = 413, description = "Longer than http.max_audio_secs, or larger than http.max_body_bytes")))]
 pub async fn transcriptions(
     State(api): State<Api>,
     form: Result<Multipart, MultipartRejection>,
@@ -186,7 +192,7 @@ fn subtitles(segments: &[Segment], vtt: bool) -> String {
     out
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Speech {
     input: String,
     #[serde(default)]
@@ -204,6 +210,9 @@ const OPENAI_VOICES: &[&str] = &[
 ];
 
 /// `POST /v1/audio/speech`.
+#[utoipa::path(post, path = "/v1/audio/speech", tag = "OpenAI", request_body = Speech,
+    responses((status = 200, description = "Audio (audio/wav or audio/pcm), streamed sentence by sentence"),
+        (status = 400, description = "An unknown voice or format, an empty or too long text")))]
 pub async fn speech(
     State(api): State<Api>,
     body: Result<Json<Speech>, JsonRejection>,

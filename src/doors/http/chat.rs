@@ -25,14 +25,14 @@ pub const VOXD: &str = "voxd";
 
 /// A message's content: a string, or OpenAI's list of typed parts (of
 /// which the text parts count).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct Part {
     #[serde(rename = "type")]
     pub kind: String,
@@ -56,7 +56,7 @@ impl Content {
 
 /// A chat message as both dialects send it. Roles voxd has no use for
 /// (`tool`, `developer`, ...) are refused by name.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     pub role: String,
     #[serde(default)]

@@ -15,11 +15,18 @@ use crate::assistant::Assistant;
 use crate::engine::{EngineState, EngineStatus};
 use crate::metrics::{state_name, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 
+/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "daemon",
+    responses((status = 200, description = "Every metric, in the Prometheus/OpenMetrics text format")))]
 pub async fn metrics(State(assistant): State<Arc<Assistant>>) -> Response {
     let text = assistant.metrics.render(&assistant.metrics_sample());
     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response()
 }
 
+/// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "daemon",
+    responses((status = 200, description = "ok or degraded, with each engine's state"),
+        (status = 503, description = "failed (an engine stays down) or stopping")))]
 pub async fn get(State(assistant): State<Arc<Assistant>>) -> Response {
     let (status, body) = health(
         &assistant.engines.status(),

@@ -35,7 +35,8 @@ const VERSION: &str = "0.12.0";
 
 /// `options` voxd reads; the rest (`num_ctx`, `repeat_penalty`, ...) are
 /// accepted and ignored.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = OllamaOptions)]
 pub struct Options {
     #[serde(default)]
     num_predict: Option<i64>,
@@ -66,7 +67,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatRequest {
     model: String,
     #[serde(default)]
@@ -76,15 +77,18 @@ pub struct ChatRequest {
     #[serde(default)]
     options: Option<Options>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     format: Option<Value>,
 }
 
 /// `GET /api/version`.
+#[utoipa::path(get, path = "/api/version", tag = "Ollama", responses((status = 200, description = "The Ollama API version voxd answers like")))]
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": VERSION }))
 }
 
 /// `GET /api/tags`: the models, as Ollama lists them (`name:tag`).
+#[utoipa::path(get, path = "/api/tags", tag = "Ollama", responses((status = 200, description = "`voxd:latest`, then the raw language model")))]
 pub async fn tags(State(api): State<Api>) -> Json<Value> {
     let models: Vec<Value> = api
         .models()
@@ -115,13 +119,15 @@ fn details(id: &str) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ShowRequest {
     #[serde(alias = "name")]
     model: String,
 }
 
 /// `POST /api/show`.
+#[utoipa::path(post, path = "/api/show", tag = "Ollama", request_body = ShowRequest,
+    responses((status = 200, description = "What the model is"), (status = 404, description = "Unknown model")))]
 pub async fn show(
     State(api): State<Api>,
     body: Result<Json<ShowRequest>, JsonRejection>,
@@ -144,6 +150,7 @@ pub async fn show(
 }
 
 /// `POST /api/pull`: voxd installs models itself.
+#[utoipa::path(post, path = "/api/pull", tag = "Ollama", responses((status = 400, description = "Always: run `voxd models pull` on the daemon's machine")))]
 pub async fn pull() -> Failure {
     Failure::new(
         D,
@@ -154,6 +161,8 @@ pub async fn pull() -> Failure {
 }
 
 /// `POST /api/chat`.
+#[utoipa::path(post, path = "/api/chat", tag = "Ollama", request_body = ChatRequest,
+    responses((status = 200, description = "One JSON object per line (`application/x-ndjson`), the last with `done: true`; or one object without `stream`"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn chat(
     State(api): State<Api>,
     body: Result<Json<ChatRequest>, JsonRejection>,
@@ -216,7 +225,7 @@ pub async fn chat(
     Ok(ndjson_response(lines))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GenerateRequest {
     model: String,
     #[serde(default)]
@@ -228,11 +237,14 @@ pub struct GenerateRequest {
     #[serde(default)]
     options: Option<Options>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     format: Option<Value>,
 }
 
 /// `POST /api/generate`: the raw model continues `prompt` (an empty
 /// prompt only loads the model, as in Ollama).
+#[utoipa::path(post, path = "/api/generate", tag = "Ollama", request_body = GenerateRequest,
+    responses((status = 200, description = "Streamed as JSON lines (`response` pieces), the last with `done: true`"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn generate(
     State(api): State<Api>,
     body: Result<Json<GenerateRequest>, JsonRejection>,
@@ -310,13 +322,15 @@ pub async fn generate(
     Ok(ndjson_response(lines))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct EmbedRequest {
     model: String,
     input: EmbedInput,
 }
 
 /// `POST /api/embed`: the notes' sentence embedder.
+#[utoipa::path(post, path = "/api/embed", tag = "Ollama", request_body = EmbedRequest,
+    responses((status = 200, description = "`embeddings`: 384-dimensional unit vectors"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn embed(
     State(api): State<Api>,
     body: Result<Json<EmbedRequest>, JsonRejection>,

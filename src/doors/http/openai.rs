@@ -29,7 +29,7 @@ use crate::rag::answer::Used;
 const D: Dialect = Dialect::OpenAi;
 
 /// `stop`: one string or several.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Stop {
     One(String),
@@ -45,14 +45,14 @@ impl Stop {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
 /// voxd's own request fields (`extra_body={"voxd": {...}}` in the SDK).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Extension {
     /// The conversation session the turn is stored in (else `user`).
@@ -60,11 +60,12 @@ pub struct Extension {
     session: Option<String>,
     /// `rag.answer_mode` for this request: auto, extractive or generative.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "extractive")]
     mode: Option<AnswerMode>,
 }
 
 /// The sampling fields both generation endpoints take.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Options {
     #[serde(default)]
     max_tokens: Option<u32>,
@@ -112,7 +113,7 @@ impl Options {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletion {
     model: String,
     messages: Vec<Message>,
@@ -125,6 +126,8 @@ pub struct ChatCompletion {
 }
 
 /// `GET /v1/models`.
+#[utoipa::path(get, path = "/v1/models", tag = "OpenAI",
+    responses((status = 200, description = "`voxd`, then the raw language model")))]
 pub async fn models(State(api): State<Api>) -> Json<Value> {
     let data: Vec<Value> = api
         .models()
@@ -137,6 +140,8 @@ pub async fn models(State(api): State<Api>) -> Json<Value> {
 }
 
 /// `POST /v1/chat/completions`.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "OpenAI", request_body = ChatCompletion,
+    responses((status = 200, description = "A chat.completion, or with `stream` server-sent chat.completion.chunk events ending with `data: [DONE]`; model `voxd` adds the `voxd` field (citations, mode)"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn chat_completions(
     State(api): State<Api>,
     body: Result<Json<ChatCompletion>, JsonRejection>,
@@ -311,7 +316,7 @@ pub fn grounding(finished: &Finished) -> Option<Value> {
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Completion {
     model: String,
     prompt: PromptText,
@@ -322,7 +327,7 @@ pub struct Completion {
 }
 
 /// `prompt`: one string (a list of one is taken too).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PromptText {
     One(String),
@@ -330,6 +335,8 @@ pub enum PromptText {
 }
 
 /// `POST /v1/completions`: the raw model continues `prompt`.
+#[utoipa::path(post, path = "/v1/completions", tag = "OpenAI", request_body = Completion,
+    responses((status = 200, description = "A text_completion (streamed as server-sent events with `stream`)"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn completions(
     State(api): State<Api>,
     body: Result<Json<Completion>, JsonRejection>,
@@ -425,7 +432,7 @@ pub async fn completions(
     Ok(Sse::new(events).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Embeddings {
     model: String,
     input: EmbedInput,
@@ -436,7 +443,7 @@ pub struct Embeddings {
 }
 
 /// `input`: one text or several (token arrays are refused).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EmbedInput {
     One(String),
@@ -453,6 +460,8 @@ impl EmbedInput {
 }
 
 /// `POST /v1/embeddings`: the notes' sentence embedder.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "OpenAI", request_body = Embeddings,
+    responses((status = 200, description = "384-dimensional unit vectors, as floats or base64"), (status = 400, description = "Bad input (the error body says what to change)"), (status = 404, description = "Unknown model"), (status = 503, description = "An engine is down or past the memory budget")))]
 pub async fn embeddings(
     State(api): State<Api>,
     body: Result<Json<Embeddings>, JsonRejection>,

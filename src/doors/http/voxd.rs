@@ -39,6 +39,11 @@ const COMMANDS: &[(&str, &[&str])] = &[
 ];
 
 /// `POST /v1/voxd/{command}` (and `GET` for commands without arguments).
+#[utoipa::path(method(get, post), path = "/v1/voxd/{command}", tag = "voxd",
+    params(("command" = String, Path, description = "status, ping, notes, images, rag, history or say")),
+    request_body(content = Object, description = "The command's arguments, as on the control socket (docs/protocol.md)"),
+    responses((status = 200, description = "The command's result, as on the control socket"),
+        (status = 400, description = "Bad arguments"), (status = 404, description = "A command not offered here")))]
 pub async fn command(
     State(api): State<Api>,
     Path(name): Path<String>,
@@ -74,7 +79,7 @@ pub async fn command(
         .map_err(|e| Failure::from_api(D, e))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Filter {
     /// Comma-separated event name prefixes; empty: every event.
     #[serde(default)]
@@ -83,6 +88,8 @@ pub struct Filter {
 
 /// `GET /v1/voxd/events`: the socket's `subscribe`, as server-sent events
 /// named like the socket's (`event: assistant.reply`).
+#[utoipa::path(get, path = "/v1/voxd/events", tag = "voxd", params(Filter),
+    responses((status = 200, description = "Server-sent events named as on the socket (`event: assistant.reply`)")))]
 pub async fn events(
     State(api): State<Api>,
     Query(filter): Query<Filter>,
