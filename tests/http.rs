@@ -337,15 +337,13 @@ fn with_a_token_every_endpoint_but_health_needs_it() {
     assert!(error_of(&body).is_string(), "Ollama's shape: {body}");
 }
 
-#[test]
-fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
-    // Uncancelled, this reply would run for thousands of tokens.
-    let (daemon, addr) = start(1_000_000, "");
+/// Starts a streamed raw completion and reads its first three chunks.
+fn stream_completion(addr: &str) -> TcpStream {
     let body = json!({
         "model": RAW, "prompt": "1, 2, 3, 4, 5,", "stream": true
     })
     .to_string();
-    let mut stream = TcpStream::connect(&addr).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
         "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -363,6 +361,14 @@ fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
+    stream
+}
+
+#[test]
+fn a_client_leaving_mid_stream_cancels_and_shutdown_ends_streams_cleanly() {
+    // Uncancelled, this reply would run for thousands of tokens.
+    let (mut daemon, addr) = start(1_000_000, "");
+    let stream = stream_completion(&addr);
     let mut conn = daemon.connect();
     let busy = |conn: &mut support::Conn| {
         let status = conn.ok("status", json!({}));
@@ -389,6 +395,22 @@ fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
             .all(|e| e["restarts"] == 0),
         "{status}"
     );
+
+    // A stream still running at shutdown gets the grace period, then ends
+    // with an error event and the terminator, not cut off.
+    let mut stream = stream_completion(&addr);
+    let started = Instant::now();
+    conn.ok("shutdown", json!({}));
+    let mut rest = String::new();
+    let _ = stream.read_to_string(&mut rest);
+    assert!(rest.contains("shutting_down"), "{rest}");
+    assert!(rest.contains("data: [DONE]"), "{rest}");
+    assert!(
+        started.elapsed() < support::scaled_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(daemon.wait_exit().success());
 }
 
 #[test]

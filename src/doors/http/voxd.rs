@@ -109,7 +109,7 @@ pub async fn events(
     )
     .await
     .map_err(|e| Failure::from_api(D, e))?;
-    let events = channel(move |tx| async move {
+    let events = channel(&api.assistant, Vec::new(), move |tx| async move {
         let _stop = closed.drop_guard();
         loop {
             let message = tokio::select! {
