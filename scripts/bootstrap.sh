@@ -71,6 +71,8 @@ TEST_PYTHON_PACKAGES+=(gguf==0.19.0)
 TEST_PYTHON_PACKAGES+=(openwakeword==0.5.1)
 # The HTTP API is tested with the clients users have (tests/http.rs).
 TEST_PYTHON_PACKAGES+=(openai==3.63.0 ollama==0.6.3)
+# soundfile writes FLAC, Ogg Vorbis and MP3 uploads for tests/http.rs.
+TEST_PYTHON_PACKAGES+=(soundfile==0.14.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then

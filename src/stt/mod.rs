@@ -6,6 +6,7 @@
 //! import, the ggml model); it reaches the worker only through
 //! [`engine::Host::request`]. It never links whisper.cpp itself.
 
+pub mod upload;
 pub mod wav;
 
 use std::path::{Path, PathBuf};

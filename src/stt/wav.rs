@@ -30,6 +30,8 @@ pub enum WavError {
     },
     #[error("{} is not a usable WAV file: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("{} is not audio voxd can read (WAV, FLAC, MP3 or Ogg Vorbis): {message}", path.display())]
+    Unreadable { path: PathBuf, message: String },
     #[error("{} is truncated: its header announces {expected} samples but only {got} could be read ({message})", path.display())]
     Truncated {
         path: PathBuf,

@@ -43,12 +43,24 @@ vtt = transcribe(first, "vtt")
 check(vtt.startswith("WEBVTT\n\n00:00:") and "kitchen" in vtt.lower(), f"vtt {vtt!r}")
 summary["formats"] = {"text": text, "srt": srt, "vtt": vtt}
 
+# The same speech as FLAC, Ogg Vorbis and MP3 (written by soundfile's
+# libsndfile): each heard as the WAV is.
+import soundfile
+
+samples, rate = soundfile.read(str(first))
+for fmt, subtype, ext in (("FLAC", "PCM_16", "flac"), ("OGG", "VORBIS", "ogg"), ("MP3", "MPEG_LAYER_III", "mp3")):
+    path = out / f"00.{ext}"
+    soundfile.write(str(path), samples, rate, format=fmt, subtype=subtype)
+    heard = transcribe(path, "text")
+    check("kitchen" in heard.lower(), f"{ext}: {heard!r}")
+    summary[ext] = heard.strip()
+
 # Not audio: a precise error, and the server serves on.
 try:
     client.audio.transcriptions.create(model="whisper-1", file=("song.mp3", b"ID3\x04" + b"\0" * 64))
-    check(False, "an MP3 is refused")
+    check(False, "a broken MP3 is refused")
 except openai.BadRequestError as e:
-    check("song.mp3" in str(e) and "WAV" in str(e), f"says why: {e}")
+    check("song.mp3" in str(e) and "FLAC, MP3" in str(e), f"says why: {e}")
     summary["not_wav"] = e.body["message"]
 
 # Speech as raw PCM (this also loads the voice before the timing below).

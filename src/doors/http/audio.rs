@@ -1,9 +1,8 @@
 //! OpenAI's audio endpoints: `POST /v1/audio/transcriptions` (a multipart
-//! WAV upload at any rate, width and channel count → Whisper) and `POST
-//! /v1/audio/speech` (Piper, streamed: each sentence's audio is sent as it
-//! is synthesised).
+//! upload: WAV at any rate, width and channel count, FLAC, MP3 or Ogg
+//! Vorbis → Whisper) and `POST /v1/audio/speech` (Piper, streamed: each
+//! sentence's audio is sent as it is synthesised).
 //!
-//! Uploads must be WAV (other containers get a 400 that says so);
 //! `language` and `prompt` are accepted and the installed model's language
 //! is used. Speech comes as `wav` (the voice's rate, a streaming header
 //! whose sizes say "unknown", as streamed WAV servers write it) or `pcm`
@@ -68,9 +67,9 @@ impl Format {
 /// `POST /v1/audio/transcriptions`.
 #[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "OpenAI",
     request_body(content = String, content_type = "multipart/form-data",
-        description = "`file`: a WAV file; `response_format`: json, text, verbose_json, srt or vtt"),
+        description = "`file`: WAV, FLAC, MP3 or Ogg Vorbis; `response_format`: json, text, verbose_json, srt or vtt"),
     responses((status = 200, description = "The transcript in the asked format"),
-        (status = 400, description = "Not a usable WAV file, or a bad field"),
+        (status = 400, description = "Not audio voxd reads, or a bad field"),
         (status = 413, description = "Longer than http.max_audio_secs, or larger than http.max_body_bytes")))]
 pub async fn transcriptions(
     State(api): State<Api>,
@@ -107,7 +106,7 @@ pub async fn transcriptions(
     let name = Path::new(&filename).to_path_buf();
     let audio = {
         let name = name.clone();
-        tokio::task::spawn_blocking(move || stt::wav::read_bytes(&wav, &name))
+        tokio::task::spawn_blocking(move || stt::upload::read(wav.to_vec(), &name))
             .await
             .map_err(|e| Failure::from_api(D, crate::api::ApiError::internal(e)))?
             .map_err(|e| Failure::from_api(D, SttError::from(e).into()))?
