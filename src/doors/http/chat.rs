@@ -139,22 +139,40 @@ pub struct Finished {
 /// A running chat: its pieces as they come, then its end. Dropping it
 /// cancels the work (a client that went away).
 pub struct Running {
-    pub pieces: mpsc::UnboundedReceiver<Piece>,
-    pub done: JoinHandle<Result<Finished, ApiError>>,
+    pieces: mpsc::UnboundedReceiver<Piece>,
+    done: JoinHandle<Result<Finished, ApiError>>,
     _cancel: tokio_util::sync::DropGuard,
 }
 
 /// Starts `chat`.
 pub fn start(assistant: Arc<Assistant>, chat: Chat) -> Running {
+    spawn(move |tx, cancel| async move {
+        match chat.model {
+            Model::Voxd => grounded(&assistant, chat, tx, &cancel).await,
+            Model::Raw => {
+                let request = GenerateRequest {
+                    session: chat.session,
+                    ..generate_request(&assistant, Prompt::Chat(chat.messages), &chat.sampling)
+                };
+                raw(&assistant, request, tx, &cancel).await
+            }
+        }
+    })
+}
+
+/// Starts `request` on the raw model (a completion).
+pub fn generate(assistant: Arc<Assistant>, request: GenerateRequest) -> Running {
+    spawn(move |tx, cancel| async move { raw(&assistant, request, tx, &cancel).await })
+}
+
+fn spawn<F>(work: impl FnOnce(mpsc::UnboundedSender<Piece>, CancellationToken) -> F) -> Running
+where
+    F: std::future::Future<Output = Result<Finished, ApiError>> + Send + 'static,
+{
     let (tx, pieces) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let guard = cancel.clone().drop_guard();
-    let done = tokio::spawn(async move {
-        match chat.model {
-            Model::Voxd => grounded(&assistant, chat, tx, &cancel).await,
-            Model::Raw => raw(&assistant, chat, tx, &cancel).await,
-        }
-    });
+    let done = tokio::spawn(work(tx, cancel));
     Running {
         pieces,
         done,
@@ -162,11 +180,37 @@ pub fn start(assistant: Arc<Assistant>, chat: Chat) -> Running {
     }
 }
 
-/// Runs `chat` to its end, ignoring the pieces.
-pub async fn complete(assistant: Arc<Assistant>, chat: Chat) -> Result<Finished, ApiError> {
-    let running = start(assistant, chat);
-    let Running { done, _cancel, .. } = running;
-    done.await.map_err(ApiError::internal)?
+impl Running {
+    /// Sends each piece, as `item` makes it, to `tx` until the work ends;
+    /// then its end, or `None` when the client left (the work is dropped,
+    /// which cancels it).
+    pub async fn relay<T>(
+        mut self,
+        tx: &mpsc::Sender<T>,
+        mut item: impl FnMut(Piece) -> T,
+    ) -> Option<Result<Finished, ApiError>> {
+        loop {
+            let piece = tokio::select! {
+                _ = tx.closed() => return None,
+                piece = self.pieces.recv() => piece,
+            };
+            match piece {
+                Some(piece) => {
+                    if tx.send(item(piece)).await.is_err() {
+                        return None;
+                    }
+                }
+                None => break,
+            }
+        }
+        Some(self.finish().await)
+    }
+
+    /// Runs to the end, ignoring the pieces.
+    pub async fn finish(self) -> Result<Finished, ApiError> {
+        let Running { done, _cancel, .. } = self;
+        done.await.map_err(ApiError::internal)?
+    }
 }
 
 async fn grounded(
@@ -238,14 +282,10 @@ fn question_and_history(messages: &[ChatMessage]) -> Result<(String, Vec<Turn>),
 
 async fn raw(
     assistant: &Assistant,
-    chat: Chat,
+    request: GenerateRequest,
     tx: mpsc::UnboundedSender<Piece>,
     cancel: &CancellationToken,
 ) -> Result<Finished, ApiError> {
-    let request = GenerateRequest {
-        session: chat.session,
-        ..generate_request(assistant, Prompt::Chat(chat.messages), &chat.sampling)
-    };
     let (text, stats) = llm::stream(&*assistant.llm, request, cancel, |piece| {
         let _ = tx.send(Piece::Text(piece.to_string()));
     })

@@ -24,8 +24,7 @@ use super::error::{Dialect, Failure};
 use super::openai::{grounding, EmbedInput};
 use super::stream::{channel, shutting_down};
 use super::Api;
-use crate::api::ApiError;
-use crate::llm::{self, Finish, GenerateStats, Prompt};
+use crate::llm::{Finish, GenerateStats, Prompt};
 
 const D: Dialect = Dialect::Ollama;
 const NDJSON: &str = "application/x-ndjson";
@@ -181,7 +180,8 @@ pub async fn chat(
     let name = req.model;
     let started = Instant::now();
     if !req.stream {
-        let finished = chat::complete(api.assistant.clone(), chat)
+        let finished = chat::start(api.assistant.clone(), chat)
+            .finish()
             .await
             .map_err(|e| Failure::from_api(D, e))?;
         let mut last = done(&name, finished.stats.as_ref(), started);
@@ -192,34 +192,27 @@ pub async fn chat(
     let running = chat::start(api.assistant.clone(), chat);
     let last_words = vec![ndjson(&shutting_down(D).body())];
     let lines = channel(&api.assistant, last_words, move |tx| async move {
-        let mut running = running;
-        loop {
-            let piece = tokio::select! {
-                _ = tx.closed() => return,
-                piece = running.pieces.recv() => piece,
-            };
+        let line = |piece| {
             let text = match piece {
-                Some(Piece::Text(text)) => text,
-                Some(Piece::Reset(_)) => "\n\n(From the notes:) ".to_string(),
-                None => break,
+                Piece::Text(text) => text,
+                Piece::Reset(_) => "\n\n(From the notes:) ".to_string(),
             };
-            let line = json!({
+            ndjson(&json!({
                 "model": name, "created_at": created_at(),
                 "message": { "role": "assistant", "content": text }, "done": false,
-            });
-            if tx.send(ndjson(&line)).await.is_err() {
-                return;
-            }
-        }
-        let last = match running.done.await {
-            Ok(Ok(finished)) => {
+            }))
+        };
+        let Some(end) = running.relay(&tx, line).await else {
+            return;
+        };
+        let last = match end {
+            Ok(finished) => {
                 let mut last = done(&name, finished.stats.as_ref(), started);
                 last["message"] = json!({ "role": "assistant", "content": "" });
                 add_grounding(&mut last, &finished);
                 last
             }
-            Ok(Err(e)) => Failure::from_api(D, e).body(),
-            Err(e) => Failure::from_api(D, ApiError::internal(e)).body(),
+            Err(e) => Failure::from_api(D, e).body(),
         };
         let _ = tx.send(ndjson(&last)).await;
     });
@@ -277,47 +270,37 @@ pub async fn generate(
     };
     let sampling = req.options.unwrap_or_default().sampling();
     let request = chat::generate_request(&api.assistant, Prompt::Completion(prompt), &sampling);
-    let assistant = api.assistant.clone();
-    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = chat::generate(api.assistant.clone(), request);
     if !req.stream {
-        let _guard = cancel.clone().drop_guard();
-        let (text, stats) = llm::stream(&*assistant.llm, request, &cancel, |_| {})
+        let finished = running
+            .finish()
             .await
-            .map_err(|e| Failure::from_api(D, e.into()))?;
-        let mut last = done(&name, Some(&stats), started);
-        last["response"] = json!(text);
+            .map_err(|e| Failure::from_api(D, e))?;
+        let mut last = done(&name, finished.stats.as_ref(), started);
+        last["response"] = json!(finished.text);
         return Ok(Json(last).into_response());
     }
     let last_words = vec![ndjson(&shutting_down(D).body())];
     let lines = channel(&api.assistant, last_words, move |tx| async move {
-        let _guard = cancel.clone().drop_guard();
-        let (pieces, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let generation = llm::stream(&*assistant.llm, request, &cancel, move |piece| {
-            let _ = pieces.send(piece.to_string());
-        });
-        tokio::pin!(generation);
-        let line = |text: &str| json!({ "model": name, "created_at": created_at(), "response": text, "done": false });
-        let result = loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                Some(piece) = rx.recv() => {
-                    if tx.send(ndjson(&line(&piece))).await.is_err() {
-                        return;
-                    }
-                }
-                result = &mut generation => break result,
-            }
+        let line = |piece| {
+            let text = match piece {
+                Piece::Text(text) => text,
+                Piece::Reset(_) => String::new(),
+            };
+            ndjson(
+                &json!({ "model": name, "created_at": created_at(), "response": text, "done": false }),
+            )
         };
-        while let Ok(piece) = rx.try_recv() {
-            let _ = tx.send(ndjson(&line(&piece))).await;
-        }
-        let last = match result {
-            Ok((_, stats)) => {
-                let mut last = done(&name, Some(&stats), started);
+        let Some(end) = running.relay(&tx, line).await else {
+            return;
+        };
+        let last = match end {
+            Ok(finished) => {
+                let mut last = done(&name, finished.stats.as_ref(), started);
                 last["response"] = json!("");
                 last
             }
-            Err(e) => Failure::from_api(D, e.into()).body(),
+            Err(e) => Failure::from_api(D, e).body(),
         };
         let _ = tx.send(ndjson(&last)).await;
     });

@@ -20,10 +20,9 @@ use super::chat::{self, Chat, Finished, Message, Model, Piece, Sampling};
 use super::error::{Dialect, Failure};
 use super::stream::{channel, shutting_down};
 use super::Api;
-use crate::api::ApiError;
 use crate::assistant::ResetReason;
 use crate::config::AnswerMode;
-use crate::llm::{self, Finish, GenerateStats, Prompt};
+use crate::llm::{Finish, GenerateStats, Prompt};
 use crate::rag::answer::Used;
 
 const D: Dialect = Dialect::OpenAi;
@@ -166,7 +165,8 @@ pub async fn chat_completions(
         object: "chat.completion.chunk",
     };
     if !stream {
-        let finished = chat::complete(api.assistant.clone(), chat)
+        let finished = chat::start(api.assistant.clone(), chat)
+            .finish()
             .await
             .map_err(|e| Failure::from_api(D, e))?;
         let mut body = json!({
@@ -192,32 +192,23 @@ pub async fn chat_completions(
         Ok(Event::default().data("[DONE]")),
     ];
     let events = channel(&api.assistant, last_words, move |tx| async move {
-        let mut running = running;
         let send = |value: Value| Ok::<_, Infallible>(Event::default().data(value.to_string()));
         let first = head.chunk(json!({ "role": "assistant", "content": "" }), None);
         if tx.send(send(first)).await.is_err() {
             return;
         }
-        loop {
-            let piece = tokio::select! {
-                _ = tx.closed() => return,
-                piece = running.pieces.recv() => piece,
+        let delta = |piece| {
+            let text = match piece {
+                Piece::Text(text) => text,
+                Piece::Reset(reason) => withdrawn(reason).to_string(),
             };
-            let delta = match piece {
-                Some(Piece::Text(text)) => text,
-                Some(Piece::Reset(reason)) => withdrawn(reason).to_string(),
-                None => break,
-            };
-            if tx
-                .send(send(head.chunk(json!({ "content": delta }), None)))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let last = match running.done.await {
-            Ok(Ok(finished)) => {
+            send(head.chunk(json!({ "content": text }), None))
+        };
+        let Some(end) = running.relay(&tx, delta).await else {
+            return;
+        };
+        match end {
+            Ok(finished) => {
                 let mut last = head.chunk(json!({}), Some(finish_reason(finished.stats.as_ref())));
                 if let Some(ext) = grounding(&finished) {
                     last["voxd"] = ext;
@@ -229,13 +220,10 @@ pub async fn chat_completions(
                     tail["usage"] = usage_of(finished.stats.as_ref());
                     let _ = tx.send(send(tail)).await;
                 }
-                None
             }
-            Ok(Err(e)) => Some(Failure::from_api(D, e)),
-            Err(e) => Some(Failure::from_api(D, ApiError::internal(e))),
-        };
-        if let Some(failure) = last {
-            let _ = tx.send(send(failure.body())).await;
+            Err(e) => {
+                let _ = tx.send(send(Failure::from_api(D, e).body())).await;
+            }
         }
         let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
     });
@@ -369,23 +357,23 @@ pub async fn completions(
         object: "text_completion",
     };
     let text_choice = |text: &str, finish: Option<&str>| json!([{ "index": 0, "text": text, "logprobs": null, "finish_reason": finish }]);
+    let running = chat::generate(api.assistant.clone(), request);
     if !stream {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let _guard = cancel.clone().drop_guard();
-        let (text, stats) = llm::stream(&*api.assistant.llm, request, &cancel, |_| {})
+        let finished = running
+            .finish()
             .await
-            .map_err(|e| Failure::from_api(D, e.into()))?;
+            .map_err(|e| Failure::from_api(D, e))?;
+        let stats = finished.stats.as_ref();
         return Ok(Json(json!({
             "id": head.id,
             "object": head.object,
             "created": head.created,
             "model": head.model,
-            "choices": text_choice(&text, Some(finish_reason(Some(&stats)))),
-            "usage": usage_of(Some(&stats)),
+            "choices": text_choice(&finished.text, Some(finish_reason(stats))),
+            "usage": usage_of(stats),
         }))
         .into_response());
     }
-    let assistant = api.assistant.clone();
     let last_words = vec![
         Ok(Event::default().data(shutting_down(D).body().to_string())),
         Ok(Event::default().data("[DONE]")),
@@ -398,41 +386,26 @@ pub async fn completions(
                 "model": head.model, "choices": text_choice(text, finish),
             })
         };
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let _guard = cancel.clone().drop_guard();
-        let (pieces, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let generation = llm::stream(&*assistant.llm, request, &cancel, move |piece| {
-            let _ = pieces.send(piece.to_string());
-        });
-        tokio::pin!(generation);
-        let result = loop {
-            tokio::select! {
-                _ = tx.closed() => return,
-                Some(piece) = rx.recv() => {
-                    if tx.send(send(chunk(&piece, None))).await.is_err() {
-                        return;
-                    }
-                }
-                result = &mut generation => break result,
-            }
+        let text = |piece| match piece {
+            Piece::Text(text) => send(chunk(&text, None)),
+            Piece::Reset(_) => send(chunk("", None)),
         };
-        while let Ok(piece) = rx.try_recv() {
-            let _ = tx.send(send(chunk(&piece, None))).await;
-        }
-        match result {
-            Ok((_, stats)) => {
-                let _ = tx
-                    .send(send(chunk("", Some(finish_reason(Some(&stats))))))
-                    .await;
+        let Some(end) = running.relay(&tx, text).await else {
+            return;
+        };
+        match end {
+            Ok(finished) => {
+                let stats = finished.stats.as_ref();
+                let _ = tx.send(send(chunk("", Some(finish_reason(stats))))).await;
                 if usage {
                     let mut tail = chunk("", None);
                     tail["choices"] = json!([]);
-                    tail["usage"] = usage_of(Some(&stats));
+                    tail["usage"] = usage_of(stats);
                     let _ = tx.send(send(tail)).await;
                 }
             }
             Err(e) => {
-                let _ = tx.send(send(Failure::from_api(D, e.into()).body())).await;
+                let _ = tx.send(send(Failure::from_api(D, e).body())).await;
             }
         }
         let _ = tx.send(Ok(Event::default().data("[DONE]"))).await;
