@@ -30,6 +30,10 @@ pub struct Args {
     /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
     #[arg(long = "notes", value_name = "DIR")]
     notes: Vec<std::path::PathBuf>,
+    /// Serve Wyoming (Home Assistant) at URI: tcp://HOST:PORT or
+    /// unix://PATH (sets wyoming.listen).
+    #[arg(long, value_name = "URI")]
+    wyoming: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -63,6 +67,9 @@ impl Args {
                 toml::Value::String(file.display().to_string()),
             ));
             flags.push(("listen.start".into(), toml::Value::Boolean(true)));
+        }
+        if let Some(uri) = &self.wyoming {
+            flags.push(("wyoming.listen".into(), toml::Value::String(uri.clone())));
         }
         if !self.notes.is_empty() {
             let dirs = self

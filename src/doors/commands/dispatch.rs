@@ -26,6 +26,8 @@ pub struct Context {
     pub socket: PathBuf,
     /// Where the HTTP endpoint listens, when `metrics.listen` is set.
     pub http: Option<SocketAddr>,
+    /// Where the Wyoming server listens (its URI), when `wyoming.listen` is set.
+    pub wyoming: Option<String>,
     /// Utterances that streaming `say` requests keep open.
     pub utterances: OpenUtterances,
 }

@@ -1,0 +1,69 @@
+//! Speech to text: `transcribe{language}` (optional), then `audio-start`,
+//! `audio-chunk`s in any rate, width and channel count, and `audio-stop`,
+//! answered with `transcript{text, language}`. The audio becomes 16 kHz
+//! mono for Whisper as it arrives; the request goes through the engine
+//! queue and memory budget like the socket's `transcribe`. Whisper
+//! transcribes in `stt.language`; the request's language is echoed.
+
+use serde_json::json;
+use voxd_proto::Frame;
+
+use super::audio::Incoming;
+use super::kind;
+use super::WyomingError;
+use crate::api::ApiError;
+use crate::assistant::Assistant;
+use crate::stt::{Audio16k, Pace};
+
+/// Audio arriving for one transcription.
+pub struct Transcription {
+    incoming: Incoming,
+    samples: Vec<f32>,
+    language: Option<String>,
+}
+
+impl Transcription {
+    /// Starts on `audio-start`.
+    pub fn start(
+        start: &Frame,
+        language: Option<String>,
+        max_secs: u64,
+    ) -> Result<Transcription, WyomingError> {
+        Ok(Transcription {
+            incoming: Incoming::start(start, max_secs)?,
+            samples: Vec::new(),
+            language,
+        })
+    }
+
+    /// Adds an `audio-chunk`.
+    pub fn chunk(&mut self, chunk: &Frame) -> Result<(), WyomingError> {
+        let samples = self.incoming.chunk(chunk)?;
+        self.samples.extend(samples);
+        Ok(())
+    }
+
+    /// The `transcript` of everything received (empty for no audio).
+    pub async fn finish(self, assistant: &Assistant) -> Result<Frame, ApiError> {
+        let text = if self.samples.is_empty() {
+            String::new()
+        } else {
+            let format = self.incoming.format();
+            let audio = Audio16k {
+                samples: self.samples,
+                source_rate: format.rate,
+                source_channels: format.channels as u16,
+            };
+            assistant
+                .stt
+                .transcribe(&audio, Pace::Batch, None)
+                .await?
+                .text
+        };
+        let language = self
+            .language
+            .unwrap_or_else(|| assistant.config.config.stt.language.clone());
+        Ok(Frame::new(kind::TRANSCRIPT)
+            .with_data(json!({ "text": text.trim(), "language": language })))
+    }
+}
