@@ -1,7 +1,7 @@
 //! Speech to text: `transcribe{language}` (optional), then `audio-start`,
 //! `audio-chunk`s in any rate, width and channel count, and `audio-stop`,
-//! answered with `transcript{text, language}`. The audio becomes 16 kHz
-//! mono for Whisper as it arrives; the request goes through the engine
+//! answered with `transcript{text, language}`. The audio becomes mono as
+//! it arrives, and 16 kHz for Whisper at the end; the request goes through the engine
 //! queue and memory budget like the socket's `transcribe`. Whisper
 //! transcribes in `stt.language`; the request's language is echoed.
 
@@ -18,6 +18,7 @@ use crate::stt::{Audio16k, Pace};
 /// Audio arriving for one transcription.
 pub struct Transcription {
     incoming: Incoming,
+    /// Mono, at the stream's rate.
     samples: Vec<f32>,
     language: Option<String>,
 }
@@ -43,17 +44,21 @@ impl Transcription {
         Ok(())
     }
 
-    /// The `transcript` of everything received (empty for no audio).
-    pub async fn finish(self, assistant: &Assistant) -> Result<Frame, ApiError> {
-        let text = if self.samples.is_empty() {
+    /// The audio received, for Whisper.
+    pub fn audio(&self) -> Result<Audio16k, WyomingError> {
+        let format = self.incoming.format();
+        Ok(Audio16k {
+            samples: self.incoming.to_16k(&self.samples)?,
+            source_rate: format.rate,
+            source_channels: format.channels as u16,
+        })
+    }
+
+    /// The `transcript` of `audio` (empty for no audio).
+    pub async fn finish(self, audio: Audio16k, assistant: &Assistant) -> Result<Frame, ApiError> {
+        let text = if audio.samples.is_empty() {
             String::new()
         } else {
-            let format = self.incoming.format();
-            let audio = Audio16k {
-                samples: self.samples,
-                source_rate: format.rate,
-                source_channels: format.channels as u16,
-            };
             assistant
                 .stt
                 .transcribe(&audio, Pace::Batch, None)

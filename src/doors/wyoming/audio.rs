@@ -90,8 +90,8 @@ impl Incoming {
         self.format
     }
 
-    /// An `audio-chunk`'s samples, mono at 16 kHz. Its format (when it
-    /// names one) must be the stream's.
+    /// An `audio-chunk`'s samples, mono at the stream's rate. Its format
+    /// (when it names one) must be the stream's.
     pub fn chunk(&mut self, chunk: &Frame) -> Result<Vec<f32>, WyomingError> {
         if chunk.data.get("rate").is_some() {
             let format = Format::of(chunk)?;
@@ -109,7 +109,14 @@ impl Incoming {
                 max_secs: self.max_secs,
             });
         }
-        Ok(resample(&mono, self.format.rate, RATE)?)
+        Ok(mono)
+    }
+
+    /// `mono` samples at the stream's rate, at 16 kHz. Resample long
+    /// stretches (a second or more): the resampler is not streaming, and
+    /// each call has edges.
+    pub fn to_16k(&self, mono: &[f32]) -> Result<Vec<f32>, WyomingError> {
+        Ok(resample(mono, self.format.rate, RATE)?)
     }
 }
 
@@ -194,6 +201,8 @@ mod tests {
         let fmt = json!({"rate": 48000, "width": 2, "channels": 1});
         let mut audio = Incoming::start(&start(fmt), 10).unwrap();
         let out = audio.chunk(&chunk(json!({}), vec![0; 2 * 48_000])).unwrap();
+        assert_eq!(out.len(), 48_000);
+        let out = audio.to_16k(&out).unwrap();
         assert!((out.len() as i64 - 16_000).abs() < 50, "{}", out.len());
     }
 }

@@ -184,14 +184,19 @@ impl Connection {
             kind::AUDIO_STOP => match self.audio.take() {
                 None => return Err(WyomingError::AudioNotStarted(frame.kind)),
                 Some(Audio::Transcribe(t)) => {
+                    let audio = t.audio()?;
                     let assistant = self.assistant.clone();
-                    let transcript =
-                        counted(&assistant, "wyoming.transcribe", t.finish(&assistant)).await?;
+                    let transcript = counted(
+                        &assistant,
+                        "wyoming.transcribe",
+                        t.finish(audio, &assistant),
+                    )
+                    .await?;
                     self.send(transcript).await;
                 }
                 Some(Audio::Detect(d)) => {
-                    if let Some(not_detected) = d.finish() {
-                        self.send(not_detected).await;
+                    for event in d.finish().await? {
+                        self.send(event).await;
                     }
                 }
             },

@@ -14,10 +14,15 @@ use super::WyomingError;
 use crate::api::ApiError;
 use crate::assistant::Assistant;
 use crate::listen::{self, wake::WakeWords};
+use crate::stt::wav::RATE;
 
 /// Audio arriving for wake-word detection.
 pub struct Detection {
     incoming: Incoming,
+    /// Samples at the stream's rate not scored yet: audio at 16 kHz is
+    /// scored chunk by chunk, other rates a second at a time (see
+    /// [`Incoming::to_16k`]).
+    pending: Vec<f32>,
     /// `None` only while a chunk is being scored.
     words: Option<WakeWords>,
     detected: bool,
@@ -40,6 +45,7 @@ impl Detection {
             .map_err(ApiError::from)?;
         Ok(Detection {
             incoming,
+            pending: Vec::new(),
             words: Some(words),
             detected: false,
         })
@@ -48,6 +54,27 @@ impl Detection {
     /// Scores an `audio-chunk`; returns a `detection` for each word that fired.
     pub async fn chunk(&mut self, chunk: &Frame) -> Result<Vec<Frame>, WyomingError> {
         let samples = self.incoming.chunk(chunk)?;
+        self.pending.extend(samples);
+        let format = self.incoming.format();
+        if format.rate != RATE && self.pending.len() < format.rate as usize {
+            return Ok(Vec::new());
+        }
+        self.score().await
+    }
+
+    /// On `audio-stop`: the words in the audio not scored yet, then
+    /// `not-detected` when no word fired.
+    pub async fn finish(mut self) -> Result<Vec<Frame>, WyomingError> {
+        let mut events = self.score().await?;
+        if !self.detected {
+            events.push(Frame::new(kind::NOT_DETECTED));
+        }
+        Ok(events)
+    }
+
+    /// Scores the pending audio.
+    async fn score(&mut self) -> Result<Vec<Frame>, WyomingError> {
+        let samples = self.incoming.to_16k(&std::mem::take(&mut self.pending))?;
         let mut words = self.words.take().ok_or_else(|| {
             ApiError::internal("the wake-word detector was lost after an earlier failure")
         })?;
@@ -70,10 +97,5 @@ impl Detection {
                 }))
             })
             .collect())
-    }
-
-    /// On `audio-stop`: `not-detected` when no word fired.
-    pub fn finish(self) -> Option<Frame> {
-        (!self.detected).then(|| Frame::new(kind::NOT_DETECTED))
     }
 }

@@ -1,0 +1,390 @@
+//! The Wyoming door against the real `wyoming` client from PyPI
+//! (`tests/wyoming/client.py`, driven here): a real daemon with the real
+//! Whisper, Piper voice, openWakeWord models and the fixture notes serves
+//! `describe`, speech to text of a Piper-voiced clip (at the clip's own
+//! 22,050 Hz, resampled), `synthesize` and streaming synthesis (whose
+//! audio is heard back through Whisper: every sentence once, in one
+//! format, in bounded chunks, the first before the stream ends), wake
+//! words on a wake clip and on other speech, and a question about the
+//! notes answered with its fact and citation, streamed. A second daemon,
+//! on TCP with small limits and no models, meets bad input: each error
+//! is precise, ends its connection, and the daemon still answers `ping`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use support::wer::{normalise, says, Wer};
+use support::{test_audio, test_model, worker_bin, Daemon, Home};
+
+/// The voice the daemon speaks with, as `info` names it.
+const VOICE: &str = "piper-en_US-joe-medium";
+/// Small limits for the bad-input daemon.
+const HEADER_LIMIT: usize = 4096;
+const PAYLOAD_LIMIT: usize = 65_536;
+
+/// Runs `client.py URI SCENARIO ARGS…` and returns what it printed.
+fn client(uri: &str, scenario: &str, args: &[&str], daemon: &Daemon) -> Value {
+    let python = std::env::var("VOXD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("VOXD_TEST_PYTHON is not set: run `bash scripts/bootstrap.sh test`")
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wyoming/client.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(uri)
+        .arg(scenario)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "client.py {scenario} {args:?} failed: {}\nthe daemon's log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "client.py {scenario} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// A daemon with every model, the fixture notes (extractive answers: the
+/// base test model's are not stable enough to assert on) and Wyoming on a
+/// Unix socket in its home; ready once the notes are indexed.
+fn full_daemon() -> (Daemon, String) {
+    let store = test_model("all-minilm-l6-v2")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for model in [VOICE, "whisper-tiny.en", "openwakeword"] {
+        test_model(model);
+    }
+    let home = Home::new("");
+    let notes = home.path().join("notes");
+    support::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
+        &notes,
+    );
+    let uri = format!("unix://{}", home.path().join("wyoming.sock").display());
+    let config = format!(
+        "[models]\ndir = {store:?}\nsources = [\"pypi\"]\n\n\
+         [engines.stt]\ncommand = {stt:?}\n\n\
+         [rag]\nnotes = [{notes:?}]\nanswer_mode = \"extractive\"\n\n\
+         [tts]\nvoice = {VOICE:?}\nvariation = 0.0\n\n\
+         [audio]\noutput = \"null\"\n\n\
+         [assistant]\nvoice_loop = false\n\n\
+         [wyoming]\nlisten = {uri:?}\n",
+        store = store.display().to_string(),
+        stt = worker_bin("voxd-stt").display().to_string(),
+        notes = notes.display().to_string(),
+    );
+    std::fs::write(home.path().join("voxd.toml"), config).unwrap();
+    (Daemon::start_indexed(home, 5), uri)
+}
+
+/// What Whisper (through the daemon's own `transcribe`) hears in `wav`.
+fn heard(daemon: &Daemon, wav: &Path) -> String {
+    let mut conn = daemon.connect().with_timeout(120);
+    let reply = conn.ok("transcribe", json!({ "path": wav }));
+    reply["text"].as_str().unwrap().to_string()
+}
+
+/// Chunk sizes within Home Assistant's bounds: at most 4,096 samples, and
+/// at least 1,024 except each sentence's last.
+fn assert_chunks_bounded(audio: &Value) {
+    let types: Vec<&str> = audio["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let mut sizes = audio["chunks"].as_array().unwrap().iter();
+    for (i, t) in types.iter().enumerate() {
+        if *t != "audio-chunk" {
+            continue;
+        }
+        let size = sizes.next().unwrap().as_u64().unwrap();
+        let last_of_sentence = types.get(i + 1) != Some(&"audio-chunk");
+        assert!(
+            size <= 4096 && (size >= 1024 || last_of_sentence),
+            "a chunk of {size} samples: {audio}"
+        );
+    }
+}
+
+#[test]
+fn home_assistant_s_requests_are_served_with_real_models() {
+    let started = Instant::now();
+    let (daemon, uri) = full_daemon();
+    let tmp = tempfile::tempdir().unwrap();
+    let audio = test_audio();
+
+    // describe → info, fast, before any model is loaded.
+    let described = client(&uri, "describe", &[], &daemon);
+    let elapsed = described["elapsed_ms"].as_f64().unwrap();
+    assert!(elapsed < 500.0, "describe took {elapsed} ms: {described}");
+    let info = &described["info"];
+    let asr = &info["asr"][0];
+    assert_eq!(asr["installed"], true, "{info}");
+    assert_eq!(asr["models"][0]["name"], "whisper-tiny.en", "{info}");
+    assert_eq!(asr["models"][0]["languages"], json!(["en"]), "{info}");
+    let tts = &info["tts"][0];
+    assert_eq!(tts["supports_synthesize_streaming"], true, "{info}");
+    assert_eq!(tts["voices"][0]["name"], VOICE, "{info}");
+    assert_eq!(tts["voices"][0]["languages"], json!(["en_US"]), "{info}");
+    assert_eq!(tts["voices"][0]["installed"], true, "{info}");
+    let words: Vec<&str> = info["wake"][0]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        words,
+        ["alexa", "hey_jarvis", "hey_mycroft", "hey_rhasspy"],
+        "{info}"
+    );
+    assert_eq!(
+        info["wake"][0]["models"][1]["phrase"], "hey jarvis",
+        "{info}"
+    );
+    let handle = &info["handle"][0];
+    assert_eq!(handle["supports_handled_streaming"], true, "{info}");
+    assert_eq!(handle["models"][0]["languages"], json!(["en"]), "{info}");
+    for program in ["asr", "tts", "wake", "handle"] {
+        let p = &info[program][0];
+        assert_eq!(p["attribution"]["name"], "voxd", "{program}: {info}");
+        assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "{program}: {info}");
+    }
+    assert!(
+        described["raw"]["satellite"].is_null(),
+        "a satellite hides every other service from Home Assistant: {described}"
+    );
+
+    // Speech to text of a Piper-voiced clip at 22,050 Hz.
+    let clip = audio.join("piper/00.wav");
+    let expected = std::fs::read_to_string(audio.join("00.txt")).unwrap();
+    let transcript = client(&uri, "transcribe", &[clip.to_str().unwrap()], &daemon);
+    let mut wer = Wer::default();
+    wer.add(&expected, transcript["text"].as_str().unwrap());
+    // Measured: no error in the 7 words (as tests/stt.rs on this clip);
+    // margin one word.
+    wer.assert_near(&format!("transcribe over Wyoming: {transcript}"), 0.0, 0.15);
+    assert_eq!(transcript["language"], "en", "{transcript}");
+
+    // synthesize: one format, bounded chunks, heard back by Whisper.
+    let said = "The garden gate is painted blue.";
+    let wav = tmp.path().join("synthesize.wav");
+    let synth = client(
+        &uri,
+        "synthesize",
+        &[said, VOICE, wav.to_str().unwrap()],
+        &daemon,
+    );
+    assert_eq!(synth["formats"], json!([[22050, 2, 1]]), "{synth}");
+    assert!(synth["chunks"].as_array().unwrap().len() > 3, "{synth}");
+    assert_chunks_bounded(&synth);
+    let back = heard(&daemon, &wav);
+    assert!(
+        says(&back, "garden gate") && says(&back, "blue"),
+        "heard {back:?}"
+    );
+
+    // Streaming synthesis with Home Assistant's compatibility `synthesize`
+    // in the middle: each sentence once, all in one format.
+    let text = "The kettle is on the stove. We eat at seven tonight. Please feed the cat.";
+    let wav = tmp.path().join("stream.wav");
+    let stream = client(
+        &uri,
+        "synthesize-stream",
+        &[text, VOICE, wav.to_str().unwrap()],
+        &daemon,
+    );
+    let formats = stream["formats"].as_array().unwrap();
+    assert_eq!(formats.len(), 3, "one audio-start per sentence: {stream}");
+    assert!(
+        formats.iter().all(|f| *f == json!([22050, 2, 1])),
+        "{stream}"
+    );
+    let types = stream["types"].as_array().unwrap();
+    assert_eq!(types.last().unwrap(), "synthesize-stopped", "{stream}");
+    assert_chunks_bounded(&stream);
+    let back = heard(&daemon, &wav);
+    let words = normalise(&back);
+    for word in ["kettle", "seven", "cat"] {
+        let times = words.iter().filter(|w| *w == word).count();
+        assert_eq!(times, 1, "{word:?} heard {times} times in {back:?}");
+    }
+    let mut wer = Wer::default();
+    wer.add(text, &back);
+    // Measured: 0 errors in 15 words; margin two words.
+    wer.assert_near(&format!("streamed speech heard back: {back:?}"), 0.0, 0.15);
+
+    // Wake words: "Hey Jarvis." (from 1.5 s, its question 0.4 s after
+    // it) fires after the phrase, before the question has gone far; other
+    // speech is not-detected.
+    let wake = audio.join("wake/00.wav");
+    let times = std::fs::read_to_string(wake.with_extension("times")).unwrap();
+    let question_at: f64 = times.split_whitespace().next().unwrap().parse().unwrap();
+    let found = client(
+        &uri,
+        "wake",
+        &[wake.to_str().unwrap(), "hey_jarvis"],
+        &daemon,
+    );
+    let events = found["events"].as_array().unwrap();
+    assert_eq!(events[0]["type"], "detection", "{found}");
+    assert_eq!(events[0]["data"]["name"], "hey_jarvis", "{found}");
+    let at = events[0]["data"]["timestamp"].as_f64().unwrap() / 1000.0;
+    assert!(
+        at > 1.6 && at < question_at + 0.6,
+        "detected at {at} s; the wake word is said from 1.5 s, the question from {question_at} s"
+    );
+    assert!(
+        events.iter().all(|e| e["type"] != "not-detected"),
+        "{found}"
+    );
+    let none = client(&uri, "wake", &[clip.to_str().unwrap()], &daemon);
+    let types: Vec<&str> = none["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["not-detected", "pong"], "{none}");
+
+    // A question about the notes: the fact and its citation, streamed.
+    let answer = client(&uri, "handle", &["What is the wifi password?"], &daemon);
+    let types: Vec<&str> = answer["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"handled-start"), "{answer}");
+    assert!(types.contains(&"handled-chunk"), "{answer}");
+    assert_eq!(
+        &types[types.len() - 2..],
+        ["handled", "handled-stop"],
+        "{answer}"
+    );
+    let handled = &answer["handled"][0];
+    let text = handled["text"].as_str().unwrap();
+    assert!(text.contains("kettle-47-moon"), "{answer}");
+    assert!(text.contains("(Source: home.md, line"), "{answer}");
+    assert_eq!(
+        answer["chunks"], handled["text"],
+        "the chunks make up the answer"
+    );
+    let context = &handled["context"];
+    assert_eq!(context["conversation_id"], "ha-conversation-1", "{answer}");
+    let cited = &context["citations"][0];
+    assert!(
+        cited["path"].as_str().unwrap().ends_with("/notes/home.md"),
+        "{answer}"
+    );
+    let line = cited["line_start"].as_u64().unwrap();
+    let home_md = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes/home.md"),
+    )
+    .unwrap();
+    assert!(
+        home_md
+            .lines()
+            .nth(line as usize - 1)
+            .unwrap()
+            .contains("kettle-47-moon"),
+        "line {line} of home.md is not the fact: {answer}"
+    );
+
+    // status counts what was served; no connection is left open.
+    let mut conn = daemon.connect();
+    daemon.wait_until(
+        "the Wyoming connections to close",
+        support::scaled_secs(10),
+        || conn.ok("status", json!({}))["wyoming"]["connections"] == 0,
+    );
+    let status = conn.ok("status", json!({}));
+    let wyoming = &status["wyoming"];
+    assert_eq!(wyoming["listen"], uri.as_str(), "{status}");
+    for (kind, n) in [
+        ("describe", 1),
+        ("transcribe", 1),
+        ("synthesize", 1),
+        ("synthesize-start", 1),
+        ("detect", 2),
+        ("transcript", 1),
+    ] {
+        assert_eq!(wyoming["requests"][kind], n, "{kind}: {status}");
+    }
+    let metrics = conn.ok("metrics", json!({}));
+    let text = metrics["text"].as_str().unwrap();
+    assert!(
+        text.contains("voxd_requests_total{command=\"wyoming.handle\",code=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("voxd_wyoming_connections 0"), "{text}");
+    eprintln!(
+        "Wyoming conformance: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// A free loopback TCP port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
+    let uri = format!("tcp://127.0.0.1:{}", free_port());
+    let empty_store = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&format!(
+        "[models]\ndir = {store:?}\n\n[audio]\noutput = \"null\"\n\n\
+         [wyoming]\nlisten = {uri:?}\nmax_header_bytes = {HEADER_LIMIT}\n\
+         max_payload_bytes = {PAYLOAD_LIMIT}\n",
+        store = empty_store.path().display().to_string(),
+    ));
+    let limits = [HEADER_LIMIT.to_string(), PAYLOAD_LIMIT.to_string()];
+    for (case, code) in [
+        ("unknown_type", "unknown_event"),
+        ("oversized_header", "header_too_long"),
+        ("oversized_payload", "payload_too_long"),
+        ("chunk_before_start", "audio_not_started"),
+        ("garbage", "bad_event"),
+        ("bad_audio_format", "bad_audio_format"),
+        ("missing_model", "no_model"),
+    ] {
+        let bad = client(&uri, "bad", &[case, &limits[0], &limits[1]], &daemon);
+        assert_eq!(bad["error"]["code"], code, "{case}: {bad}");
+        assert!(
+            !bad["error"]["text"].as_str().unwrap_or_default().is_empty(),
+            "{case}: {bad}"
+        );
+        assert_eq!(
+            bad["closed"], true,
+            "{case}: the connection stays open: {bad}"
+        );
+        let ping = client(&uri, "ping", &[], &daemon);
+        assert_eq!(ping["pong"], true, "after {case}: {ping}");
+        assert_eq!(ping["text"], "still there?", "after {case}: {ping}");
+    }
+    let text = |case: &str| {
+        client(&uri, "bad", &[case, &limits[0], &limits[1]], &daemon)["error"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(text("unknown_type").contains("fly-to-the-moon"));
+    assert!(text("oversized_header").contains(&HEADER_LIMIT.to_string()));
+    assert!(text("missing_model").contains("voxd models pull"));
+}
