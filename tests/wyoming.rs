@@ -8,10 +8,14 @@
 //! words on a wake clip and on other speech, and a question about the
 //! notes answered with its fact and citation, streamed. A second daemon,
 //! on TCP with small limits and no models, meets bad input: each error
-//! is precise, ends its connection, and the daemon still answers `ping`.
+//! is precise, ends its connection, and the daemon still answers `ping`;
+//! an idle client and one over the connection limit are told why and let
+//! go, and shutdown closes an open connection at once.
 
 mod support;
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -348,10 +352,10 @@ fn free_port() -> u16 {
 fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
     let uri = format!("tcp://127.0.0.1:{}", free_port());
     let empty_store = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(&format!(
+    let mut daemon = Daemon::start(&format!(
         "[models]\ndir = {store:?}\n\n[audio]\noutput = \"null\"\n\n\
          [wyoming]\nlisten = {uri:?}\nmax_header_bytes = {HEADER_LIMIT}\n\
-         max_payload_bytes = {PAYLOAD_LIMIT}\n",
+         max_payload_bytes = {PAYLOAD_LIMIT}\nmax_connections = 2\nidle_timeout_secs = 2\n",
         store = empty_store.path().display().to_string(),
     ));
     let limits = [HEADER_LIMIT.to_string(), PAYLOAD_LIMIT.to_string()];
@@ -387,4 +391,41 @@ fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
     assert!(text("unknown_type").contains("fly-to-the-moon"));
     assert!(text("oversized_header").contains(&HEADER_LIMIT.to_string()));
     assert!(text("missing_model").contains("voxd models pull"));
+
+    // A client that says nothing is let go.
+    let idle = client(&uri, "bad", &["idle", &limits[0], &limits[1]], &daemon);
+    assert_eq!(idle["error"]["code"], "idle_timeout", "{idle}");
+    assert_eq!(idle["closed"], true, "{idle}");
+
+    // Over wyoming.max_connections, a client is told why and closed.
+    let addr = uri.strip_prefix("tcp://").unwrap();
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let busy = client(&uri, "bad", &["busy", &limits[0], &limits[1]], &daemon);
+    assert_eq!(busy["error"]["code"], "too_many_connections", "{busy}");
+    assert_eq!(busy["closed"], true, "{busy}");
+    drop(held);
+    daemon.wait_until(
+        "a connection slot to come free",
+        support::scaled_secs(10),
+        || {
+            client(&uri, "bad", &["busy", &limits[0], &limits[1]], &daemon)["error"]["code"]
+                == "idle_timeout"
+        },
+    );
+
+    // Shutdown closes an idle connection at once and exits cleanly.
+    let mut open = TcpStream::connect(addr).unwrap();
+    open.set_read_timeout(Some(support::scaled_secs(10)))
+        .unwrap();
+    let stopping = Instant::now();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest)
+        .expect("the connection is closed, not left hanging");
+    assert!(
+        stopping.elapsed() < support::scaled_secs(5),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
 }

@@ -3,10 +3,10 @@
 //! Assistant and any other [Wyoming] client, over TCP or a Unix socket.
 //!
 //! Each connection is a stream of Wyoming events (framed by
-//! [`voxd_proto`], within the configured [`Limits`]); [`connection`] reads
-//! them and hands each request to the file of its service: [`info`]
-//! (`describe`), [`asr`] (`transcribe` + audio), [`tts`] (`synthesize`,
-//! and its streaming form), [`wake`] (`detect` + audio) and [`handle`]
+//! [`voxd_proto`], within the configured [`Limits`]); `connection` reads
+//! them and hands each request to the file of its service: `info`
+//! (`describe`), `asr` (`transcribe` + audio), `tts` (`synthesize`,
+//! and its streaming form), `wake` (`detect` + audio) and `handle`
 //! (`transcript` → `handled`). Each parses, calls the assistant or one of
 //! its services, and encodes; only this door knows Wyoming's JSON. Bad
 //! input ends the connection with `error{text, code}` ([`WyomingError`]);
