@@ -119,6 +119,13 @@ async def transcribe(uri, path):
     return {"text": transcript.text, "language": transcript.language}
 
 
+async def parallel(uri, paths):
+    """Transcriptions of `paths` at once, one connection each, with a
+    describe among them: Home Assistant opens a connection per request."""
+    results = await asyncio.gather(describe(uri), *(transcribe(uri, p) for p in paths))
+    return {"described": "asr" in results[0]["info"], "texts": [r["text"] for r in results[1:]]}
+
+
 async def synthesize(uri, text, voice, out):
     async with client(uri) as conn:
         await conn.write_event(Synthesize(text=text, voice=SynthesizeVoice(name=voice)).event())
@@ -244,6 +251,8 @@ async def main(argv):
         result = await describe(uri)
     elif scenario == "transcribe":
         result = await transcribe(uri, args[0])
+    elif scenario == "parallel":
+        result = await parallel(uri, args)
     elif scenario == "synthesize":
         result = await synthesize(uri, *args)
     elif scenario == "synthesize-stream":

@@ -9,7 +9,7 @@ use voxd_proto::Frame;
 
 use super::error::WyomingError;
 use super::kind;
-use crate::audio::{pcm_to_mono, resample};
+use crate::audio::{pcm_to_mono, resample, Pcm};
 use crate::stt::wav::{Audio16k, RATE, RATES};
 
 /// Samples per outgoing `audio-chunk` (Home Assistant's own satellite
@@ -120,11 +120,12 @@ impl Incoming {
     }
 }
 
-/// `samples` (mono, in [-1, 1]) at `rate` as 16-bit `audio-chunk`s of at
-/// most [`CHUNK_SAMPLES`] samples, stamped `timestamp_ms` onwards.
-pub fn chunks(samples: &[f32], rate: u32, timestamp_ms: &mut u64) -> Vec<Frame> {
+/// Speech as 16-bit `audio-chunk`s of at most [`CHUNK_SAMPLES`] samples,
+/// stamped `timestamp_ms` onwards.
+pub fn chunks(pcm: &Pcm, timestamp_ms: &mut u64) -> Vec<Frame> {
+    let rate = pcm.rate;
     let format = Format::speech(rate);
-    samples
+    pcm.samples
         .chunks(CHUNK_SAMPLES)
         .map(|piece| {
             let mut data = format.data();
@@ -153,9 +154,12 @@ mod tests {
 
     #[test]
     fn speech_goes_out_in_bounded_chunks() {
-        let samples = vec![0.5; CHUNK_SAMPLES * 2 + 10];
+        let pcm = Pcm {
+            samples: vec![0.5; CHUNK_SAMPLES * 2 + 10],
+            rate: 16_000,
+        };
         let mut at = 0;
-        let frames = chunks(&samples, 16_000, &mut at);
+        let frames = chunks(&pcm, &mut at);
         let sizes: Vec<usize> = frames.iter().map(|f| f.payload.len() / 2).collect();
         assert_eq!(sizes, [CHUNK_SAMPLES, CHUNK_SAMPLES, 10]);
         assert_eq!(frames[1].data["timestamp"], 128);

@@ -62,6 +62,16 @@ async fn options(
     })
 }
 
+/// Sends `frames` to the client; `false` once it has gone.
+async fn send(out: &mpsc::Sender<Frame>, frames: impl IntoIterator<Item = Frame>) -> bool {
+    for frame in frames {
+        if out.send(frame).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 /// A whole `synthesize`.
 pub struct Synthesize {
     text: String,
@@ -90,12 +100,10 @@ impl Synthesize {
             let mut at = 0;
             let mut started = false;
             while let Some(pcm) = audio.recv().await {
-                if !started {
-                    let _ = out.send(audio::start(pcm.rate)).await;
-                    started = true;
-                }
-                for chunk in audio::chunks(&pcm.samples, pcm.rate, &mut at) {
-                    let _ = out.send(chunk).await;
+                let start = (!started).then(|| audio::start(pcm.rate));
+                started = true;
+                if !send(&out, start.into_iter().chain(audio::chunks(&pcm, &mut at))).await {
+                    return; // the client left: dropping `audio` stops the speech
                 }
             }
             if started {
@@ -129,11 +137,12 @@ impl Stream {
         let forward = tokio::spawn(async move {
             let mut at = 0;
             while let Some(pcm) = audio.recv().await {
-                let _ = out.send(audio::start(pcm.rate)).await;
-                for chunk in audio::chunks(&pcm.samples, pcm.rate, &mut at) {
-                    let _ = out.send(chunk).await;
+                let sentence = std::iter::once(audio::start(pcm.rate))
+                    .chain(audio::chunks(&pcm, &mut at))
+                    .chain([audio::stop()]);
+                if !send(&out, sentence).await {
+                    return; // the client left: dropping `audio` stops the speech
                 }
-                let _ = out.send(audio::stop()).await;
             }
         });
         Ok(Stream { utterance, forward })
