@@ -381,6 +381,7 @@ fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
     let limits = [HEADER_LIMIT.to_string(), PAYLOAD_LIMIT.to_string()];
     for (case, code) in [
         ("unknown_type", "unknown_event"),
+        ("unknown_program", "invalid_params"),
         ("oversized_header", "header_too_long"),
         ("oversized_payload", "payload_too_long"),
         ("chunk_before_start", "audio_not_started"),
@@ -409,6 +410,7 @@ fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
             .to_string()
     };
     assert!(text("unknown_type").contains("fly-to-the-moon"));
+    assert!(text("unknown_program").contains("voxd-stt"));
     assert!(text("oversized_header").contains(&HEADER_LIMIT.to_string()));
     assert!(text("missing_model").contains("voxd models pull"));
 

@@ -20,7 +20,7 @@ from wyoming.client import AsyncClient
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.handle import Handled, HandledChunk, NotHandled
-from wyoming.info import Describe, Info
+from wyoming.info import Describe, Info, SelectProgram
 from wyoming.ping import Ping, Pong
 from wyoming.tts import (
     Synthesize,
@@ -112,6 +112,8 @@ async def describe(uri):
 
 async def transcribe(uri, path):
     async with client(uri) as conn:
+        # As wyoming 1.11 clients may: pick the program first.
+        await conn.write_event(SelectProgram(name="voxd-stt").event())
         await conn.write_event(Transcribe(language="en").event())
         await send_wav(conn, path)
         events = await read_until(conn, lambda e: Transcript.is_type(e.type))
@@ -226,6 +228,8 @@ async def bad(uri, case, header_limit, payload_limit):
         elif case == "bad_audio_format":
             await conn.write_event(Transcribe().event())
             await conn.write_event(Event(type="audio-start", data={"rate": 16000, "width": 9, "channels": 1}))
+        elif case == "unknown_program":
+            await conn.write_event(SelectProgram(name="faster-whisper").event())
         elif case in ("busy", "idle"):
             pass  # the server speaks first
         elif case == "missing_model":

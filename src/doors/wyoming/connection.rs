@@ -151,6 +151,20 @@ impl Connection {
                     .map_err(ApiError::internal)?;
                 self.send(info).await;
             }
+            kind::SELECT_PROGRAM => {
+                // voxd has one program per service: any of its names
+                // selects what is served anyway.
+                let name: String = data(&frame, "name")?;
+                if !info::PROGRAMS.contains(&name.as_str()) {
+                    return Err(WyomingError::BadData {
+                        kind: frame.kind,
+                        message: format!(
+                            "no program {name:?}; voxd serves {}",
+                            info::PROGRAMS.join(", ")
+                        ),
+                    });
+                }
+            }
             kind::TRANSCRIBE => {
                 self.count(&frame);
                 self.language = frame.str_field("language").map(str::to_owned);

@@ -31,7 +31,7 @@ pub enum BindError {
 /// What went wrong on a connection; each says its Wyoming error `code`.
 #[derive(Debug, thiserror::Error)]
 pub enum WyomingError {
-    #[error("unknown event type {0:?}; voxd serves describe, ping, transcribe, detect, audio-start, audio-chunk, audio-stop, synthesize, synthesize-start, synthesize-chunk, synthesize-stop and transcript")]
+    #[error("unknown event type {0:?}; voxd serves describe, ping, select-program, transcribe, detect, audio-start, audio-chunk, audio-stop, synthesize, synthesize-start, synthesize-chunk, synthesize-stop and transcript")]
     UnknownEvent(String),
     #[error(transparent)]
     Frame(#[from] ProtoError),

@@ -18,6 +18,14 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The name of the `handle` model: answers from the notes.
 pub const HANDLE_MODEL: &str = "voxd-notes";
 
+/// The programs `info` may list, one per service: what `select-program`
+/// may name.
+pub const PROGRAMS: [&str; 4] = [ASR, TTS, WAKE, HANDLE];
+const ASR: &str = "voxd-stt";
+const TTS: &str = "voxd-tts";
+const WAKE: &str = "voxd-wake";
+const HANDLE: &str = "voxd-assistant";
+
 fn attribution() -> Value {
     json!({ "name": "voxd", "url": env!("CARGO_PKG_REPOSITORY") })
 }
@@ -58,7 +66,7 @@ pub fn info(config: &Config) -> Frame {
                 json!({ "languages": languages }),
             );
             artifact(
-                "voxd-stt",
+                ASR,
                 "voxd speech to text",
                 json!({ "models": [model], "supports_transcript_streaming": false }),
             )
@@ -81,7 +89,7 @@ pub fn info(config: &Config) -> Frame {
                 json!({ "languages": languages, "speakers": speakers }),
             );
             vec![artifact(
-                "voxd-tts",
+                TTS,
                 "voxd text to speech",
                 json!({ "voices": [voice], "supports_synthesize_streaming": true }),
             )]
@@ -108,7 +116,7 @@ pub fn info(config: &Config) -> Frame {
                     )
                 })
                 .collect();
-            artifact("voxd-wake", "voxd wake words", json!({ "models": models }))
+            artifact(WAKE, "voxd wake words", json!({ "models": models }))
         })
         .into_iter()
         .collect();
@@ -122,7 +130,7 @@ pub fn info(config: &Config) -> Frame {
         json!({ "languages": handle_languages }),
     );
     let handle = artifact(
-        "voxd-assistant",
+        HANDLE,
         "voxd: answers from your notes, with citations",
         json!({ "models": [handle_model], "supports_handled_streaming": true }),
     );

@@ -47,6 +47,7 @@ use crate::config::WyomingConfig;
 /// The Wyoming event types this door reads or writes that the worker
 /// protocol ([`voxd_proto::kind`]) does not name.
 mod kind {
+    pub const SELECT_PROGRAM: &str = "select-program";
     pub const TRANSCRIBE: &str = "transcribe";
     pub const TRANSCRIPT: &str = "transcript";
     pub const AUDIO_START: &str = "audio-start";
