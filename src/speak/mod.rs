@@ -95,7 +95,6 @@ pub struct VoiceInfo {
     pub language: Option<String>,
     /// Its speakers' names (none for a single-speaker voice).
     pub speakers: Vec<String>,
-    pub sample_rate: u32,
 }
 
 /// The voice that `voice` names (empty: `tts.voice`, then `models.tts`; see
@@ -121,7 +120,6 @@ pub fn describe_voice(voice: &str, models_config: &ModelsConfig) -> Result<Voice
         name,
         language: config.language.map(|l| l.code),
         speakers: speakers.into_iter().map(|(_, name)| name).collect(),
-        sample_rate: config.audio.sample_rate,
     })
 }
 

@@ -336,3 +336,23 @@ pub async fn read_wav(path: &Path) -> Result<Audio16k, SttError> {
         .map_err(|e| SttError::Internal(e.to_string()))?
         .map_err(SttError::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_s_languages_follow_its_name_and_stt_language() {
+        let mut config = Config::builtin();
+        let english = Selected::Id("whisper-tiny.en".into());
+        let multi = Selected::File(PathBuf::from("/m/ggml-base.bin"));
+        assert_eq!(multi.name(), "ggml-base");
+        config.stt.language = "de".into();
+        assert_eq!(languages(&config, &english), ["en"]);
+        assert_eq!(languages(&config, &multi), ["de"]);
+        config.stt.language = "auto".into();
+        let all = languages(&config, &multi);
+        assert_eq!(all.len(), WHISPER_LANGUAGES.len());
+        assert!(all.contains(&"yue".to_string()));
+    }
+}
