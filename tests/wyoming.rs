@@ -336,6 +336,10 @@ fn home_assistant_s_requests_are_served_with_real_models() {
     let status = conn.ok("status", json!({}));
     let wyoming = &status["wyoming"];
     assert_eq!(wyoming["listen"], uri.as_str(), "{status}");
+    let (ok, printed, err) = daemon.home.run(&["status"]);
+    assert!(ok, "{err}");
+    let line = format!("wyoming: {uri}, 0 connection(s) open; requests: describe 2, detect 2,");
+    assert!(printed.contains(&line), "{printed}");
     for (kind, n) in [
         ("describe", 2),
         ("transcribe", 4),
@@ -372,12 +376,14 @@ fn free_port() -> u16 {
 fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
     let uri = format!("tcp://127.0.0.1:{}", free_port());
     let empty_store = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&format!(
+    // Turned on by `voxd serve --wyoming URI`, its limits from the config.
+    let home = Home::new(&format!(
         "[models]\ndir = {store:?}\n\n[audio]\noutput = \"null\"\n\n\
-         [wyoming]\nlisten = {uri:?}\nmax_header_bytes = {HEADER_LIMIT}\n\
+         [wyoming]\nmax_header_bytes = {HEADER_LIMIT}\n\
          max_payload_bytes = {PAYLOAD_LIMIT}\nmax_connections = 2\nidle_timeout_secs = 2\n",
         store = empty_store.path().display().to_string(),
     ));
+    let mut daemon = Daemon::start_with_args(home, &["--wyoming", &uri]);
     let limits = [HEADER_LIMIT.to_string(), PAYLOAD_LIMIT.to_string()];
     for (case, code) in [
         ("unknown_type", "unknown_event"),
