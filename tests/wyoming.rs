@@ -1,16 +1,17 @@
 //! The Wyoming door against the real `wyoming` client from PyPI
 //! (`tests/wyoming/client.py`, driven here): a real daemon with the real
 //! Whisper, Piper voice, openWakeWord models and the fixture notes serves
-//! `describe`, speech to text of a Piper-voiced clip (at the clip's own
-//! 22,050 Hz, resampled), `synthesize` and streaming synthesis (whose
-//! audio is heard back through Whisper: every sentence once, in one
-//! format, in bounded chunks, the first before the stream ends), wake
-//! words on a wake clip and on other speech, and a question about the
-//! notes answered with its fact and citation, streamed. A second daemon,
-//! on TCP with small limits and no models, meets bad input: each error
-//! is precise, ends its connection, and the daemon still answers `ping`;
-//! an idle client and one over the connection limit are told why and let
-//! go, and shutdown closes an open connection at once.
+//! `describe`, speech to text of Piper-voiced clips (at the clip's own
+//! 22,050 Hz, and as 48 kHz stereo 24-bit, three at once), `synthesize`
+//! and streaming synthesis (whose audio is heard back through Whisper:
+//! every sentence once, in one format, in bounded chunks, the first before
+//! the stream ends), wake words on a wake clip and on other speech, and a
+//! question about the notes answered with its fact and citation, streamed.
+//! A second daemon, started with `voxd serve --wyoming` on TCP with small
+//! limits and no models, meets bad input: each error is precise, ends its
+//! connection, and the daemon still answers `ping`; an idle client and one
+//! over the connection limit are told why and let go, and shutdown closes
+//! an open connection at once.
 
 mod support;
 
@@ -181,15 +182,24 @@ fn home_assistant_s_requests_are_served_with_real_models() {
     wer.assert_near(&format!("transcribe over Wyoming: {transcript}"), 0.0, 0.15);
     assert_eq!(transcript["language"], "en", "{transcript}");
 
-    // Several at once, one connection each (the engine queue serves them).
-    let clips: Vec<String> = (1..=3)
-        .map(|n| {
-            audio
-                .join(format!("piper/{n:02}.wav"))
-                .display()
-                .to_string()
-        })
-        .collect();
+    // Several at once, one connection each (the engine queue serves them);
+    // the third as 48 kHz stereo 24-bit audio.
+    let wide = tmp.path().join("03-48k-stereo-24bit.wav");
+    let converted = Command::new("sox")
+        .arg(audio.join("piper/03.wav"))
+        .args(["-r", "48000", "-c", "2", "-b", "24", "-t", "wavpcm"])
+        .arg(&wide)
+        .status()
+        .expect("sox runs");
+    assert!(converted.success());
+    let clips: Vec<String> = [
+        audio.join("piper/01.wav"),
+        audio.join("piper/02.wav"),
+        wide.clone(),
+    ]
+    .iter()
+    .map(|p| p.display().to_string())
+    .collect();
     let args: Vec<&str> = clips.iter().map(String::as_str).collect();
     let parallel = client(&uri, "parallel", &args, &daemon);
     assert_eq!(parallel["described"], true, "{parallel}");
