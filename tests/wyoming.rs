@@ -467,3 +467,38 @@ fn bad_input_gets_a_precise_error_and_the_daemon_keeps_serving() {
         stopping.elapsed()
     );
 }
+
+/// Generative answers stream over Wyoming token by token, as the model
+/// writes them (the extractive answer of the test above is one piece).
+/// Greedy decoding makes this answer the same every run, and supported by
+/// its source (tests/llm.rs), so the chunks are the whole answer.
+#[test]
+fn a_generated_answer_streams_as_the_model_writes_it() {
+    let uri = format!("tcp://127.0.0.1:{}", free_port());
+    let (home, _notes) = support::notes_and_model_home(&format!(
+        "answer_mode = \"generative\"\n\n[wyoming]\nlisten = {uri:?}\n"
+    ));
+    let daemon = Daemon::start_indexed(home, 5);
+    let answer = client(&uri, "handle", &["What is the wifi password?"], &daemon);
+    let types: Vec<&str> = answer["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    let chunks = types.iter().filter(|t| **t == "handled-chunk").count();
+    assert!(chunks >= 4, "{chunks} chunks: {answer}");
+    assert_eq!(
+        &types[types.len() - 2..],
+        ["handled", "handled-stop"],
+        "{answer}"
+    );
+    let text = answer["handled"][0]["text"].as_str().unwrap();
+    assert!(text.contains("kettle-47-moon"), "{answer}");
+    assert!(text.contains("(Source: home.md, line"), "{answer}");
+    let streamed = answer["chunks"].as_str().unwrap();
+    assert!(
+        streamed.split_whitespace().eq(text.split_whitespace()),
+        "streamed {streamed:?}, answered {text:?}"
+    );
+}
