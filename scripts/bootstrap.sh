@@ -69,6 +69,8 @@ TEST_PYTHON_PACKAGES=(faster-whisper==1.2.1 piper-tts==1.8.0 onnxruntime==1.32.0
 TEST_PYTHON_PACKAGES+=(gguf==0.19.0)
 # openwakeword is the wake-word + VAD benchmark's reference (bench/listen.py).
 TEST_PYTHON_PACKAGES+=(openwakeword==0.5.1)
+# The HTTP API is tested with the clients users have (tests/http.rs).
+TEST_PYTHON_PACKAGES+=(openai==3.63.0 ollama==0.6.3)
 # wyoming is the real client of the Wyoming door's tests (tests/wyoming.rs).
 TEST_PYTHON_PACKAGES+=(wyoming==1.11.0)
 

@@ -53,7 +53,7 @@ pub enum DaemonError {
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
     #[error(transparent)]
-    Metrics(#[from] http::HttpError),
+    Http(#[from] http::HttpError),
     #[error(transparent)]
     Wyoming(#[from] wyoming::BindError),
 }
@@ -73,7 +73,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let custom_socket = !config.config.daemon.socket.as_os_str().is_empty();
     prepare_dir(&socket, custom_socket)?;
     let _lock = InstanceLock::acquire(&socket)?;
-    let http_listener = http::bind(&config.config.metrics).await?;
+    let http = http::bind(&config.config).await?;
     let wyoming_listener = wyoming::bind(&config.config.wyoming).await?;
     let listener = bind(&socket)?;
 
@@ -81,16 +81,16 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     let ctx = Arc::new(Context {
         assistant: assistant.clone(),
         socket: socket.clone(),
-        http: http_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        http: http.as_ref().map(|bound| bound.addr),
         wyoming: wyoming_listener.as_ref().map(wyoming::Listener::uri),
         utterances: Default::default(),
     });
     spawn_signal_handler(assistant.clone())?;
     let dbus = dbus::start(ctx.clone()).await;
     let tasks = TaskTracker::new();
-    if let Some(listener) = http_listener {
-        tracing::info!(addr = ?ctx.http, "metrics endpoint: /metrics and /health");
-        tasks.spawn(http::serve(listener, assistant.clone()));
+    if let Some(bound) = http {
+        tracing::info!(addr = %bound.addr, "HTTP API: /v1 (OpenAI), /api (Ollama), /health, /metrics");
+        tasks.spawn(http::serve(bound, ctx.clone()));
     }
     let cfg = &assistant.config.config;
     if let Some(listener) = wyoming_listener {

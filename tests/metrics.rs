@@ -6,10 +6,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{echo_engines_config, wait_until, Daemon, Home};
+use support::{echo_engines_config, http, wait_until, Daemon, Home};
 
 /// Parses Prometheus text and returns (metric name, labels, value) samples.
 fn parse(text: &str) -> Vec<prometheus_parse::Sample> {
@@ -31,32 +30,6 @@ fn value(samples: &[prometheus_parse::Sample], metric: &str, labels: &[(&str, &s
         | Some(prometheus_parse::Value::Untyped(v)) => *v,
         other => panic!("no {metric}{labels:?} (found {other:?})"),
     }
-}
-
-/// One HTTP/1.1 request: (status, content type, body).
-fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    (status, content_type, body.to_owned())
 }
 
 const HTTP_ON: &str = "\n[metrics]\nlisten = \"127.0.0.1:0\"\n";
@@ -270,26 +243,40 @@ fn half_sent_requests_neither_exhaust_nor_block_the_daemon() {
     assert_eq!(conn.ok("ping", json!({}))["pong"], true);
 }
 
+/// The old `[metrics] listen` still serves (as the HTTP API's address),
+/// but beyond loopback only with a token: `allow_remote` no longer opens it.
 #[test]
-fn the_endpoint_stays_on_loopback_unless_allowed() {
-    let home = Home::new(&echo_engines_config(
-        "\n[metrics]\nlisten = \"0.0.0.0:0\"\n",
-    ));
+fn the_endpoint_stays_on_loopback_unless_a_token_guards_it() {
+    let remote = "\n[metrics]\nlisten = \"0.0.0.0:0\"\nallow_remote = true\n";
+    let home = Home::new(&echo_engines_config(remote));
     let out = home.voxd(&["serve"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("metrics.allow_remote"), "{err}");
+    assert!(err.contains("voxd http token"), "{err}");
     assert!(!home.socket().exists(), "refused before serving");
 
-    let home = Home::new(&echo_engines_config(
-        "\n[metrics]\nlisten = \"0.0.0.0:0\"\nallow_remote = true\n",
-    ));
+    let (made, token, _) = home.run(&["http", "token"]);
+    assert!(made);
     let daemon = Daemon::start_in(home);
     let addr = daemon.connect().ok("metrics", json!({}))["http"]
         .as_str()
         .unwrap()
         .replace("0.0.0.0", "127.0.0.1");
-    assert_eq!(http(&addr, "GET", "/health").0, 200);
+    assert_eq!(
+        http(&addr, "GET", "/health").0,
+        200,
+        "health needs no token"
+    );
+    assert_eq!(http(&addr, "GET", "/metrics").0, 401);
+    let (status, _, body) = support::http_request(
+        &addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(daemon.log().contains("metrics.listen is deprecated"));
 }
 
 /// The last (+Inf) bucket of a histogram: how many observations it has.

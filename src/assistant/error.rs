@@ -50,7 +50,8 @@ impl Kind for AssistantError {
             AssistantError::Llm(e) => e.kind(),
             AssistantError::Speak(e) => e.kind(),
             AssistantError::Cancelled | AssistantError::Withdrawn => ErrorKind::Cancelled,
-            AssistantError::Notes(_) | AssistantError::Read(_) => ErrorKind::Internal,
+            AssistantError::Notes(e) => e.kind(),
+            AssistantError::Read(_) => ErrorKind::Internal,
         }
     }
 }

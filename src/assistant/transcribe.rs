@@ -16,7 +16,7 @@ pub struct Transcribed {
     /// The file's own rate and channels (it was converted to 16 kHz mono).
     pub source_rate: u32,
     pub source_channels: u16,
-    /// From reading the file to the last word.
+    /// From the audio in hand (read, resampled) to the last word.
     pub elapsed: Duration,
 }
 
@@ -31,8 +31,20 @@ impl Assistant {
         pace: Pace,
         partials: mpsc::UnboundedSender<Partial>,
     ) -> Result<Transcribed, SttError> {
-        let started = Instant::now();
         let audio = stt::read_wav(path).await?;
+        self.transcribe_audio(audio, path, pace, partials).await
+    }
+
+    /// Transcribes `audio` (read from `path`, or an upload called so);
+    /// as [`Assistant::transcribe`] otherwise.
+    pub async fn transcribe_audio(
+        &self,
+        audio: stt::wav::Audio16k,
+        path: &Path,
+        pace: Pace,
+        partials: mpsc::UnboundedSender<Partial>,
+    ) -> Result<Transcribed, SttError> {
+        let started = Instant::now();
         let (tx, mut rx) = mpsc::unbounded_channel::<Partial>();
         let events = self.events.clone();
         let forwarder = tokio::spawn(async move {

@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod generate;
 mod history;
+mod http;
 mod images;
 mod listen;
 mod man;
@@ -74,6 +75,9 @@ enum Command {
     Models(models::ModelsArgs),
     /// Print every metric in the Prometheus text format.
     Metrics,
+    /// The HTTP API's bearer token (`voxd http token`).
+    #[command(subcommand)]
+    Http(http::Command),
     /// Install, remove or inspect voxd as a systemd/launchd user service.
     Service(service::Args),
     /// Caption image files now and print the captions.
@@ -168,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reload(args) => reload::run(args, &load()?),
         Command::Models(args) => models::run(&args, &load()?.config),
         Command::Metrics => metrics::run(&load()?),
+        Command::Http(cmd) => http::run(cmd, &load()?),
         Command::Service(args) => service::run(args, &load()?, cli.config.clone()),
         Command::Caption(args) => caption::run(args, &load()?),
         Command::Images(args) => images::run(args, &load()?),

@@ -30,6 +30,9 @@ pub struct Args {
     /// A notes folder to index and watch (repeatable; replaces `rag.notes`).
     #[arg(long = "notes", value_name = "DIR")]
     notes: Vec<std::path::PathBuf>,
+    /// Serve the HTTP API on ADDR, e.g. 127.0.0.1:8088 (sets http.listen).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     /// Serve Wyoming (Home Assistant) at URI: tcp://HOST:PORT or
     /// unix://PATH (sets wyoming.listen).
     #[arg(long, value_name = "URI")]
@@ -91,6 +94,9 @@ impl Args {
                 })
                 .collect();
             flags.push(("vision.folders".to_string(), toml::Value::Array(folders)));
+        }
+        if let Some(addr) = &self.http {
+            flags.push(("http.listen".into(), toml::Value::String(addr.clone())));
         }
         flags
     }

@@ -19,6 +19,7 @@ pub struct Config {
     pub stt: SttConfig,
     pub listen: ListenConfig,
     pub dbus: DbusConfig,
+    pub http: HttpConfig,
     pub metrics: MetricsConfig,
     pub wyoming: WyomingConfig,
     pub rag: RagConfig,
@@ -287,13 +288,30 @@ pub enum DbusBus {
     Off,
 }
 
-/// The Prometheus endpoint (`[metrics]`).
+/// The HTTP API (`[http]`, `src/doors/http`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `host:port`; empty: no HTTP API.
+    pub listen: String,
+    /// Empty: `$XDG_CONFIG_HOME/voxd/http.token`.
+    pub token_file: PathBuf,
+    pub max_body_bytes: u64,
+    pub max_audio_secs: u64,
+    pub max_connections: usize,
+    pub header_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    /// Browser origins allowed to call the API (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+}
+
+/// The old home of the HTTP endpoint (`[metrics]`), read for `listen` only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// `host:port` of the HTTP endpoint; empty: no endpoint.
+    /// Deprecated spelling of `http.listen`.
     pub listen: String,
-    /// Allow `listen` on a non-loopback address.
+    /// Ignored: a non-loopback address needs an HTTP token.
     pub allow_remote: bool,
 }
 

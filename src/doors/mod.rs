@@ -6,7 +6,7 @@
 //!   the socket and D-Bus;
 //! - [`socket`]: the control socket (JSON lines over a Unix socket);
 //! - [`dbus`]: the `io.github.voxd.Assistant1` D-Bus interface;
-//! - [`http`]: the loopback HTTP endpoint (`/metrics`, `/health`);
+//! - [`http`]: the HTTP API: OpenAI and Ollama dialects, `/v1/voxd/`, `/health`, `/metrics`;
 //! - [`wyoming`]: the Wyoming server for Home Assistant (speech to text,
 //!   text to speech, wake words, answers).
 //!

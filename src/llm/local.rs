@@ -42,6 +42,25 @@ struct Choice {
     params: Option<ModelParams>,
 }
 
+fn store(config: &ModelsConfig) -> Result<(Manifest, Store), LlmError> {
+    let manifest = Manifest::load(config).map_err(|e| LlmError::Model(e.to_string()))?;
+    let store = Store::from_config(config).map_err(|e| LlmError::Model(e.to_string()))?;
+    Ok((manifest, store))
+}
+
+/// The name clients know the language model by (the HTTP API's raw
+/// model): the stem of `engines.llm.model`, else the id of the model
+/// store's installed `llm` model; `None` when there is none. Blocking: it
+/// reads the model store.
+pub fn model_id(config: &Config) -> Option<String> {
+    let file = &config.engines.llm.model;
+    if !file.as_os_str().is_empty() {
+        return file.file_stem().map(|s| s.to_string_lossy().into_owned());
+    }
+    let (manifest, store) = store(&config.models).ok()?;
+    models::resolve(Role::Llm, &config.models, &manifest, &store)
+}
+
 impl LocalLlm {
     pub fn new(engines: Host, config: &Config) -> LocalLlm {
         LocalLlm {
@@ -87,8 +106,7 @@ impl LocalLlm {
     async fn installed_model(&self) -> Result<PathBuf, LlmError> {
         let config = self.models.clone();
         tokio::task::spawn_blocking(move || {
-            let manifest = Manifest::load(&config).map_err(|e| LlmError::Model(e.to_string()))?;
-            let store = Store::from_config(&config).map_err(|e| LlmError::Model(e.to_string()))?;
+            let (manifest, store) = store(&config)?;
             let id =
                 models::resolve(Role::Llm, &config, &manifest, &store).ok_or(LlmError::NoModel)?;
             let spec = manifest

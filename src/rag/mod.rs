@@ -70,6 +70,17 @@ pub enum RagError {
     Stopped,
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("no embedding model is installed; run `voxd models pull`")]
+    NoEmbedder,
+}
+
+impl crate::error::Kind for RagError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            RagError::NoEmbedder => crate::error::ErrorKind::NoModel,
+            _ => crate::error::ErrorKind::Internal,
+        }
+    }
 }
 
 /// What an indexed document is.
@@ -216,6 +227,19 @@ impl Rag {
 
     pub fn config(&self) -> &RagConfig {
         &self.config
+    }
+
+    /// The id of the notes' embedding model, without loading it; `None`
+    /// when none is installed.
+    pub fn embedder(&self) -> Option<&str> {
+        self.embedder.model_id()
+    }
+
+    /// Sentence embeddings (unit vectors) of `texts` by the notes'
+    /// embedding model, loaded if needed.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, RagError> {
+        let pool = self.embedder.get().await.ok_or(RagError::NoEmbedder)?;
+        Ok(pool.embed(texts).await?)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

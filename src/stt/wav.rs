@@ -76,17 +76,28 @@ impl Audio16k {
 
 /// Reads and converts `path`.
 pub fn read(path: &Path) -> Result<Audio16k, WavError> {
-    let invalid = |message: String| WavError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
     let open_err = |source| WavError::Open {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(open_err)?;
     let bytes = file.metadata().map_err(open_err)?.len();
-    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| match e {
+    read_from(std::io::BufReader::new(file), bytes, path)
+}
+
+/// Converts a WAV file held in memory (an upload); `name` is what errors
+/// call it.
+pub fn read_bytes(wav: &[u8], name: &Path) -> Result<Audio16k, WavError> {
+    read_from(wav, wav.len() as u64, name)
+}
+
+/// Converts the `bytes`-long WAV file `input`, called `path` in errors.
+fn read_from(input: impl std::io::Read, bytes: u64, path: &Path) -> Result<Audio16k, WavError> {
+    let invalid = |message: String| WavError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let reader = hound::WavReader::new(input).map_err(|e| match e {
         hound::Error::IoError(e) => invalid(format!("cannot read its header: {e}")),
         other => invalid(other.to_string()),
     })?;

@@ -677,3 +677,67 @@ pub fn proc_kib(pid: &str, field: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// One HTTP/1.1 request: (status, content type, body).
+pub fn http(addr: &str, method: &str, path: &str) -> (u16, String, String) {
+    let (status, head, body) = http_request(
+        addr,
+        &format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    (
+        status,
+        header(&head, "content-type").unwrap_or_default(),
+        body,
+    )
+}
+
+/// Sends `request` as is and reads the whole response (the request should
+/// say `Connection: close`): (status, head, body, de-chunked).
+pub fn http_request(addr: &str, request: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(scaled_secs(120))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if header(head, "transfer-encoding").as_deref() == Some("chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, head.to_owned(), body)
+}
+
+/// A header's value (lower-cased name), from a response head.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The tests' Python, with the packages `scripts/bootstrap.sh` installs.
+pub fn python() -> String {
+    std::env::var("VOXD_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("VOXD_TEST_PYTHON is not set: run `bash scripts/bootstrap.sh test`")
+    })
+}

@@ -1,6 +1,6 @@
 //! Running a parsed command: the [`Context`] handlers get, [`execute`]
-//! (refusal while shutting down, traffic and metrics), and [`call`], the
-//! protocol without a socket (for D-Bus).
+//! (refusal while shutting down, traffic and metrics), and [`call`] and
+//! [`open`], the protocol without a socket (for D-Bus and HTTP).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub struct Context {
     pub assistant: Arc<Assistant>,
     /// The control socket's path.
     pub socket: PathBuf,
-    /// Where the HTTP endpoint listens, when `metrics.listen` is set.
+    /// Where the HTTP API listens, when it is on.
     pub http: Option<SocketAddr>,
     /// Where the Wyoming server listens (its URI), when `wyoming.listen` is set.
     pub wyoming: Option<String>,
@@ -112,4 +112,22 @@ pub async fn call(ctx: &Context, cmd: &str, args: Value) -> Result<Value, ApiErr
         ErrorCode::Internal,
         format!("`{cmd}` ended without a reply"),
     ))
+}
+
+/// Runs command `cmd` with `args` for a door that streams what it sends:
+/// its messages (the reply, then the events of a `subscribe`) until
+/// `closed` is cancelled.
+pub async fn open(
+    ctx: &Context,
+    cmd: &str,
+    args: Value,
+    closed: CancellationToken,
+) -> Result<mpsc::Receiver<Message>, ApiError> {
+    let (id, command) = parse_call(ctx, cmd, args)?;
+    let (out, messages) = mpsc::channel(64);
+    let peer = Peer { out, closed };
+    if let Some(result) = execute(ctx, &peer, &id, command).await? {
+        let _ = peer.out.send(Message::ok(id, result)).await;
+    }
+    Ok(messages)
 }

@@ -41,7 +41,7 @@ use protocol::Message;
 
 pub use caption::Caption;
 pub use config::ConfigCmd;
-pub use dispatch::{call, counted, execute, Context};
+pub use dispatch::{call, counted, execute, open, Context};
 pub use engine::EngineCmd;
 pub use generate::Generate;
 pub use history::{Forget, HistoryCmd};

@@ -1,11 +1,16 @@
 //! Speech to text: `transcribe{language}` (optional), then `audio-start`,
 //! `audio-chunk`s in any rate, width and channel count, and `audio-stop`,
 //! answered with `transcript{text, language}`. The audio becomes mono as
-//! it arrives, and 16 kHz for Whisper at the end; the request goes through the engine
-//! queue and memory budget like the socket's `transcribe`. Whisper
-//! transcribes in `stt.language`; the request's language is echoed.
+//! it arrives, and 16 kHz for Whisper at the end; it is transcribed by
+//! `Assistant::transcribe_audio`, through the engine queue and memory
+//! budget, with the events and STT metrics of the socket's `transcribe`.
+//! Whisper transcribes in `stt.language`; the request's language is
+//! echoed.
+
+use std::path::Path;
 
 use serde_json::json;
+use tokio::sync::mpsc;
 use voxd_proto::Frame;
 
 use super::audio::Incoming;
@@ -14,6 +19,10 @@ use super::WyomingError;
 use crate::api::ApiError;
 use crate::assistant::Assistant;
 use crate::stt::{Audio16k, Pace};
+
+/// What the daemon's transcript events call Wyoming audio (they name a
+/// file).
+const SOURCE: &str = "wyoming";
 
 /// Audio arriving for one transcription.
 pub struct Transcription {
@@ -59,10 +68,12 @@ impl Transcription {
         let text = if audio.samples.is_empty() {
             String::new()
         } else {
+            // Partial transcripts are not streamed (Batch has none).
+            let (partials, _) = mpsc::unbounded_channel();
             assistant
-                .stt
-                .transcribe(&audio, Pace::Batch, None)
+                .transcribe_audio(audio, Path::new(SOURCE), Pace::Batch, partials)
                 .await?
+                .transcript
                 .text
         };
         let language = self

@@ -1,0 +1,134 @@
+//! voxd's own endpoints, under `/v1/voxd/`: the control protocol's
+//! commands that make sense from another program (`POST
+//! /v1/voxd/{command}` with the command's arguments as a JSON object, as
+//! on the socket: `status`, `ping`, `notes`, `images`, `rag`, `history`,
+//! `say`) and the daemon's events as server-sent events (`GET
+//! /v1/voxd/events?events=assistant.,engine.`). Each runs through the
+//! same handlers, checks and metrics as on the socket (`commands::call`);
+//! commands that read or write files on the daemon's machine by path
+//! (`transcribe`, `caption`, `say`'s `wav`) are not offered here.
+
+use std::convert::Infallible;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Dialect, Failure};
+use super::stream::channel;
+use super::Api;
+use crate::doors::commands::{self, protocol::Message};
+
+const D: Dialect = Dialect::OpenAi;
+
+/// The commands offered, each with the arguments it may not take here.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("ping", &[]),
+    ("status", &[]),
+    ("notes", &[]),
+    ("images", &[]),
+    ("rag", &[]),
+    ("history", &[]),
+    ("say", &["wav"]),
+];
+
+/// `POST /v1/voxd/{command}` (and `GET` for commands without arguments).
+#[utoipa::path(method(get, post), path = "/v1/voxd/{command}", tag = "voxd",
+    params(("command" = String, Path, description = "status, ping, notes, images, rag, history or say")),
+    request_body(content = Object, description = "The command's arguments, as on the control socket (docs/protocol.md)"),
+    responses((status = 200, description = "The command's result, as on the control socket"),
+        (status = 400, description = "Bad arguments"), (status = 404, description = "A command not offered here")))]
+pub async fn command(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, Failure> {
+    let Some((_, barred)) = COMMANDS.iter().find(|(c, _)| *c == name) else {
+        let offered: Vec<&str> = COMMANDS.iter().map(|(c, _)| *c).collect();
+        return Err(Failure::new(
+            D,
+            StatusCode::NOT_FOUND,
+            "unknown_command",
+            format!(
+                "no command {name:?} here: /v1/voxd/ offers {}",
+                offered.join(", ")
+            ),
+        ));
+    };
+    let args: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Failure::new(D, StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
+    };
+    if let Some(key) = barred.iter().find(|k| args.get(**k).is_some()) {
+        return Err(Failure::bad_request(
+            D,
+            format!("`{key}` names a file on the daemon's machine: use the control socket for it"),
+        ));
+    }
+    commands::call(&api.ctx, &name, args)
+        .await
+        .map(Json)
+        .map_err(|e| Failure::from_api(D, e))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Filter {
+    /// Comma-separated event name prefixes; empty: every event.
+    #[serde(default)]
+    events: String,
+}
+
+/// `GET /v1/voxd/events`: the socket's `subscribe`, as server-sent events
+/// named like the socket's (`event: assistant.reply`).
+#[utoipa::path(get, path = "/v1/voxd/events", tag = "voxd", params(Filter),
+    responses((status = 200, description = "Server-sent events named as on the socket (`event: assistant.reply`)")))]
+pub async fn events(
+    State(api): State<Api>,
+    Query(filter): Query<Filter>,
+) -> Result<Response, Failure> {
+    let prefixes: Vec<&str> = filter
+        .events
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let closed = CancellationToken::new();
+    let mut messages = commands::open(
+        &api.ctx,
+        "subscribe",
+        json!({ "events": prefixes }),
+        closed.clone(),
+    )
+    .await
+    .map_err(|e| Failure::from_api(D, e))?;
+    let events = channel(move |tx| async move {
+        let _stop = closed.drop_guard();
+        loop {
+            let message = tokio::select! {
+                _ = tx.closed() => return,
+                message = messages.recv() => message,
+            };
+            let event = match message {
+                Some(Message::Event { event, data, .. }) => {
+                    Event::default().event(event).data(data.to_string())
+                }
+                Some(_) => continue,
+                None => return,
+            };
+            if tx.send(Ok::<_, Infallible>(event)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
