@@ -331,7 +331,8 @@ pub struct WyomingConfig {
     pub max_header_bytes: usize,
     /// Largest data or payload of one event, in bytes.
     pub max_payload_bytes: usize,
-    /// Longest audio of one request (transcribe or wake), in seconds.
+    /// Longest audio of one transcription, in seconds (wake-word streams
+    /// keep no audio and are not limited).
     pub max_audio_secs: u64,
     /// A connection that sends nothing for this long is closed.
     pub idle_timeout_secs: u64,

@@ -29,6 +29,8 @@ pub struct Transcription {
     incoming: Incoming,
     /// Mono, at the stream's rate.
     samples: Vec<f32>,
+    /// `wyoming.max_audio_secs`.
+    max_secs: u64,
     language: Option<String>,
 }
 
@@ -40,15 +42,22 @@ impl Transcription {
         max_secs: u64,
     ) -> Result<Transcription, WyomingError> {
         Ok(Transcription {
-            incoming: Incoming::start(start, max_secs)?,
+            incoming: Incoming::start(start)?,
             samples: Vec::new(),
+            max_secs,
             language,
         })
     }
 
-    /// Adds an `audio-chunk`.
+    /// Adds an `audio-chunk`; the audio may be at most `max_secs` long.
     pub fn chunk(&mut self, chunk: &Frame) -> Result<(), WyomingError> {
         let samples = self.incoming.chunk(chunk)?;
+        let max = self.max_secs * u64::from(self.incoming.format().rate);
+        if (self.samples.len() + samples.len()) as u64 > max {
+            return Err(WyomingError::AudioTooLong {
+                max_secs: self.max_secs,
+            });
+        }
         self.samples.extend(samples);
         Ok(())
     }
@@ -81,5 +90,26 @@ impl Transcription {
             .unwrap_or_else(|| assistant.config.config.stt.language.clone());
         Ok(Frame::new(kind::TRANSCRIPT)
             .with_data(json!({ "text": text.trim(), "language": language })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transcription_is_at_most_max_audio_secs_long() {
+        let format = json!({"rate": 8000, "width": 2, "channels": 1});
+        let start = Frame::new(kind::AUDIO_START).with_data(format.clone());
+        let mut t = Transcription::start(&start, None, 1).unwrap();
+        let second = Frame::new(kind::AUDIO_CHUNK)
+            .with_data(format)
+            .with_payload(vec![0; 2 * 8000]);
+        t.chunk(&second).unwrap();
+        assert!(matches!(
+            t.chunk(&second),
+            Err(WyomingError::AudioTooLong { max_secs: 1 })
+        ));
+        assert_eq!(t.audio().unwrap().samples.len(), 16_000);
     }
 }

@@ -1,6 +1,6 @@
 //! Wyoming audio in and out: the format of `audio-start`/`audio-chunk`
-//! (`rate`, `width`, `channels`), incoming chunks converted to mono and
-//! counted against `wyoming.max_audio_secs`, and outgoing speech as
+//! (`rate`, `width`, `channels`), incoming chunks converted to mono,
+//! and outgoing speech as
 //! 16-bit `audio-chunk`s of [`CHUNK_SAMPLES`].
 
 use serde::Deserialize;
@@ -67,21 +67,13 @@ impl Format {
 /// Audio a client is sending, between `audio-start` and `audio-stop`.
 pub struct Incoming {
     format: Format,
-    /// Samples received, at `format.rate`.
-    received: u64,
-    max_samples: u64,
-    max_secs: u64,
 }
 
 impl Incoming {
-    /// Audio in `start`'s format (an `audio-start`), at most `max_secs` long.
-    pub fn start(start: &Frame, max_secs: u64) -> Result<Incoming, WyomingError> {
-        let format = Format::of(start)?;
+    /// Audio in `start`'s format (an `audio-start`).
+    pub fn start(start: &Frame) -> Result<Incoming, WyomingError> {
         Ok(Incoming {
-            format,
-            received: 0,
-            max_samples: max_secs * u64::from(format.rate),
-            max_secs,
+            format: Format::of(start)?,
         })
     }
 
@@ -102,14 +94,11 @@ impl Incoming {
                 )));
             }
         }
-        let mono = pcm_to_mono(&chunk.payload, self.format.width, self.format.channels)?;
-        self.received += mono.len() as u64;
-        if self.received > self.max_samples {
-            return Err(WyomingError::AudioTooLong {
-                max_secs: self.max_secs,
-            });
-        }
-        Ok(mono)
+        Ok(pcm_to_mono(
+            &chunk.payload,
+            self.format.width,
+            self.format.channels,
+        )?)
     }
 
     /// `mono` samples at the stream's rate, at 16 kHz. Resample long
@@ -168,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn incoming_audio_is_checked_converted_and_bounded() {
+    fn incoming_audio_is_checked_and_converted() {
         let start = |data: Value| Frame::new(kind::AUDIO_START).with_data(data);
         let chunk = |data: Value, payload: Vec<u8>| {
             Frame::new(kind::AUDIO_CHUNK)
@@ -176,7 +165,7 @@ mod tests {
                 .with_payload(payload)
         };
         let fmt = json!({"rate": 16000, "width": 2, "channels": 2});
-        let mut audio = Incoming::start(&start(fmt.clone()), 1).unwrap();
+        let mut audio = Incoming::start(&start(fmt.clone())).unwrap();
         let out = audio
             .chunk(&chunk(fmt.clone(), vec![0, 0x40, 0, 0x40]))
             .unwrap();
@@ -190,20 +179,16 @@ mod tests {
             audio.chunk(&chunk(fmt.clone(), vec![0; 3])),
             Err(WyomingError::BadAudioFormat(_))
         ));
-        assert!(matches!(
-            audio.chunk(&chunk(fmt, vec![0; 4 * 16_000])),
-            Err(WyomingError::AudioTooLong { max_secs: 1 })
-        ));
         for bad in [
             json!({"rate": 16000}),
             json!({"rate": 100, "width": 2, "channels": 1}),
             json!({"rate": 16000, "width": 8, "channels": 1}),
         ] {
-            assert!(Incoming::start(&start(bad), 1).is_err());
+            assert!(Incoming::start(&start(bad)).is_err());
         }
         // Any rate is resampled to 16 kHz.
         let fmt = json!({"rate": 48000, "width": 2, "channels": 1});
-        let mut audio = Incoming::start(&start(fmt), 10).unwrap();
+        let mut audio = Incoming::start(&start(fmt)).unwrap();
         let out = audio.chunk(&chunk(json!({}), vec![0; 2 * 48_000])).unwrap();
         assert_eq!(out.len(), 48_000);
         let out = audio.to_16k(&out).unwrap();

@@ -182,7 +182,7 @@ impl Connection {
                         Audio::Transcribe(Transcription::start(&frame, self.language.take(), max)?)
                     }
                     Next::Detect(names) => Audio::Detect(Box::new(
-                        Detection::start(&frame, &names, &self.assistant, max).await?,
+                        Detection::start(&frame, &names, &self.assistant).await?,
                     )),
                 });
             }

@@ -73,7 +73,7 @@ mod kind {
 pub struct Limits {
     /// Header line, data and payload of one event.
     pub frame: voxd_proto::Limits,
-    /// Audio of one request.
+    /// Audio of one transcription, in seconds.
     pub max_audio_secs: u64,
     /// Silence after which a connection is closed.
     pub idle: Duration,

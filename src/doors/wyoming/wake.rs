@@ -3,7 +3,9 @@
 //! fires is answered at once with `detection{name, timestamp}` (ms from
 //! the start of the audio), and `audio-stop` with `not-detected` when none
 //! did. The openWakeWord models of the listener run here with its
-//! threshold and refractory period, off the async runtime.
+//! threshold and refractory period, off the async runtime. A wake-word
+//! stream keeps no audio, so it may last any time (a satellite's does):
+//! `wyoming.max_audio_secs` is for transcriptions.
 
 use serde_json::json;
 use voxd_proto::Frame;
@@ -34,9 +36,8 @@ impl Detection {
         start: &Frame,
         names: &[String],
         assistant: &Assistant,
-        max_secs: u64,
     ) -> Result<Detection, WyomingError> {
-        let incoming = Incoming::start(start, max_secs)?;
+        let incoming = Incoming::start(start)?;
         let config = assistant.config.config.clone();
         let names = names.to_vec();
         let words = tokio::task::spawn_blocking(move || listen::wake_detector(&config, &names))
