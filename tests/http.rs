@@ -242,6 +242,7 @@ fn bad_requests_get_precise_errors_in_each_dialect_and_the_daemon_serves_on() {
             "/v1/completions",
             "/v1/embeddings",
             "/v1/models",
+            "/v1/voxd/caption",
             "/v1/voxd/events",
             "/v1/voxd/{command}",
         ]
@@ -337,15 +338,13 @@ fn with_a_token_every_endpoint_but_health_needs_it() {
     assert!(error_of(&body).is_string(), "Ollama's shape: {body}");
 }
 
-#[test]
-fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
-    // Uncancelled, this reply would run for thousands of tokens.
-    let (daemon, addr) = start(1_000_000, "");
+/// Starts a streamed raw completion and reads its first three chunks.
+fn stream_completion(addr: &str) -> TcpStream {
     let body = json!({
         "model": RAW, "prompt": "1, 2, 3, 4, 5,", "stream": true
     })
     .to_string();
-    let mut stream = TcpStream::connect(&addr).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
         "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -363,6 +362,14 @@ fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
+    stream
+}
+
+#[test]
+fn a_client_leaving_mid_stream_cancels_and_shutdown_ends_streams_cleanly() {
+    // Uncancelled, this reply would run for thousands of tokens.
+    let (mut daemon, addr) = start(1_000_000, "");
+    let stream = stream_completion(&addr);
     let mut conn = daemon.connect();
     let busy = |conn: &mut support::Conn| {
         let status = conn.ok("status", json!({}));
@@ -389,6 +396,22 @@ fn a_client_that_stops_reading_mid_stream_cancels_the_generation() {
             .all(|e| e["restarts"] == 0),
         "{status}"
     );
+
+    // A stream still running at shutdown gets the grace period, then ends
+    // with an error event and the terminator, not cut off.
+    let mut stream = stream_completion(&addr);
+    let started = Instant::now();
+    conn.ok("shutdown", json!({}));
+    let mut rest = String::new();
+    let _ = stream.read_to_string(&mut rest);
+    assert!(rest.contains("shutting_down"), "{rest}");
+    assert!(rest.contains("data: [DONE]"), "{rest}");
+    assert!(
+        started.elapsed() < support::scaled_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(daemon.wait_exit().success());
 }
 
 #[test]
@@ -451,8 +474,51 @@ fn transcriptions_and_streamed_speech_through_the_openai_client() {
 
 #[test]
 fn voxd_commands_events_and_a_hundred_chats_at_once() {
-    let (daemon, addr) = start(8, "");
+    let vision = format!(
+        "\n[vision]\nmodel = {:?}\nidle_unload_secs = 0\n",
+        support::tiny_blip_model().display().to_string()
+    );
+    let (daemon, addr) = start(8, &vision);
     let json = "application/json";
+
+    // An uploaded image's caption is the one `caption` gives for its file.
+    let mut png = std::io::Cursor::new(Vec::new());
+    support::tiny_blip::test_image(0, 96, 64)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let png = png.into_inner();
+    let file = daemon.home.path().join("a.png");
+    std::fs::write(&file, &png).unwrap();
+    let expected = daemon.connect().ok("caption", json!({ "paths": [file] }))["captions"][0]
+        ["caption"]
+        .clone();
+    let upload = |bytes: &[u8]| {
+        let mut body = b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".to_vec();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n--b0undary--\r\n");
+        let head = format!(
+            "POST /v1/voxd/caption HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.split(' ').nth(1).unwrap().to_owned(), body.to_owned())
+    };
+    let (status, body) = upload(&png);
+    assert_eq!(status, "200", "{body}");
+    let captioned: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(captioned["caption"], expected, "{body}");
+    assert_eq!(
+        (captioned["width"].as_u64(), captioned["format"].as_str()),
+        (Some(96), Some("png"))
+    );
+    let (status, body) = upload(b"GIF89a not really");
+    assert_eq!(status, "400", "{body}");
+    assert!(body.contains("cannot caption this image"), "{body}");
 
     // The daemon's events as server-sent events, while a command runs.
     let mut events = TcpStream::connect(&addr).unwrap();

@@ -248,6 +248,13 @@ impl Vision {
         })
     }
 
+    /// Captions an image received in memory (an upload) without recording
+    /// it. `prompt` overrides `vision.prompt`.
+    pub fn caption_upload(&self, bytes: &[u8], prompt: Option<&str>) -> Result<Caption, String> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        self.caption_bytes(bytes, &hash, prompt.or(self.settings.prompt.as_deref()))
+    }
+
     /// Captions `path` without recording it (`voxd caption`). `prompt`
     /// overrides `vision.prompt`.
     pub fn caption_file(

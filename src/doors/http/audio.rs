@@ -264,6 +264,8 @@ pub async fn speech(
     };
     let rate = if pcm { PCM_RATE } else { first.rate };
     let bytes = channel(
+        &api.assistant,
+        Vec::new(),
         move |out: mpsc::Sender<Result<Bytes, Infallible>>| async move {
             let _said = said;
             if !pcm

@@ -238,6 +238,7 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
         .routes(routes!(ollama::embed))
         .routes(routes!(ollama::pull))
         .routes(routes!(voxd::events))
+        .routes(routes!(voxd::caption))
         .routes(routes!(voxd::command))
         .routes(routes!(health::metrics))
         .layer(middleware::from_fn_with_state(token, authenticate));

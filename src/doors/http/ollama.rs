@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use super::chat::{self, Chat, Finished, Message, Model, Piece, Sampling};
 use super::error::{Dialect, Failure};
 use super::openai::{grounding, EmbedInput};
-use super::stream::channel;
+use super::stream::{channel, shutting_down};
 use super::Api;
 use crate::api::ApiError;
 use crate::llm::{self, Finish, GenerateStats, Prompt};
@@ -190,7 +190,8 @@ pub async fn chat(
         return Ok(Json(last).into_response());
     }
     let running = chat::start(api.assistant.clone(), chat);
-    let lines = channel(move |tx| async move {
+    let last_words = vec![ndjson(&shutting_down(D).body())];
+    let lines = channel(&api.assistant, last_words, move |tx| async move {
         let mut running = running;
         loop {
             let piece = tokio::select! {
@@ -287,7 +288,8 @@ pub async fn generate(
         last["response"] = json!(text);
         return Ok(Json(last).into_response());
     }
-    let lines = channel(move |tx| async move {
+    let last_words = vec![ndjson(&shutting_down(D).body())];
+    let lines = channel(&api.assistant, last_words, move |tx| async move {
         let _guard = cancel.clone().drop_guard();
         let (pieces, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let generation = llm::stream(&*assistant.llm, request, &cancel, move |piece| {

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::chat::{self, Chat, Finished, Message, Model, Piece, Sampling};
 use super::error::{Dialect, Failure};
-use super::stream::channel;
+use super::stream::{channel, shutting_down};
 use super::Api;
 use crate::api::ApiError;
 use crate::assistant::ResetReason;
@@ -187,7 +187,11 @@ pub async fn chat_completions(
         return Ok(Json(body).into_response());
     }
     let running = chat::start(api.assistant.clone(), chat);
-    let events = channel(move |tx| async move {
+    let last_words = vec![
+        Ok(Event::default().data(shutting_down(D).body().to_string())),
+        Ok(Event::default().data("[DONE]")),
+    ];
+    let events = channel(&api.assistant, last_words, move |tx| async move {
         let mut running = running;
         let send = |value: Value| Ok::<_, Infallible>(Event::default().data(value.to_string()));
         let first = head.chunk(json!({ "role": "assistant", "content": "" }), None);
@@ -382,7 +386,11 @@ pub async fn completions(
         .into_response());
     }
     let assistant = api.assistant.clone();
-    let events = channel(move |tx| async move {
+    let last_words = vec![
+        Ok(Event::default().data(shutting_down(D).body().to_string())),
+        Ok(Event::default().data("[DONE]")),
+    ];
+    let events = channel(&api.assistant, last_words, move |tx| async move {
         let send = |value: Value| Ok::<_, Infallible>(Event::default().data(value.to_string()));
         let chunk = |text: &str, finish: Option<&str>| {
             json!({

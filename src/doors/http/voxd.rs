@@ -2,7 +2,8 @@
 //! commands that make sense from another program (`POST
 //! /v1/voxd/{command}` with the command's arguments as a JSON object, as
 //! on the socket: `status`, `ping`, `notes`, `images`, `rag`, `history`,
-//! `say`) and the daemon's events as server-sent events (`GET
+//! `say`), an image's caption (`POST /v1/voxd/caption`, a multipart
+//! upload) and the daemon's events as server-sent events (`GET
 //! /v1/voxd/events?events=assistant.,engine.`). Each runs through the
 //! same handlers, checks and metrics as on the socket (`commands::call`);
 //! commands that read or write files on the daemon's machine by path
@@ -11,7 +12,8 @@
 use std::convert::Infallible;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -79,6 +81,48 @@ pub async fn command(
         .map_err(|e| Failure::from_api(D, e))
 }
 
+/// `POST /v1/voxd/caption`: the caption of an uploaded image (`file`;
+/// `prompt` optional), not recorded in the image store.
+#[utoipa::path(post, path = "/v1/voxd/caption", tag = "voxd",
+    request_body(content = String, content_type = "multipart/form-data",
+        description = "`file`: a JPEG, PNG, WebP, GIF or BMP image; `prompt`: a conditional prompt (\"a photo of\")"),
+    responses((status = 200, description = "`caption`, `width`, `height`, `format`, `model`, `hash`"),
+        (status = 400, description = "Not an image voxd can read, or no `file`")))]
+pub async fn caption(
+    State(api): State<Api>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Json<Value>, Failure> {
+    let bad = |e: &dyn std::fmt::Display| Failure::bad_request(D, e.to_string());
+    let mut form =
+        form.map_err(|r| Failure::new(D, r.status(), "invalid_multipart", r.body_text()))?;
+    let (mut image, mut prompt) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(|e| bad(&e))? {
+        let name = field.name().unwrap_or_default().to_string();
+        let value = field.bytes().await.map_err(|e| bad(&e))?;
+        match name.as_str() {
+            "file" => image = Some(value),
+            "prompt" => prompt = Some(String::from_utf8_lossy(&value).into_owned()),
+            _ => {}
+        }
+    }
+    let image = image.ok_or_else(|| bad(&"no `file` field: upload the image as `file`"))?;
+    let vision = api.assistant.vision.clone();
+    let caption =
+        tokio::task::spawn_blocking(move || vision.caption_upload(&image, prompt.as_deref()))
+            .await
+            .map_err(|e| Failure::from_api(D, crate::api::ApiError::internal(e)))?
+            .map_err(|reason| bad(&format!("cannot caption this image: {reason}")))?;
+    Ok(Json(json!({
+        "caption": caption.caption,
+        "width": caption.width,
+        "height": caption.height,
+        "format": caption.format,
+        "model": caption.model,
+        "prompt": caption.prompt,
+        "hash": caption.hash,
+    })))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Filter {
     /// Comma-separated event name prefixes; empty: every event.
@@ -109,7 +153,7 @@ pub async fn events(
     )
     .await
     .map_err(|e| Failure::from_api(D, e))?;
-    let events = channel(move |tx| async move {
+    let events = channel(&api.assistant, Vec::new(), move |tx| async move {
         let _stop = closed.drop_guard();
         loop {
             let message = tokio::select! {

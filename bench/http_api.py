@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The HTTP API's cost, as its clients see it (issue 24).
 
-    python3 bench/http.py [--voxd PATH] [--runs 7]
+    python3 bench/http_api.py [--voxd PATH] [--runs 7]
 
 A fresh release daemon (temporary home, the test model store, the fixture
 notes, the `tiny` profile's defaults, `[http] listen` on a free loopback
