@@ -132,7 +132,9 @@ fn home_assistant_s_requests_are_served_with_real_models() {
     // describe → info, fast, before any model is loaded.
     let described = client(&uri, "describe", &[], &daemon);
     let elapsed = described["elapsed_ms"].as_f64().unwrap();
-    assert!(elapsed < 500.0, "describe took {elapsed} ms: {described}");
+    // Home Assistant waits one second; half of it, scaled on slow machines.
+    let budget = support::scaled(std::time::Duration::from_millis(500)).as_secs_f64() * 1000.0;
+    assert!(elapsed < budget, "describe took {elapsed} ms: {described}");
     let info = &described["info"];
     let asr = &info["asr"][0];
     assert_eq!(asr["installed"], true, "{info}");
