@@ -73,6 +73,8 @@ TEST_PYTHON_PACKAGES+=(openwakeword==0.5.1)
 TEST_PYTHON_PACKAGES+=(openai==3.63.0 ollama==0.6.3)
 # soundfile writes FLAC, Ogg Vorbis and MP3 uploads for tests/http.rs.
 TEST_PYTHON_PACKAGES+=(soundfile==0.14.0)
+# wyoming is the real client of the Wyoming door's tests (tests/wyoming.rs).
+TEST_PYTHON_PACKAGES+=(wyoming==1.11.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then

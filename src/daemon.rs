@@ -7,8 +7,8 @@
 //! Shutdown runs one way: the shutdown token is cancelled (a signal, the
 //! `shutdown` command); every door stops taking work and gets
 //! `daemon.shutdown_grace_secs` for its requests in flight (the socket's
-//! connections, and one [`TaskTracker`] for the HTTP door, the voice loop
-//! and the image watchers); then D-Bus leaves the bus, listening stops and
+//! connections, and one [`TaskTracker`] for the HTTP and Wyoming doors,
+//! the voice loop and the image watchers); then D-Bus leaves the bus, listening stops and
 //! the engines stop last.
 
 use std::fs::{self, File, OpenOptions};
@@ -28,7 +28,7 @@ use crate::config::Loaded;
 use crate::conversation::History;
 use crate::doors::commands::Context;
 use crate::doors::socket::{paths, Server};
-use crate::doors::{dbus, http};
+use crate::doors::{dbus, http, wyoming};
 use crate::engine;
 use crate::events::Events;
 use crate::llm::LocalLlm;
@@ -54,6 +54,8 @@ pub enum DaemonError {
     Signals(io::Error),
     #[error(transparent)]
     Http(#[from] http::HttpError),
+    #[error(transparent)]
+    Wyoming(#[from] wyoming::BindError),
 }
 
 /// Events kept for subscribers that fall behind.
@@ -72,6 +74,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
     prepare_dir(&socket, custom_socket)?;
     let _lock = InstanceLock::acquire(&socket)?;
     let http = http::bind(&config.config).await?;
+    let wyoming_listener = wyoming::bind(&config.config.wyoming).await?;
     let listener = bind(&socket)?;
 
     let assistant = Arc::new(Assistant::new(services(config)?));
@@ -79,6 +82,7 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         assistant: assistant.clone(),
         socket: socket.clone(),
         http: http.as_ref().map(|bound| bound.addr),
+        wyoming: wyoming_listener.as_ref().map(wyoming::Listener::uri),
         utterances: Default::default(),
     });
     spawn_signal_handler(assistant.clone())?;
@@ -89,6 +93,13 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         tasks.spawn(http::serve(bound, ctx.clone()));
     }
     let cfg = &assistant.config.config;
+    if let Some(listener) = wyoming_listener {
+        tasks.spawn(wyoming::serve(
+            listener,
+            assistant.clone(),
+            cfg.wyoming.clone(),
+        ));
+    }
     if cfg.assistant.voice_loop {
         tasks.spawn(voice_loop::run(assistant.clone()));
     }

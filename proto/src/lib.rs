@@ -188,14 +188,49 @@ struct Header {
     payload_length: Option<u64>,
 }
 
-/// Reads one frame. `Ok(None)` means the stream ended cleanly at a frame
-/// boundary; an end anywhere else is [`ProtoError::Truncated`].
+/// The largest header line, data and payload a reader accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest header line, newline included.
+    pub header: usize,
+    /// Largest JSON data section.
+    pub data: usize,
+    /// Largest binary payload.
+    pub payload: usize,
+}
+
+impl Default for Limits {
+    /// [`MAX_HEADER_LEN`], [`MAX_DATA_LEN`] and [`MAX_PAYLOAD_LEN`].
+    fn default() -> Limits {
+        Limits {
+            header: MAX_HEADER_LEN,
+            data: MAX_DATA_LEN,
+            payload: MAX_PAYLOAD_LEN,
+        }
+    }
+}
+
+/// Reads one frame within the default [`Limits`]. `Ok(None)` means the
+/// stream ended cleanly at a frame boundary; an end anywhere else is
+/// [`ProtoError::Truncated`].
 pub async fn read_frame<R>(reader: &mut R) -> Result<Option<Frame>, ProtoError>
 where
     R: AsyncBufRead + Unpin,
 {
+    read_frame_within(reader, &Limits::default()).await
+}
+
+/// [`read_frame`] within `limits` (a server facing untrusted peers sets
+/// its own).
+pub async fn read_frame_within<R>(
+    reader: &mut R,
+    limits: &Limits,
+) -> Result<Option<Frame>, ProtoError>
+where
+    R: AsyncBufRead + Unpin,
+{
     let mut line = Vec::new();
-    let limit = MAX_HEADER_LEN as u64;
+    let limit = limits.header as u64;
     let n = (&mut *reader)
         .take(limit)
         .read_until(b'\n', &mut line)
@@ -206,7 +241,7 @@ where
     if line.last() != Some(&b'\n') {
         if n as u64 >= limit {
             return Err(ProtoError::HeaderTooLong {
-                limit: MAX_HEADER_LEN,
+                limit: limits.header,
             });
         }
         return Err(ProtoError::Truncated {
@@ -223,17 +258,17 @@ where
         })?;
 
     let data_len = header.data_length.unwrap_or(0);
-    if data_len > MAX_DATA_LEN as u64 {
+    if data_len > limits.data as u64 {
         return Err(ProtoError::DataTooLong {
             len: data_len,
-            limit: MAX_DATA_LEN,
+            limit: limits.data,
         });
     }
     let payload_len = header.payload_length.unwrap_or(0);
-    if payload_len > MAX_PAYLOAD_LEN as u64 {
+    if payload_len > limits.payload as u64 {
         return Err(ProtoError::PayloadTooLong {
             len: payload_len,
-            limit: MAX_PAYLOAD_LEN,
+            limit: limits.payload,
         });
     }
 
@@ -488,6 +523,41 @@ mod tests {
             .expect_err("write limit");
         assert!(matches!(err, ProtoError::PayloadTooLong { .. }), "{err}");
         assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn limits_of_the_callers_choice() {
+        let small = Limits {
+            header: 32,
+            data: 8,
+            payload: 4,
+        };
+        let read = |bytes: &'static [u8]| async move {
+            read_frame_within(&mut BufReader::new(bytes), &small).await
+        };
+        let err = read(b"{\"type\":\"a-rather-long-type-name-here\"}\n")
+            .await
+            .expect_err("header");
+        assert!(
+            matches!(err, ProtoError::HeaderTooLong { limit: 32 }),
+            "{err}"
+        );
+        let err = read(b"{\"type\":\"x\",\"data_length\":9}\n")
+            .await
+            .expect_err("data");
+        assert!(
+            matches!(err, ProtoError::DataTooLong { len: 9, limit: 8 }),
+            "{err}"
+        );
+        let err = read(b"{\"type\":\"x\",\"payload_length\":5}\n")
+            .await
+            .expect_err("payload");
+        assert!(
+            matches!(err, ProtoError::PayloadTooLong { len: 5, limit: 4 }),
+            "{err}"
+        );
+        let ok = read(b"{\"type\":\"x\",\"payload_length\":4}\nabcd").await;
+        assert_eq!(ok.expect("within").expect("a frame").payload, b"abcd");
     }
 
     #[tokio::test]

@@ -36,6 +36,9 @@ pub struct Request {
     /// is held until confirmed, and its `ask` is stored in the session
     /// only then.
     pub hold: Option<Hold>,
+    /// Where the reply's text goes as it is written, when the caller
+    /// streams it (an intent's reply comes as one token).
+    pub stream: Option<mpsc::UnboundedSender<AskEvent>>,
 }
 
 /// The answer to a turn.
@@ -142,6 +145,9 @@ impl Assistant {
         };
         if intent != Intent::Question {
             timings.first_token_ms = Some(ms(started));
+            if let Some(stream) = &request.stream {
+                let _ = stream.send(AskEvent::Token(text.clone()));
+            }
             speech.push(&text)?;
         }
         let (spoken, ()) = async {
@@ -193,13 +199,18 @@ impl Assistant {
         };
         let call = self.ask(ask, &tx, &request.cancel);
         tokio::pin!(call);
-        let mut on_event = |speech: &mut Speech, event| match event {
-            AskEvent::Token(text) => {
-                timings.first_token_ms.get_or_insert_with(|| ms(started));
-                speech.push(&text)
+        let mut on_event = |speech: &mut Speech, event: AskEvent| {
+            if let Some(stream) = &request.stream {
+                let _ = stream.send(event.clone());
             }
-            // Spoken text cannot be taken back: stop it and speak the replacement.
-            AskEvent::Reset(_) => speech.restart(self),
+            match event {
+                AskEvent::Token(text) => {
+                    timings.first_token_ms.get_or_insert_with(|| ms(started));
+                    speech.push(&text)
+                }
+                // Spoken text cannot be taken back: stop it and speak the replacement.
+                AskEvent::Reset(_) => speech.restart(self),
+            }
         };
         let reply = loop {
             tokio::select! {

@@ -208,6 +208,7 @@ fn start_turn(
         stt_ms,
         cancel: cancel.clone(),
         hold: hold.clone(),
+        stream: None,
     };
     let assistant = assistant.clone();
     let stopped = cancel.clone();

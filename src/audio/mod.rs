@@ -151,6 +151,34 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     Ok(out.take_data())
 }
 
+/// Interleaved little-endian signed PCM of `width` bytes per sample (1 to
+/// 4) and `channels` channels, as mono samples in [-1, 1] (the channels
+/// averaged).
+pub fn pcm_to_mono(bytes: &[u8], width: usize, channels: usize) -> Result<Vec<f32>, AudioError> {
+    if !(1..=4).contains(&width) || channels == 0 {
+        return Err(AudioError::BadPcm(format!(
+            "{width} bytes per sample and {channels} channels: voxd reads 1 to 4 bytes and 1 or more channels"
+        )));
+    }
+    let frame = width * channels;
+    if bytes.len() % frame != 0 {
+        return Err(AudioError::BadPcm(format!(
+            "{} bytes is not a whole number of {frame}-byte frames ({width} bytes x {channels} channels)",
+            bytes.len()
+        )));
+    }
+    // Each sample widened to the top of an i32, then scaled to [-1, 1].
+    let sample = |b: &[u8]| {
+        let mut wide = [0u8; 4];
+        wide[4 - width..].copy_from_slice(b);
+        i32::from_le_bytes(wide) as f32 / 2_147_483_648.0
+    };
+    Ok(bytes
+        .chunks_exact(frame)
+        .map(|f| f.chunks_exact(width).map(sample).sum::<f32>() / channels as f32)
+        .collect())
+}
+
 /// Samples in [-1, 1] as 16-bit PCM.
 pub fn to_i16(samples: &[f32]) -> impl Iterator<Item = i16> + '_ {
     samples
@@ -194,6 +222,29 @@ mod tests {
         assert!(matches!(
             open_sink("wav", &options).err(),
             Some(AudioError::NoFile)
+        ));
+    }
+
+    #[test]
+    fn pcm_of_any_width_and_channels_reads_as_mono() {
+        // 16-bit stereo: full scale left, silence right.
+        let stereo = [0x00, 0x40, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x00];
+        assert_eq!(pcm_to_mono(&stereo, 2, 2).unwrap(), [0.25, -0.25]);
+        // 24-bit and 32-bit half scale, 8-bit quarter scale (signed).
+        assert_eq!(pcm_to_mono(&[0x00, 0x00, 0x40], 3, 1).unwrap(), [0.5]);
+        assert_eq!(pcm_to_mono(&[0, 0, 0, 0xc0], 4, 1).unwrap(), [-0.5]);
+        assert_eq!(pcm_to_mono(&[0x20], 1, 1).unwrap(), [0.25]);
+        assert!(matches!(
+            pcm_to_mono(&[1, 2, 3], 2, 1),
+            Err(AudioError::BadPcm(_))
+        ));
+        assert!(matches!(
+            pcm_to_mono(&[1, 2], 5, 1),
+            Err(AudioError::BadPcm(_))
+        ));
+        assert!(matches!(
+            pcm_to_mono(&[1, 2], 2, 0),
+            Err(AudioError::BadPcm(_))
         ));
     }
 

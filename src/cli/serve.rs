@@ -33,6 +33,10 @@ pub struct Args {
     /// Serve the HTTP API on ADDR, e.g. 127.0.0.1:8088 (sets http.listen).
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// Serve Wyoming (Home Assistant) at URI: tcp://HOST:PORT or
+    /// unix://PATH (sets wyoming.listen).
+    #[arg(long, value_name = "URI")]
+    wyoming: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -66,6 +70,9 @@ impl Args {
                 toml::Value::String(file.display().to_string()),
             ));
             flags.push(("listen.start".into(), toml::Value::Boolean(true)));
+        }
+        if let Some(uri) = &self.wyoming {
+            flags.push(("wyoming.listen".into(), toml::Value::String(uri.clone())));
         }
         if !self.notes.is_empty() {
             let dirs = self

@@ -78,6 +78,24 @@ fn render(s: &Value) -> String {
             out += &format!("       last error: {err}\n");
         }
     }
+    let wyoming = &s["wyoming"];
+    if let Some(listen) = wyoming["listen"].as_str() {
+        let requests: Vec<String> = wyoming["requests"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        out += &format!(
+            "wyoming: {listen}, {} connection(s) open; requests: {}\n",
+            wyoming["connections"],
+            if requests.is_empty() {
+                "none".to_string()
+            } else {
+                requests.join(", ")
+            },
+        );
+    }
     let llm = &s["llm"];
     match llm["model"].as_object() {
         Some(m) => {

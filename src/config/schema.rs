@@ -21,6 +21,7 @@ pub struct Config {
     pub dbus: DbusConfig,
     pub http: HttpConfig,
     pub metrics: MetricsConfig,
+    pub wyoming: WyomingConfig,
     pub rag: RagConfig,
     pub conversation: ConversationConfig,
     pub assistant: AssistantConfig,
@@ -312,6 +313,29 @@ pub struct MetricsConfig {
     pub listen: String,
     /// Ignored: a non-loopback address needs an HTTP token.
     pub allow_remote: bool,
+}
+
+/// The Wyoming server (`[wyoming]`, see `docs/wyoming.md`): voxd's speech
+/// to text, text to speech, wake words and answers for Home Assistant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WyomingConfig {
+    /// `tcp://host:port` or `unix://PATH`; empty: no Wyoming server.
+    pub listen: String,
+    /// Allow `listen` on a non-loopback address (Wyoming has no
+    /// authentication).
+    pub allow_remote: bool,
+    /// Connections served at once; more are refused with an error.
+    pub max_connections: usize,
+    /// Longest event header line, in bytes.
+    pub max_header_bytes: usize,
+    /// Largest data or payload of one event, in bytes.
+    pub max_payload_bytes: usize,
+    /// Longest audio of one transcription, in seconds (wake-word streams
+    /// keep no audio and are not limited).
+    pub max_audio_secs: u64,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout_secs: u64,
 }
 
 /// Retrieval over the notes folders and grounded answers (`src/rag`).

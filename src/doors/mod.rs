@@ -6,7 +6,9 @@
 //!   the socket and D-Bus;
 //! - [`socket`]: the control socket (JSON lines over a Unix socket);
 //! - [`dbus`]: the `io.github.voxd.Assistant1` D-Bus interface;
-//! - [`http`]: the HTTP API: OpenAI and Ollama dialects, `/v1/voxd/`, `/health`, `/metrics`.
+//! - [`http`]: the HTTP API: OpenAI and Ollama dialects, `/v1/voxd/`, `/health`, `/metrics`;
+//! - [`wyoming`]: the Wyoming server for Home Assistant (speech to text,
+//!   text to speech, wake words, answers).
 //!
 //! The voice loop is the fourth way in; it lives in the core
 //! ([`crate::assistant::voice_loop`]) because it has no transport.
@@ -20,3 +22,4 @@ pub mod commands;
 pub mod dbus;
 pub mod http;
 pub mod socket;
+pub mod wyoming;

@@ -49,6 +49,7 @@ use serde::Serialize;
 use crate::audio::input::{PcmChunk, PcmFeed};
 use crate::audio::AudioError;
 use crate::config::Config;
+use crate::error::{ErrorKind, Kind};
 use crate::events::Events;
 use crate::models::{self, Manifest, Role, Store};
 use crate::onnx::OnnxError;
@@ -84,6 +85,19 @@ pub enum ListenError {
     Inference(String),
     #[error("the listening thread stopped unexpectedly")]
     Stopped,
+}
+
+impl Kind for ListenError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ListenError::NoModel { .. } => ErrorKind::NoModel,
+            ListenError::UnknownWakeWord { .. }
+            | ListenError::NoWakeWords
+            | ListenError::Settings(_) => ErrorKind::InvalidParams,
+            ListenError::Audio(_) => ErrorKind::BadAudio,
+            _ => ErrorKind::EngineFailed,
+        }
+    }
 }
 
 /// Which source to listen to; `None` fields come from `[listen]`.
@@ -353,6 +367,29 @@ impl Listener {
             }
         });
     }
+}
+
+/// The wake words installed (`models.wake`'s classifiers), for a client
+/// that asks which it may detect.
+pub fn installed_wake_words(config: &Config) -> Result<Vec<String>, ListenError> {
+    Ok(wake::installed(&model_dir(config, Role::Wake)?))
+}
+
+/// A detector of wake words `words` (all installed ones when empty) for
+/// audio other than the listener's (a Wyoming client's), with the
+/// listener's threshold and refractory period. Loads the models: call it
+/// off the async runtime.
+pub fn wake_detector(config: &Config, words: &[String]) -> Result<wake::WakeWords, ListenError> {
+    let dir = model_dir(config, Role::Wake)?;
+    let all;
+    let words = if words.is_empty() {
+        all = wake::installed(&dir);
+        &all
+    } else {
+        words
+    };
+    let l = &config.listen;
+    wake::WakeWords::load(&config.onnx, &dir, words, run::wake_settings(l)?, l.threads)
 }
 
 /// The installed model directory for `role`.

@@ -33,7 +33,7 @@ use super::vad::{Vad, FRAME};
 use super::wake::{WakeSettings, WakeWords, STEP};
 use super::{model_dir, Heard, ListenError, ListenEvent, Shared, State};
 use crate::audio::input::{open_source, PcmFeed, Source, SourceOptions, RATE};
-use crate::config::{Config, OnnxConfig};
+use crate::config::{Config, ListenConfig, OnnxConfig};
 use crate::events::Events;
 use crate::models::Role;
 use crate::speak::Speaker;
@@ -72,18 +72,28 @@ fn samples(ms: u64) -> u64 {
     ms * u64::from(RATE) / 1000
 }
 
+/// `v`, a probability setting `listen.<name>`, checked.
+fn unit(name: &str, v: f32) -> Result<f32, ListenError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ListenError::Settings(format!(
+            "listen.{name} = {v}: it is a probability, 0 to 1"
+        )))
+    }
+}
+
+/// How wake words fire (`listen.wake_threshold`, `listen.wake_refractory_ms`).
+pub(super) fn wake_settings(l: &ListenConfig) -> Result<WakeSettings, ListenError> {
+    Ok(WakeSettings {
+        threshold: unit("wake_threshold", l.wake_threshold)?,
+        refractory_steps: samples(l.wake_refractory_ms) / STEP as u64,
+    })
+}
+
 impl Settings {
     pub fn from_config(config: &Config) -> Result<Settings, ListenError> {
         let l = &config.listen;
-        let unit = |name: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(v)
-            } else {
-                Err(ListenError::Settings(format!(
-                    "listen.{name} = {v}: it is a probability, 0 to 1"
-                )))
-            }
-        };
         let threshold = unit("vad_threshold", l.vad_threshold)?;
         let neg_threshold = unit("vad_neg_threshold", l.vad_neg_threshold)?;
         if neg_threshold > threshold {
@@ -115,10 +125,7 @@ impl Settings {
             vad_dir: model_dir(config, Role::Vad)?,
             wake_dir,
             wake_words: l.wake_words.clone(),
-            wake: WakeSettings {
-                threshold: unit("wake_threshold", l.wake_threshold)?,
-                refractory_steps: samples(l.wake_refractory_ms) / STEP as u64,
-            },
+            wake: wake_settings(l)?,
             phrases: PhraseSettings {
                 phrases,
                 similarity: unit("wake_phrase_similarity", l.wake_phrase_similarity)?,

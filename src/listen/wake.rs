@@ -91,18 +91,6 @@ pub fn classifier_path(model_dir: &Path, word: &str) -> Result<PathBuf, ListenEr
     if word.contains('/') || word.ends_with(".onnx") {
         return Ok(PathBuf::from(word));
     }
-    let known = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(model_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .filter(|n| n.ends_with(".onnx") && n.contains("_v"))
-            .filter_map(|n| n.rsplit_once("_v").map(|(name, _)| name.to_owned()))
-            .collect();
-        names.sort();
-        names
-    };
     let prefix = format!("{word}_v");
     let mut found: Vec<PathBuf> = std::fs::read_dir(model_dir)
         .into_iter()
@@ -119,8 +107,24 @@ pub fn classifier_path(model_dir: &Path, word: &str) -> Result<PathBuf, ListenEr
     found.pop().ok_or_else(|| ListenError::UnknownWakeWord {
         word: word.to_owned(),
         dir: model_dir.to_path_buf(),
-        known: known().join(", "),
+        known: installed(model_dir).join(", "),
     })
+}
+
+/// The wake words whose classifiers are in `model_dir` (`hey_jarvis` for
+/// `hey_jarvis_v0.1.onnx`), sorted, each once.
+pub fn installed(model_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(model_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.ends_with(".onnx") && n.contains("_v"))
+        .filter_map(|n| n.rsplit_once("_v").map(|(name, _)| name.to_owned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A wake word's name from its file (`hey_jarvis_v0.1.onnx` → `hey_jarvis`).

@@ -28,6 +28,7 @@
 //! gives a clone to each subsystem, which updates it where it already times
 //! its work.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -100,6 +101,48 @@ pub struct Metrics {
     pub traffic: Traffic,
     /// The pipeline's metrics; clone it for a subsystem.
     pub pipeline: Pipeline,
+    /// The Wyoming door's connections and requests.
+    pub wyoming: Wyoming,
+}
+
+/// The Wyoming server's traffic: connections open now (also the
+/// `voxd_wyoming_connections` gauge) and requests by type since start, for
+/// `status`. Each request is also counted, by outcome and timed, as
+/// command `wyoming.<type>` in `voxd_requests`.
+#[derive(Debug, Default)]
+pub struct Wyoming {
+    connections: Gauge,
+    requests: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Wyoming {
+    /// A connection opened; [`Wyoming::closed`] when it ends.
+    pub fn opened(&self) {
+        self.connections.inc();
+    }
+
+    pub fn closed(&self) {
+        self.connections.dec();
+    }
+
+    /// Counts one request of Wyoming type `kind` (`transcribe`, `synthesize`, …).
+    pub fn request(&self, kind: &str) {
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *requests.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> i64 {
+        self.connections.get()
+    }
+
+    /// Requests so far, by type.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -314,7 +357,13 @@ impl Metrics {
             connections: Counter::default(),
             traffic: Traffic::default(),
             pipeline: Pipeline::default(),
+            wyoming: Wyoming::default(),
         };
+        metrics.register(
+            "wyoming_connections",
+            "Wyoming connections open",
+            metrics.wyoming.connections.clone(),
+        );
         metrics.pipeline.register(&metrics);
         metrics.register(
             "requests",

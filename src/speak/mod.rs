@@ -85,6 +85,44 @@ impl Kind for SpeakError {
     }
 }
 
+/// A voice as a client may choose it, read from its config without
+/// loading it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VoiceInfo {
+    /// The voice's model id in the store, or its file's name.
+    pub name: String,
+    /// What it speaks (`en_US`), when its config says.
+    pub language: Option<String>,
+    /// Its speakers' names (none for a single-speaker voice).
+    pub speakers: Vec<String>,
+}
+
+/// The voice that `voice` names (empty: `tts.voice`, then `models.tts`; see
+/// [`voice_path`]), described.
+pub fn describe_voice(voice: &str, models_config: &ModelsConfig) -> Result<VoiceInfo, SpeakError> {
+    let path = voice_path(voice, models_config)?;
+    let (model, json) = piper::voice_files(&path)?;
+    let config = piper::VoiceConfig::read(&json)?;
+    let name = if path.is_dir() {
+        path.file_name()
+    } else {
+        model.file_stem()
+    }
+    .map(|n| n.to_string_lossy().into_owned())
+    .unwrap_or_default();
+    let mut speakers: Vec<(i64, String)> = config
+        .speaker_id_map
+        .into_iter()
+        .map(|(name, id)| (id, name))
+        .collect();
+    speakers.sort();
+    Ok(VoiceInfo {
+        name,
+        language: config.language.map(|l| l.code),
+        speakers: speakers.into_iter().map(|(_, name)| name).collect(),
+    })
+}
+
 /// The voice files for `voice`: a path to a voice (directory or `.onnx`),
 /// a model id in the store, or, when empty, the first installed `models.tts`.
 pub fn voice_path(voice: &str, models_config: &ModelsConfig) -> Result<PathBuf, SpeakError> {

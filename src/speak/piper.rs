@@ -41,10 +41,30 @@ pub struct VoiceConfig {
     #[serde(default)]
     pub speaker_id_map: HashMap<String, i64>,
     pub phoneme_id_map: HashMap<String, Vec<i64>>,
+    /// What the voice speaks, when its config says (`en_US`).
+    #[serde(default)]
+    pub language: Option<LanguageSection>,
 }
 
 fn one() -> u32 {
     1
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LanguageSection {
+    pub code: String,
+}
+
+impl VoiceConfig {
+    /// Reads the voice config `json` (a `<voice>.onnx.json`).
+    pub fn read(json: &Path) -> Result<VoiceConfig, SpeakError> {
+        let bad = |message: String| SpeakError::Voice {
+            path: json.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(json).map_err(|e| bad(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a Piper voice config: {e}")))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,9 +167,7 @@ impl PiperVoice {
             path: json.clone(),
             message,
         };
-        let text = std::fs::read_to_string(&json).map_err(|e| bad(e.to_string()))?;
-        let config: VoiceConfig = serde_json::from_str(&text)
-            .map_err(|e| bad(format!("not a Piper voice config: {e}")))?;
+        let config = VoiceConfig::read(&json)?;
         for symbol in [BOS, EOS, PAD] {
             if !config.phoneme_id_map.contains_key(symbol) {
                 return Err(bad(format!("phoneme_id_map has no {symbol:?}")));

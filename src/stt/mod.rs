@@ -148,31 +148,86 @@ impl LocalStt {
     }
 }
 
+/// The model `config` selects: a store id, or the path of a ggml file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selected {
+    Id(String),
+    File(PathBuf),
+}
+
+impl Selected {
+    /// Its name for a client: the id, or the file's name without `.bin`.
+    pub fn name(&self) -> String {
+        match self {
+            Selected::Id(id) => id.clone(),
+            Selected::File(path) => path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The model `config` selects (`stt.model`, else the first installed of
+/// `models.stt`), without loading or importing it.
+pub fn selected_model(config: &Config) -> Result<Selected, SttError> {
+    let store = Store::from_config(&config.models)?;
+    match config.stt.model.as_str() {
+        "" => {
+            let manifest = Manifest::load(&config.models)?;
+            models::resolve(Role::Stt, &config.models, &manifest, &store)
+                .map(Selected::Id)
+                .ok_or_else(|| SttError::NoModel {
+                    candidates: config.models.stt.clone(),
+                })
+        }
+        m if m.contains('/') || m.ends_with(".bin") => Ok(Selected::File(PathBuf::from(m))),
+        id => Ok(Selected::Id(id.to_owned())),
+    }
+}
+
+/// The languages Whisper's multilingual models transcribe (ISO 639-1,
+/// plus `haw` and `yue`), in Whisper's own order.
+pub const WHISPER_LANGUAGES: &[&str] = &[
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it",
+    "id", "hi", "fi", "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur",
+    "hr", "bg", "lt", "la", "mi", "ml", "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn",
+    "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs", "kk", "sq", "sw", "gl", "mr", "pa", "si",
+    "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am", "yi", "lo", "uz", "fo",
+    "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su", "yue",
+];
+
+/// The languages `model` transcribes as `config` runs it: English for an
+/// English-only model (`*.en`), `stt.language` when it names one, else
+/// every [`WHISPER_LANGUAGES`] entry.
+pub fn languages(config: &Config, model: &Selected) -> Vec<String> {
+    let language = config.stt.language.as_str();
+    if model.name().ends_with(".en") {
+        vec!["en".to_owned()]
+    } else if language != "auto" && !language.is_empty() {
+        vec![language.to_owned()]
+    } else {
+        WHISPER_LANGUAGES.iter().map(|l| l.to_string()).collect()
+    }
+}
+
 /// The ggml model file `config` selects; a CTranslate2 model in the store
 /// without its ggml file is imported first (blocking).
 pub fn model_path(config: &Config) -> Result<PathBuf, SttError> {
     let store = Store::from_config(&config.models)?;
-    let id = match config.stt.model.as_str() {
-        "" => {
-            let manifest = Manifest::load(&config.models)?;
-            models::resolve(Role::Stt, &config.models, &manifest, &store).ok_or_else(|| {
-                SttError::NoModel {
-                    candidates: config.models.stt.clone(),
-                }
-            })?
-        }
-        m if m.contains('/') || m.ends_with(".bin") => {
-            let path = PathBuf::from(m);
+    let id = match selected_model(config)? {
+        Selected::File(path) => {
             return if path.is_file() {
                 Ok(path)
             } else {
                 Err(SttError::ModelMissing {
-                    model: m.to_owned(),
+                    model: path.display().to_string(),
                     path,
                 })
             };
         }
-        id => id.to_owned(),
+        Selected::Id(id) => id,
     };
     let path = import::ggml_path(&store, &id);
     if path.is_file() {
@@ -281,4 +336,24 @@ pub async fn read_wav(path: &Path) -> Result<Audio16k, SttError> {
         .await
         .map_err(|e| SttError::Internal(e.to_string()))?
         .map_err(SttError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_s_languages_follow_its_name_and_stt_language() {
+        let mut config = Config::builtin();
+        let english = Selected::Id("whisper-tiny.en".into());
+        let multi = Selected::File(PathBuf::from("/m/ggml-base.bin"));
+        assert_eq!(multi.name(), "ggml-base");
+        config.stt.language = "de".into();
+        assert_eq!(languages(&config, &english), ["en"]);
+        assert_eq!(languages(&config, &multi), ["de"]);
+        config.stt.language = "auto".into();
+        let all = languages(&config, &multi);
+        assert_eq!(all.len(), WHISPER_LANGUAGES.len());
+        assert!(all.contains(&"yue".to_string()));
+    }
 }

@@ -26,6 +26,8 @@ pub struct Context {
     pub socket: PathBuf,
     /// Where the HTTP API listens, when it is on.
     pub http: Option<SocketAddr>,
+    /// Where the Wyoming server listens (its URI), when `wyoming.listen` is set.
+    pub wyoming: Option<String>,
     /// Utterances that streaming `say` requests keep open.
     pub utterances: OpenUtterances,
 }

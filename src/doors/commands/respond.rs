@@ -45,6 +45,7 @@ impl Respond {
                 stt_ms: None,
                 cancel: peer.closed.child_token(),
                 hold: None,
+                stream: None,
             })
             .await?;
         serde_json::to_value(reply).map_err(ApiError::internal)

@@ -1,7 +1,8 @@
 //! `status`: version, uptime, profile, the daemon's and each engine's
 //! memory, the budget, queues (requests in flight, utterances queued or
 //! being spoken), and the language model (model info, prompt format,
-//! figures of the last reply).
+//! figures of the last reply), and the Wyoming server (where it listens,
+//! connections open, requests by type).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,6 +31,11 @@ impl Status {
             "budget": ctx.assistant.engines.budget(),
             "engines": ctx.assistant.engines.status(),
             "llm": ctx.assistant.llm.status(),
+            "wyoming": {
+                "listen": ctx.wyoming,
+                "connections": ctx.assistant.metrics.wyoming.connections(),
+                "requests": ctx.assistant.metrics.wyoming.requests(),
+            },
         }))
     }
 }
