@@ -49,33 +49,7 @@ except ImportError:
         os.execv(python, [python, *sys.argv])
     sys.exit("the openai package is missing: run `bash scripts/bootstrap.sh test` first")
 
-
-class Conn:
-    """One control-socket connection (JSON lines)."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(str(path))
-        self.file = self.sock.makefile("rwb")
-        self.next_id = 0
-
-    def send(self, cmd, **args):
-        self.next_id += 1
-        self.file.write(json.dumps({"id": self.next_id, "cmd": cmd, **args}).encode() + b"\n")
-        self.file.flush()
-        return self.next_id
-
-    def read(self):
-        return json.loads(self.file.readline())
-
-    def call(self, cmd, **args):
-        sent = self.send(cmd, **args)
-        while True:
-            msg = self.read()
-            if msg.get("id") == sent and "event" not in msg:
-                if not msg.get("ok"):
-                    sys.exit(f"{cmd}: {msg}")
-                return msg["result"]
+from latency import Conn  # noqa: E402  (the socket client bench/latency.py uses)
 
 
 def socket_ask(conn):
@@ -83,8 +57,8 @@ def socket_ask(conn):
     started = time.monotonic()
     sent = conn.send("ask", question=QUESTION)
     first = None
-    while True:
-        msg = conn.read()
+    for line in conn.lines:
+        msg = json.loads(line)
         if msg.get("id") != sent:
             continue
         if msg.get("event") == "ask.token" and first is None:
@@ -94,6 +68,7 @@ def socket_ask(conn):
             if not msg.get("ok"):
                 sys.exit(f"ask: {msg}")
             return first if first is not None else end, end
+    sys.exit("voxd closed the connection during ask")
 
 
 def http_ask(client):
