@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use super::chunk::{sentence_embed_text, Chunk, Lines};
 
@@ -227,13 +229,16 @@ impl Index {
 
     fn open_checked(path: &Path) -> Result<Index, Reject> {
         let write = connect(path)?;
-        let version: i64 = write.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let ok: String = write.pragma_query_value(None, "quick_check", |r| r.get(0))?;
         if ok != "ok" {
             return Err(Reject::Corrupt(ok));
         }
+        // The version is read under the write lock: another opener may
+        // be creating the schema right now, and its tables are not
+        // "unknown tables" once it has committed.
+        let tx = Transaction::new_unchecked(&write, TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version == 0 {
-            let tx = write.unchecked_transaction()?;
             let tables: i64 =
                 tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
             if tables != 0 {
@@ -241,10 +246,10 @@ impl Index {
             }
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
         } else if version != SCHEMA_VERSION {
             return Err(Reject::Version(version));
         }
+        tx.commit()?;
         let read = connect(path)?;
         Ok(Index {
             path: path.to_path_buf(),
@@ -566,11 +571,29 @@ fn connect(path: &Path) -> Result<Connection, rusqlite::Error> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    wal(&conn)?;
     // WAL + NORMAL: a crash loses at most the last commits, never consistency.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Switches `conn` to WAL. The switch needs the file to itself, and
+/// SQLite answers "busy" at once, without the busy handler, while another
+/// connection opens it: retried here up to [`BUSY_TIMEOUT`].
+fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn touch(tx: &Transaction<'_>) -> rusqlite::Result<()> {
@@ -725,6 +748,38 @@ mod tests {
             fts_query("kettle moon kettle").unwrap(),
             "\"kettle\" OR \"moon\""
         );
+    }
+
+    /// Opens racing on a new index all get the one index: none takes the
+    /// schema another has just written for corruption and sets it aside.
+    #[test]
+    fn concurrent_opens_of_a_new_index_share_it() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("i.sqlite");
+            let start = std::sync::Barrier::new(4);
+            let opened: Vec<Index> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            Index::open(&path).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("corrupt"))
+                .collect();
+            assert!(names.is_empty(), "set aside: {names:?}");
+            opened[0].replace_file(&update("/n/a.md", &[])).unwrap();
+            for index in &opened {
+                assert_eq!(index.paths().unwrap(), ["/n/a.md"]);
+            }
+        }
     }
 
     fn update<'a>(path: &'a str, chunks: &'a [Chunk]) -> FileUpdate<'a> {

@@ -141,7 +141,7 @@ pub struct Rag {
     config: RagConfig,
     roots: Vec<PathBuf>,
     index_path: PathBuf,
-    index: Mutex<Option<Arc<Index>>>,
+    index: tokio::sync::Mutex<Option<Arc<Index>>>,
     embedder: Resident,
     vectors: RwLock<Vectors>,
     vectors_loaded: AtomicBool,
@@ -174,7 +174,7 @@ impl Rag {
             enabled: AtomicBool::new(cfg.enabled),
             roots,
             index_path,
-            index: Mutex::new(None),
+            index: tokio::sync::Mutex::new(None),
             embedder: Resident::new(&cfg, &config.models),
             config: cfg,
             vectors: RwLock::new(Vectors::default()),
@@ -247,10 +247,13 @@ impl Rag {
     }
 
     /// The index, opening it (and loading its vectors) if needed. A failure
-    /// is reported and retried on the next call.
+    /// is reported and retried on the next call. One caller opens it at a
+    /// time: two opens racing on a corrupt index would each set aside the
+    /// file the other had just rebuilt.
     async fn index(&self) -> Result<Arc<Index>, RagError> {
-        if let Some(index) = self.index.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            return Ok(index);
+        let mut slot = self.index.lock().await;
+        if let Some(index) = slot.as_ref() {
+            return Ok(index.clone());
         }
         let path = self.index_path.clone();
         let opened = tokio::task::spawn_blocking(move || {
@@ -270,7 +273,7 @@ impl Rag {
                 }
                 drop(table);
                 self.vectors_loaded.store(true, Ordering::Relaxed);
-                *self.index.lock().unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
+                *slot = Some(index.clone());
                 self.state().error = None;
                 Ok(index)
             }
@@ -326,5 +329,45 @@ impl Rag {
             error,
             skipped: state.skipped.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Callers racing to open a corrupt index set it aside once, and all
+    /// then use the one rebuilt index.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_opens_of_a_corrupt_index_set_it_aside_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.sqlite");
+        std::fs::write(&path, b"SQLite format 3\0not a database".repeat(200)).unwrap();
+        let mut config = Config::builtin();
+        config.rag.index = path.clone();
+        let shutdown = CancellationToken::new();
+        let rag = Rag::start(
+            &config,
+            Events::new(16),
+            shutdown.clone(),
+            Pipeline::default(),
+        );
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let rag = rag.clone();
+                tokio::spawn(async move { rag.status().await })
+            })
+            .collect();
+        for racer in racers {
+            let status = racer.await.unwrap();
+            assert_eq!(status.error, None);
+        }
+        shutdown.cancel();
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("index.sqlite.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
     }
 }
