@@ -3,6 +3,8 @@
 //! that cannot be used is an error naming its line, and the commands in
 //! use stay).
 
+use std::time::Instant;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -66,11 +68,16 @@ impl CommandsCmd {
                         "commands test: `text` is empty",
                     ));
                 }
-                let Some(matched) = commands.find(&text) else {
-                    return Ok(json!({ "matched": false }));
+                let started = Instant::now();
+                let found = commands.find(&text);
+                // How long matching took (bench/commands.py reports it).
+                let match_us = started.elapsed().as_micros() as u64;
+                let Some(matched) = found else {
+                    return Ok(json!({ "matched": false, "match_us": match_us }));
                 };
                 Ok(json!({
                     "matched": true,
+                    "match_us": match_us,
                     "name": matched.command.name,
                     "template": matched.template,
                     "slots": matched.slots,
