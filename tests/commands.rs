@@ -331,6 +331,9 @@ fn a_spoken_command_after_the_wake_word_runs_with_its_slots() {
     let mut control = daemon.connect().with_timeout(240);
     let clips = daemon.home.path().to_path_buf();
     let wake = speech(&mut control, &clips, "Hey Jarvis.");
+    // "Switch", not "Turn": Whisper tiny.en hears this voice's "Turn on the
+    // kitchen light" as "Pern on the kitchen light", and a template's own
+    // words must be heard exactly (only list values forgive errors).
     let command = speech(&mut control, &clips, "Switch on the kitchen light.");
     let near_miss = speech(&mut control, &clips, "Switch off the kitchen light.");
 

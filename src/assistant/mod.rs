@@ -107,8 +107,10 @@ impl Assistant {
             services.history.as_ref().ok().cloned(),
             AskSettings::from_config(&services.config.config),
         );
-        let commands = UserCommands::path_from_config(&services.config.config.assistant)
-            .unwrap_or_else(|| "commands.toml".into());
+        // No path (neither HOME nor XDG_CONFIG_HOME): an empty path, which
+        // holds no commands and is not watched.
+        let commands =
+            UserCommands::path_from_config(&services.config.config.assistant).unwrap_or_default();
         let commands = Arc::new(UserCommands::open(commands, services.events.clone()));
         Assistant {
             services,
