@@ -250,52 +250,59 @@ impl Prepared {
 
 impl PreparedHttp {
     async fn send(&self, command: &str, timeout: Duration) -> Result<(), ActionError> {
-        let request = self.clone();
         let failed = |message: String| ActionError::Http {
             method: self.method.clone(),
             url: self.url.clone(),
             message,
         };
-        let answer = tokio::task::spawn_blocking(move || request.send_blocking(timeout))
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        match answer {
-            Ok((status, body)) => {
-                tracing::info!(command, method = %self.method, url = %self.url, status, body = %tail(body.as_bytes()), "command request answered");
-                Ok(())
-            }
-            Err(message) => {
-                tracing::warn!(command, method = %self.method, url = %self.url, %message, "command request failed");
-                Err(failed(message))
-            }
+        let answer = self.answer(timeout).await.map_err(|e| {
+            let message = causes(&e);
+            tracing::warn!(command, method = %self.method, url = %self.url, %message, "command request failed");
+            failed(message)
+        })?;
+        let (status, body) = answer;
+        tracing::info!(command, method = %self.method, url = %self.url, %status, body = %tail(body.as_bytes()), "command request answered");
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(failed(format!("answered {status}")))
         }
     }
 
-    /// (status, body) of a 2xx answer, or why there was none.
-    fn send_blocking(&self, timeout: Duration) -> Result<(u16, String), String> {
-        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
-        let mut request = agent.request(&self.method, &self.url);
+    /// The answer's status and body.
+    async fn answer(
+        &self,
+        timeout: Duration,
+    ) -> Result<(reqwest::StatusCode, String), reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        // The method was checked when the file was read.
+        let method =
+            reqwest::Method::from_bytes(self.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        let mut request = client.request(method, &self.url);
         for (name, value) in &self.headers {
-            request = request.set(name, value);
+            request = request.header(name, value);
         }
-        let answer = match &self.body {
-            Some(body) => request
-                .set("Content-Type", "application/json")
-                .send_string(body),
-            None => request.call(),
-        };
-        match answer {
-            Ok(response) => {
-                let status = response.status();
-                let body = response.into_string().unwrap_or_default();
-                Ok((status, body))
-            }
-            Err(ureq::Error::Status(status, response)) => {
-                Err(format!("answered {status} {}", response.status_text()))
-            }
-            Err(ureq::Error::Transport(e)) => Err(e.to_string()),
+        if let Some(body) = &self.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
         }
+        let response = request.send().await?;
+        let status = response.status();
+        Ok((status, response.text().await.unwrap_or_default()))
     }
+}
+
+/// An error and its causes, as one line ("error sending request …:
+/// connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// `{name}` placeholders in `template` (names of letters, digits and `_`).
