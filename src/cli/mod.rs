@@ -98,7 +98,7 @@ enum Command {
     Audio(audio::Command),
     /// Print the transcript of a WAV file (the daemon reads the file).
     Transcribe(transcribe::Args),
-    /// One assistant turn on text, as if spoken: intents, else ask; spoken reply.
+    /// One assistant turn on text, as if spoken: intents, commands, else ask; spoken reply.
     Respond(respond::Args),
     /// Listen to the microphone for wake words and questions (--stop, --status).
     Listen(listen::Args),
