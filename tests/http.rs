@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::wer::Wer;
-use support::{http_request, llm_config, Daemon, Home};
+use support::{http_request, Daemon, Home};
 
 /// The raw model's name: the test store's id of Gemma 3 270M.
 const RAW: &str = "gemma3-270m-base";
@@ -22,21 +22,11 @@ const RAW: &str = "gemma3-270m-base";
 /// template, so that the raw model can chat), with the HTTP API on a free
 /// loopback port and `http` added to `[http]`; its address.
 fn start(max_tokens: u32, http: &str) -> (Daemon, String) {
-    let home = Home::new("");
-    let notes = home.path().join("notes");
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
-        &notes,
+    let (home, _) = support::notes_and_model_home_with(
+        max_tokens,
+        "chat_template = \"gemma\"",
+        &format!("\n[http]\nlisten = \"127.0.0.1:0\"\n{http}"),
     );
-    let extra = format!(
-        "chat_template = \"gemma\"\n\n[rag]\nnotes = [\"{}\"]\n\n[http]\nlisten = \"127.0.0.1:0\"\n{http}",
-        notes.display()
-    );
-    std::fs::write(
-        home.path().join("voxd.toml"),
-        llm_config(max_tokens, 2048, &extra),
-    )
-    .unwrap();
     let daemon = Daemon::start_indexed(home, 5);
     let addr = address(&daemon);
     (daemon, addr)

@@ -12,27 +12,12 @@ use std::process::{Child, Command, Stdio};
 use serde_json::{json, Value};
 use support::llama_server::{free_port, LlamaServer};
 use support::voice::engine;
-use support::{llm_config, scaled_secs, Conn, Daemon, Home};
+use support::{scaled_secs, Conn, Daemon, Home};
 
 /// A home with the fixture notes, the test model for the local worker,
 /// and `llm` added to `[engines.llm]` (`rest`: more sections).
 fn home(max_tokens: u32, llm: &str, rest: &str) -> (Home, PathBuf) {
-    let home = Home::new("");
-    let notes = home.path().join("notes");
-    support::copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
-        &notes,
-    );
-    let extra = format!(
-        "{llm}\n\n[rag]\nnotes = [\"{}\"]\ndebounce_ms = 200\n{rest}",
-        notes.display()
-    );
-    std::fs::write(
-        home.path().join("voxd.toml"),
-        llm_config(max_tokens, 2048, &extra),
-    )
-    .unwrap();
-    (home, notes)
+    support::notes_and_model_home_with(max_tokens, llm, &format!("debounce_ms = 200\n{rest}"))
 }
 
 fn openai(url: &str) -> String {

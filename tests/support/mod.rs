@@ -652,18 +652,27 @@ max_tokens = {max_tokens}
     )
 }
 
-/// A home with a copy of the fixture notes (returned: their folder) and
-/// [`llm_config`]'s model (64-token replies, a 2,048-token context);
-/// `rag` goes into the `[rag]` section after `notes`.
+/// A home with a copy of the fixture notes and the test model, `rag`
+/// added to `[rag]` (it may open more sections after it).
 pub fn notes_and_model_home(rag: &str) -> (Home, PathBuf) {
+    notes_and_model_home_with(64, "", rag)
+}
+
+/// [`notes_and_model_home`] with replies capped at `max_tokens` and `llm`
+/// added to `[engines.llm]`.
+pub fn notes_and_model_home_with(max_tokens: u32, llm: &str, rag: &str) -> (Home, PathBuf) {
     let home = Home::new("");
     let notes = home.path().join("notes");
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
         &notes,
     );
-    let rag = format!("\n[rag]\nnotes = [\"{}\"]\n{rag}", notes.display());
-    fs::write(home.path().join("voxd.toml"), llm_config(64, 2048, &rag)).unwrap();
+    let extra = format!("{llm}\n\n[rag]\nnotes = [\"{}\"]\n{rag}", notes.display());
+    fs::write(
+        home.path().join("voxd.toml"),
+        llm_config(max_tokens, 2048, &extra),
+    )
+    .unwrap();
     (home, notes)
 }
 

@@ -129,6 +129,15 @@ impl Remote {
         Err(self.down(format!("HTTP {status}: {}", body.trim())))
     }
 
+    /// The JSON body of a successful `request`.
+    async fn json(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, LlmError> {
+        self.send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|e| LlmError::Remote(format!("{} sent invalid JSON: {e}", self.url)))
+    }
+
     /// [`Remote::send`] for a generation, started at `started`: the
     /// server's headers must come within the first-token timeout too.
     async fn send_generation(

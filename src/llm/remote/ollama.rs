@@ -23,7 +23,9 @@ pub(super) async fn discover(remote: &Remote) -> Result<Found, LlmError> {
     let model = match &remote.model {
         Some(model) => model.clone(),
         None => {
-            let tags = json_of(remote, remote.request(reqwest::Method::GET, "/api/tags")).await?;
+            let tags = remote
+                .json(remote.request(reqwest::Method::GET, "/api/tags"))
+                .await?;
             tags["models"]
                 .as_array()
                 .and_then(|m| m.first())
@@ -37,13 +39,13 @@ pub(super) async fn discover(remote: &Remote) -> Result<Found, LlmError> {
                 })?
         }
     };
-    let show = json_of(
-        remote,
-        remote
-            .request(reqwest::Method::POST, "/api/show")
-            .json(&json!({ "model": model })),
-    )
-    .await?;
+    let show = remote
+        .json(
+            remote
+                .request(reqwest::Method::POST, "/api/show")
+                .json(&json!({ "model": model })),
+        )
+        .await?;
     let template = show["template"].as_str().unwrap_or("").trim();
     let format = match template.is_empty() || template == "{{ .Prompt }}" {
         true => PromptFormat::Completion,
@@ -62,15 +64,6 @@ pub(super) async fn discover(remote: &Remote) -> Result<Found, LlmError> {
         format,
         context: u32::try_from(context).unwrap_or(u32::MAX),
     })
-}
-
-async fn json_of(remote: &Remote, request: reqwest::RequestBuilder) -> Result<Value, LlmError> {
-    remote
-        .send(request)
-        .await?
-        .json()
-        .await
-        .map_err(|e| LlmError::Remote(format!("{} sent invalid JSON: {e}", remote.url)))
 }
 
 pub(super) async fn generate(

@@ -19,7 +19,9 @@ use crate::llm::{Finish, GenerateRequest, GenerateStats, LlmError, Prompt, Promp
 const LLAMA_CPP_FALLBACK_TEMPLATE: &str = "{%- for message in messages -%}\n  {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}\n{%- endfor -%}\n{%- if add_generation_prompt -%}\n  {{- '<|im_start|>assistant\n' -}}\n{%- endif -%}";
 
 pub(super) async fn discover(remote: &Remote) -> Result<Found, LlmError> {
-    let models: Value = json_of(remote, remote.request(reqwest::Method::GET, "/models")).await?;
+    let models: Value = remote
+        .json(remote.request(reqwest::Method::GET, "/models"))
+        .await?;
     let listed = models["data"]
         .as_array()
         .and_then(|data| data.first())
@@ -63,15 +65,6 @@ pub(super) async fn discover(remote: &Remote) -> Result<Found, LlmError> {
         format,
         context,
     })
-}
-
-/// The JSON body of a successful `request`.
-async fn json_of(remote: &Remote, request: reqwest::RequestBuilder) -> Result<Value, LlmError> {
-    let response = remote.send(request).await?;
-    response
-        .json()
-        .await
-        .map_err(|e| LlmError::Remote(format!("{} sent invalid JSON: {e}", remote.url)))
 }
 
 pub(super) async fn generate(
