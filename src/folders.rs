@@ -4,13 +4,15 @@
 //! the open handle (opened non-blocking, so a FIFO never blocks a thread,
 //! and a link to a device is refused); and no read goes past its limit,
 //! whatever the file's size said a moment before. A path a client names
-//! is served only when it lies inside a folder ([`inside`]).
+//! is served only when it lies inside a folder ([`inside`], [`serve`]).
 
 use std::collections::HashSet;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+
+use crate::error::{ErrorKind, Kind};
 
 /// Why a file was not read.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,81 @@ pub fn inside(roots: &[PathBuf], path: &Path) -> Result<PathBuf, Refused> {
     } else {
         Err(Refused::Leaves(path.to_path_buf()))
     }
+}
+
+/// A file served from inside the folders.
+#[derive(Debug)]
+pub struct Served {
+    /// Its real path.
+    pub path: PathBuf,
+    /// Its path relative to its folder.
+    pub relative: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Why a file a client named is not served.
+#[derive(Debug, thiserror::Error)]
+pub enum Unserved {
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error("{path} is not {what}")]
+    NotServed { path: PathBuf, what: &'static str },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: ReadError },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Kind for Unserved {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Unserved::Refused(Refused::Missing(_))
+            | Unserved::Read {
+                source: ReadError::NotRegular,
+                ..
+            } => ErrorKind::NotFound,
+            Unserved::Refused(_)
+            | Unserved::NotServed { .. }
+            | Unserved::Read {
+                source: ReadError::TooLarge { .. },
+                ..
+            } => ErrorKind::Forbidden,
+            Unserved::Read { .. } | Unserved::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Reads the file at `path` for a client: only [`inside`] `roots`, only
+/// what `serves` accepts (given the path relative to its folder; `what`
+/// names what it accepts), at most `max` bytes.
+pub fn serve(
+    roots: &[PathBuf],
+    path: &Path,
+    max: u64,
+    what: &'static str,
+    serves: impl Fn(&Path) -> bool,
+) -> Result<Served, Unserved> {
+    let real = inside(roots, path)?;
+    let relative = roots
+        .iter()
+        .find_map(|root| real.strip_prefix(root).ok())
+        .unwrap_or(&real)
+        .to_path_buf();
+    if !serves(&relative) {
+        return Err(Unserved::NotServed {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    let (bytes, _) = read_regular(&real, max).map_err(|source| Unserved::Read {
+        path: real.clone(),
+        source,
+    })?;
+    Ok(Served {
+        path: real,
+        relative,
+        bytes,
+    })
 }
 
 /// Calls `f` with every regular file under `root` and its metadata

@@ -207,8 +207,8 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
     );
     assert_eq!(seen["speech_requested"], true, "the answer was spoken");
 
-    // Both chat turns are on the timing chart.
-    assert!(seen["turns"].as_u64() >= Some(2), "{seen}");
+    // Both turns are on the timing chart, the spoken one as such.
+    assert_eq!(seen["turns"], json!(["chat", "talk"]), "{seen}");
 
     // Nothing but the daemon was asked for anything, the page fits a
     // phone's width, and no script failed.
@@ -235,7 +235,7 @@ fn encode(s: &str) -> String {
 }
 
 #[test]
-fn the_note_viewer_serves_only_notes_inside_the_notes_folders() {
+fn notes_and_images_are_served_only_from_inside_their_folders() {
     let home = Home::new("");
     let (ok, token, err) = home.run(&["http", "token"]);
     assert!(ok, "{err}");
@@ -255,11 +255,25 @@ fn the_note_viewer_serves_only_notes_inside_the_notes_folders() {
     std::os::unix::fs::symlink(outside.join("secret.md"), notes.join("link.md")).unwrap();
     std::os::unix::fs::symlink(&outside, notes.join("away")).unwrap();
     std::os::unix::fs::symlink(notes.join("home.md"), notes.join("sub/again.md")).unwrap();
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let png = images.join("cat.png");
+    support::tiny_blip::test_image(0, 32, 24)
+        .save(&png)
+        .unwrap();
+    support::tiny_blip::test_image(1, 32, 24)
+        .save(outside.join("private.png"))
+        .unwrap();
+    std::fs::copy(&png, images.join(".hidden.png")).unwrap();
+    std::fs::write(images.join("notes.txt"), "not an image\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("private.png"), images.join("away.png")).unwrap();
     std::fs::write(
         home.path().join("voxd.toml"),
         support::echo_engines_config(&format!(
-            "\n[rag]\nnotes = [{:?}]\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
-            notes.display().to_string()
+            "\n[rag]\nnotes = [{:?}]\n\n[vision]\nfolders = [{:?}]\nmodel = {:?}\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+            notes.display().to_string(),
+            images.display().to_string(),
+            support::tiny_blip_model().display().to_string(),
         )),
     )
     .unwrap();
@@ -339,4 +353,42 @@ fn the_note_viewer_serves_only_notes_inside_the_notes_folders() {
     }
     assert_eq!(note("").0, 403, "an empty path");
     assert_eq!(get("/v1/voxd/note", true).0, 400, "no path at all");
+
+    // Images: the watched folders' image files, by the same rules.
+    let image = |path: &str| get(&format!("/v1/voxd/image?path={path}"), true);
+    let (status, head, body) = image(&encode(&png.display().to_string()));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        support::header(&head, "content-type").as_deref(),
+        Some("image/png")
+    );
+    assert_eq!(
+        support::header(&head, "content-length"),
+        Some(std::fs::metadata(&png).unwrap().len().to_string())
+    );
+    let i = images.display().to_string();
+    for (path, expected) in [
+        (format!("{i}/../private/private.png"), 403),
+        (format!("{}/%2e%2e/private/private.png", encode(&i)), 403),
+        (
+            encode(&outside.join("private.png").display().to_string()),
+            403,
+        ),
+        (encode(&format!("{i}/away.png")), 403),
+        (encode(&format!("{i}/.hidden.png")), 403),
+        (encode(&format!("{i}/notes.txt")), 403),
+        (home_md.clone(), 403),
+        (encode(&format!("{i}/missing.png")), 404),
+    ] {
+        let (status, _, body) = image(&path);
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    assert_eq!(
+        get(
+            &format!("/v1/voxd/image?path={}", encode(&png.display().to_string())),
+            false
+        )
+        .0,
+        401
+    );
 }

@@ -59,7 +59,7 @@ pub use events::RagEvent;
 pub use indexer::{Job, ScanReport};
 pub use paths::{data_file, index_path};
 pub use query::{Hit, Prepared};
-pub use view::{Note, NoteError};
+pub use view::Note;
 pub use watch::is_temp;
 
 #[derive(Debug, thiserror::Error)]

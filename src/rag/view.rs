@@ -1,6 +1,6 @@
 //! A note as a reader sees it (the web page's viewer of cited lines): the
 //! whole text of a note file, served only from inside the notes folders
-//! ([`crate::folders::inside`]: no `..`, no link out of them), and only
+//! ([`crate::folders::serve`]: no `..`, no link out of them), and only
 //! files the index would read (note extensions, not hidden or an editor's
 //! temp file, within `rag.max_file_kb`).
 
@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use super::chunk::Format;
 use super::{is_temp, Rag};
-use crate::error::{ErrorKind, Kind};
-use crate::folders::{inside, read_regular, ReadError, Refused};
+use crate::folders::{serve, Unserved};
 
 /// A note file's text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,73 +22,41 @@ pub struct Note {
     pub text: String,
 }
 
-/// Why a note is not shown.
-#[derive(Debug, thiserror::Error)]
-pub enum NoteError {
-    #[error(transparent)]
-    Refused(#[from] Refused),
-    #[error("{0} is not a note (voxd shows .md and .txt files that are not hidden)")]
-    NotANote(PathBuf),
-    #[error("cannot read the note {path}: {source}")]
-    Read { path: PathBuf, source: ReadError },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl Kind for NoteError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            NoteError::Refused(Refused::Missing(_)) => ErrorKind::NotFound,
-            NoteError::Refused(_) | NoteError::NotANote(_) => ErrorKind::Forbidden,
-            NoteError::Read {
-                source: ReadError::NotRegular,
-                ..
-            } => ErrorKind::NotFound,
-            NoteError::Read {
-                source: ReadError::TooLarge { .. },
-                ..
-            } => ErrorKind::Forbidden,
-            NoteError::Read { .. } | NoteError::Internal(_) => ErrorKind::Internal,
-        }
-    }
-}
-
 impl Rag {
     /// The note at `path`, if it lies inside a notes folder.
-    pub async fn note(&self, path: PathBuf) -> Result<Note, NoteError> {
+    pub async fn note(&self, path: PathBuf) -> Result<Note, Unserved> {
         let roots = self.roots.clone();
         let max = self.config.max_file_kb * 1024;
         tokio::task::spawn_blocking(move || read(&roots, &path, max))
             .await
-            .map_err(|e| NoteError::Internal(e.to_string()))?
+            .map_err(|e| Unserved::Internal(e.to_string()))?
     }
 }
 
-fn read(roots: &[PathBuf], path: &Path, max: u64) -> Result<Note, NoteError> {
-    let real = inside(roots, path)?;
-    let root = roots
-        .iter()
-        .find(|root| real.starts_with(root))
-        .ok_or_else(|| NoteError::NotANote(path.to_path_buf()))?;
-    let relative = real.strip_prefix(root).unwrap_or(&real);
-    let hidden = relative.components().any(|c| is_temp(Path::new(&c)));
-    if hidden || Format::of(&real).is_none() {
-        return Err(NoteError::NotANote(path.to_path_buf()));
-    }
-    let (bytes, _) = read_regular(&real, max).map_err(|source| NoteError::Read {
-        path: real.clone(),
-        source,
-    })?;
+/// Whether `relative` (to its notes folder) names a note the index reads.
+fn is_note(relative: &Path) -> bool {
+    Format::of(relative).is_some() && !relative.components().any(|c| is_temp(Path::new(&c)))
+}
+
+fn read(roots: &[PathBuf], path: &Path, max: u64) -> Result<Note, Unserved> {
+    let served = serve(
+        roots,
+        path,
+        max,
+        "a note (a .md or .txt file that is not hidden)",
+        is_note,
+    )?;
     Ok(Note {
-        name: relative.display().to_string(),
-        path: real,
-        text: String::from_utf8_lossy(&bytes).into_owned(),
+        name: served.relative.display().to_string(),
+        path: served.path,
+        text: String::from_utf8_lossy(&served.bytes).into_owned(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{ErrorKind, Kind};
 
     #[test]
     fn notes_only_not_hidden_files_or_other_kinds() {

@@ -133,6 +133,14 @@ try:
     seen["uploaded_caption"] = text_of("#captioned-now .caption")[0]
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#images .picture"))
     seen["listed_captions"] = text_of("#images .picture .caption")
+    wait.until(
+        lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#images img')].filter(i => i.naturalWidth > 0).length"
+        )
+    )
+    seen["listed_thumbnails"] = driver.execute_script(
+        "return [...document.querySelectorAll('#images img')].map(i => [i.naturalWidth, i.naturalHeight])"
+    )
     shot("images-desktop")
 
     # Notes: a search, and the index's figures.
@@ -166,7 +174,7 @@ try:
 
     tab("status")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timings .turn"))
-    seen["turns"] = len(driver.find_elements(By.CSS_SELECTOR, "#timings .turn"))
+    seen["turns"] = text_of("#timings .turn-label")
     shot("status-desktop")
 
     # Phone width: each view again.

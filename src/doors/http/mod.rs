@@ -244,6 +244,7 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
         .routes(routes!(voxd::events))
         .routes(routes!(voxd::caption))
         .routes(routes!(voxd::note))
+        .routes(routes!(voxd::image))
         .routes(routes!(voxd::command))
         .routes(routes!(health::metrics))
         .layer(middleware::from_fn_with_state(token, authenticate));

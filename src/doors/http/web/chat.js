@@ -76,8 +76,9 @@ export async function speak(text) {
   await audio.play();
 }
 
-/** Asks `question`, streaming the answer into the conversation. */
-export async function ask(question, { speakIt = $("speak").checked } = {}) {
+/** Asks `question`, streaming the answer into the conversation; `source`
+ * and `sttMs` (how long its transcription took) go to the timing chart. */
+export async function ask(question, { speakIt = $("speak").checked, source = "chat", sttMs } = {}) {
   $("chat-hint")?.remove();
   const list = $("conversation");
   const body = el("p", { class: "text" });
@@ -139,7 +140,7 @@ export async function ask(question, { speakIt = $("speak").checked } = {}) {
   turns.push({ question, answer: settled });
   window.dispatchEvent(
     new CustomEvent("voxd:turn", {
-      detail: { source: "chat", first_token_ms: firstToken, total_ms: total },
+      detail: { source, stt_ms: sttMs, first_token_ms: firstToken, total_ms: total },
     }),
   );
   if (session) refreshSessions();
@@ -187,7 +188,10 @@ async function forget() {
 
 export function startChat() {
   // On a phone the options would hide the conversation: folded away.
-  if (matchMedia("(max-width: 700px)").matches) $("chat-options").open = false;
+  const narrow = matchMedia("(max-width: 700px)");
+  const fold = () => ($("chat-options").open = !narrow.matches);
+  fold();
+  narrow.addEventListener("change", fold);
   const form = $("ask-form");
   const input = $("question");
   form.addEventListener("submit", async (e) => {

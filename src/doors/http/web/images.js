@@ -6,19 +6,39 @@ import { command, request } from "./api.js";
 import { basename, bytes, el, when, toast } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
+/** Thumbnails shown at most (newest first). */
+const SHOWN = 48;
+let thumbnails = [];
+
+/** An `<img>` of the watched image at `path`, fetched with the token. */
+function thumbnail(path) {
+  const img = el("img", { alt: "", loading: "lazy" });
+  request(`/v1/voxd/image?path=${encodeURIComponent(path)}`)
+    .then((r) => r.blob())
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      thumbnails.push(url);
+      img.src = url;
+    })
+    .catch(() => img.remove());
+  return img;
+}
 
 async function refresh() {
   const list = $("images");
   try {
     const { images } = await command("images", { action: "list" });
+    thumbnails.forEach((url) => URL.revokeObjectURL(url));
+    thumbnails = [];
     list.replaceChildren(
       ...(images.length
-        ? images.map((i) =>
+        ? images.slice(0, SHOWN).map((i) =>
             el(
               "li",
               { class: "picture" },
+              thumbnail(i.path),
               el("p", { class: "caption" }, i.caption),
-              el("p", { class: "hint" }, el("code", { class: "path", title: i.path }, basename(i.path)), ` · ${i.width}×${i.height} ${i.format} · ${bytes(i.size)} · ${when(i.added_at)}`),
+              el("p", { class: "hint" }, el("code", { title: i.path }, basename(i.path)), ` · ${i.width}×${i.height} ${i.format} · ${bytes(i.size)} · ${when(i.added_at)}`),
             ),
           )
         : [el("li", { class: "hint" }, "No captioned images yet: voxd captions what lands in its image folders.")]),

@@ -67,11 +67,11 @@ async function renderEngines(s) {
         "tr",
         { dataset: { engine: e.name } },
         el("th", { scope: "row" }, e.name),
-        el("td", {}, el("span", { class: `pill ${e.state}` }, e.state)),
-        el("td", { class: "model" }, model ?? "—"),
-        el("td", {}, bytes(e.rss_bytes)),
-        el("td", {}, e.measured_mb ? mib(e.measured_mb) : `≈ ${mib(e.memory_mb)}`),
-        el("td", {}, String(e.restarts)),
+        el("td", { "data-label": "state" }, el("span", { class: `pill ${e.state}` }, e.state)),
+        el("td", { class: "model", "data-label": "model" }, model ?? "—"),
+        el("td", { "data-label": "RSS" }, bytes(e.rss_bytes)),
+        el("td", { "data-label": "measured" }, e.measured_mb ? mib(e.measured_mb) : `≈ ${mib(e.memory_mb)}`),
+        el("td", { "data-label": "restarts" }, String(e.restarts)),
       );
     }),
   );

@@ -79,13 +79,15 @@ async function stop(button) {
   form.append("model", "whisper-1");
   form.append("response_format", "json");
   try {
+    const sent = performance.now();
     const response = await request("/v1/audio/transcriptions", { method: "POST", body: form });
     const { text } = await response.json();
+    const sttMs = Math.round(performance.now() - sent);
     if (!text.trim()) {
       toast("Nothing was heard.");
       return;
     }
-    await ask(text.trim(), { speakIt: true });
+    await ask(text.trim(), { speakIt: true, source: "talk", sttMs });
   } catch (e) {
     toast(`Cannot transcribe: ${e.message}`);
   }
