@@ -73,6 +73,7 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/notes"),
         &notes,
     );
+    std::fs::write(notes.join("scan.txt"), b"PK\0\0 not text").unwrap();
     let images = home.path().join("images");
     std::fs::create_dir_all(&images).unwrap();
     support::tiny_blip::test_image(1, 128, 96)
@@ -194,6 +195,22 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
 
     // The search found the door code.
     assert!(seen["hits"].to_string().contains("4417"), "{seen}");
+    // Each indexed note, and the binary file skipped with its reason.
+    assert_eq!(
+        seen["files"],
+        json!([
+            "car.md",
+            "garden.txt",
+            "home.md",
+            "people.md",
+            "recipes/lemon-cake.md"
+        ]),
+        "{seen}"
+    );
+    assert!(
+        seen["skipped"].to_string().contains("binary file"),
+        "{seen}"
+    );
 
     // Push-to-talk: Whisper heard the question, and the answer is the note's.
     let asked = seen["talk_question"].as_str().unwrap().to_lowercase();

@@ -298,6 +298,15 @@ impl Rag {
             .map_err(RagError::Internal)
     }
 
+    /// Every indexed note with its chunks (`notes files`).
+    pub async fn files(&self) -> Result<Vec<index::IndexedFile>, RagError> {
+        let index = self.index().await?;
+        tokio::task::spawn_blocking(move || index.files())
+            .await
+            .map_err(|e| RagError::Internal(e.to_string()))?
+            .map_err(RagError::from)
+    }
+
     /// `notes status`.
     pub async fn status(&self) -> Status {
         let totals = match self.index().await {

@@ -151,6 +151,9 @@ try:
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hits .hit"))
     seen["hits"] = text_of("#hits .hit .snippet")
     seen["notes"] = driver.find_element(By.ID, "notes-facts").text
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#files tbody tr th a"))
+    seen["files"] = text_of("#files tbody th")
+    seen["skipped"] = text_of("#skipped li")
     shot("notes-desktop")
 
     tab("models")

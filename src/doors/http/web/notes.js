@@ -1,8 +1,9 @@
-// Notes: the index (folders, counts, last update, skipped files and why),
+// Notes: the index (folders, counts, last update, each indexed file and
+// each skipped one with why),
 // hybrid search with scores (each hit opens the viewer), and reindex.
 
 import { command } from "./api.js";
-import { el, facts, when, toast } from "./dom.js";
+import { bytes, el, facts, when, toast } from "./dom.js";
 import { openNote } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,9 +27,30 @@ async function refresh() {
     ["embedder", s.embedder ? `${s.embedder}${s.embedder_loaded ? " (loaded)" : ""}` : "none: BM25 only"],
     ["error", s.error ?? "none"],
   ]);
+  const name = (path) => {
+    const folder = s.folders.find((f) => path.startsWith(`${f}/`));
+    return folder ? path.slice(folder.length + 1) : path;
+  };
+  try {
+    const { files } = await command("notes", { action: "files" });
+    $("files").tBodies[0].replaceChildren(
+      ...files.map((f) =>
+        el(
+          "tr",
+          {},
+          el("th", { scope: "row" }, el("a", { href: "#", onclick: (e) => (e.preventDefault(), openNote(f.path)) }, name(f.path))),
+          el("td", {}, `${f.chunks}${f.embedded_chunks < f.chunks ? ` (${f.embedded_chunks} embedded)` : ""}`),
+          el("td", {}, bytes(f.size)),
+          el("td", {}, when(f.indexed_at)),
+        ),
+      ),
+    );
+  } catch (e) {
+    $("files").tBodies[0].replaceChildren(el("tr", {}, el("td", { colspan: 4 }, e.message)));
+  }
   $("skipped").replaceChildren(
     ...(s.skipped.length
-      ? s.skipped.map((f) => el("li", {}, el("code", { class: "path" }, f.path), el("br"), f.reason))
+      ? s.skipped.map((f) => el("li", {}, el("code", { class: "path" }, f.path), f.reason))
       : [el("li", { class: "hint" }, "None: every file was indexed.")]),
   );
 }
