@@ -133,6 +133,7 @@ try:
     seen["uploaded_caption"] = text_of("#captioned-now .caption")[0]
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#images .picture"))
     seen["listed_captions"] = text_of("#images .picture .caption")
+    seen["image_folders"] = driver.find_element(By.ID, "image-folders").text
     wait.until(
         lambda d: d.execute_script(
             "return [...document.querySelectorAll('#images img')].filter(i => i.naturalWidth > 0).length"

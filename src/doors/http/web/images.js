@@ -1,4 +1,5 @@
-// Images: what the watcher captioned, newest first (`images list`), and
+// Images: the watched folders and what the watcher captioned there,
+// newest first with thumbnails (`images list`, `/v1/voxd/image`), and
 // an image dropped on the page (or chosen) captioned by voxd now
 // (`/v1/voxd/caption`; nothing is recorded).
 
@@ -27,7 +28,11 @@ function thumbnail(path) {
 async function refresh() {
   const list = $("images");
   try {
-    const { images } = await command("images", { action: "list" });
+    const { images, folders } = await command("images", { action: "list" });
+    $("image-folders").replaceChildren(
+      folders.length ? "Watching " : "No watched folders: set vision.folders.",
+      ...folders.flatMap((f, i) => [i ? ", " : "", el("code", {}, f)]),
+    );
     thumbnails.forEach((url) => URL.revokeObjectURL(url));
     thumbnails = [];
     list.replaceChildren(

@@ -52,13 +52,13 @@ function renderRoles(all, profile) {
         el("th", { scope: "row" }, role),
         el(
           "td",
-          {},
+          { "data-label": "uses" },
           used ? used.model.id : el("span", { class: "pill missing" }, "none installed"),
           used && used.rank > 0 ? el("span", { class: "pill fallback" }, "fallback") : null,
         ),
         el(
           "td",
-          { class: "candidates" },
+          { class: "candidates", "data-label": "candidates" },
           candidates.map((c) => el("span", { class: `pill ${c.model.state}`, title: c.model.state }, c.model.id)),
         ),
       ),
@@ -88,9 +88,9 @@ async function render() {
         "tr",
         {},
         el("th", { scope: "row" }, m.id, el("br"), el("small", {}, m.description)),
-        el("td", {}, m.kind),
-        el("td", {}, el("span", { class: `pill ${m.state}` }, m.state)),
-        el("td", {}, bytes(m.size ?? m.installed_bytes)),
+        el("td", { "data-label": "kind" }, m.kind),
+        el("td", { "data-label": "state" }, el("span", { class: `pill ${m.state}` }, m.state)),
+        el("td", { "data-label": "size" }, bytes(m.size ?? (m.installed_bytes || null))),
       ),
     ),
   );
