@@ -46,6 +46,9 @@ APT_PACKAGES+=(dbus libglib2.0-bin systemd)
 APT_PACKAGES+=(socat jq)
 # The offline test traces the daemon's sockets with strace.
 APT_PACKAGES+=(strace)
+# The remote-engine tests serve the test GGUF with llama-server, built by
+# scripts/llama-server.sh with cmake and ninja.
+APT_PACKAGES+=(ninja-build)
 # The barge-in test plays through a sound device that keeps real time with
 # no sound card: a private PulseAudio null sink behind ALSA's pulse plugin.
 APT_PACKAGES+=(pulseaudio libasound2-plugins)
@@ -233,6 +236,9 @@ stt_audio="${VOXD_TEST_AUDIO:-$HOME/.cache/voxd/test-audio/stt}"
 say "generating the STT test speech in $stt_audio"
 bash scripts/stt-test-audio.sh "$stt_audio" "$test_models/piper-en_US-joe-medium" "$VOXD_TEST_PYTHON"
 export VOXD_TEST_AUDIO="$stt_audio"
+say "llama-server for the remote-engine tests (built once, ~20 min on 2 cores; cached)"
+VOXD_TEST_LLAMA_SERVER="$(bash scripts/llama-server.sh)"
+export VOXD_TEST_LLAMA_SERVER
 say "running the tests"
 # --no-fail-fast: one failing test binary must not hide the others'
 # results; the command still fails when anything failed. The output is kept

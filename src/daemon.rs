@@ -31,7 +31,6 @@ use crate::doors::socket::{paths, Server};
 use crate::doors::{dbus, http, wyoming};
 use crate::engine;
 use crate::events::Events;
-use crate::llm::LocalLlm;
 use crate::metrics::Metrics;
 use crate::rag::Rag;
 use crate::service::notify;
@@ -56,6 +55,8 @@ pub enum DaemonError {
     Http(#[from] http::HttpError),
     #[error(transparent)]
     Wyoming(#[from] wyoming::BindError),
+    #[error("the language model: {0}")]
+    Llm(#[from] crate::llm::LlmError),
 }
 
 /// Events kept for subscribers that fall behind.
@@ -158,10 +159,11 @@ fn services(config: Loaded) -> Result<Services, DaemonError> {
         events.clone(),
         engine::Host::sizes_file(),
     );
-    // Always present: with no model installed it answers `NoModel`, which
-    // `ask` turns into the extractive fallback (auto) or a clear error, and
-    // `reload` picks up a model pulled while the daemon runs.
-    let llm = Arc::new(LocalLlm::new(engines.clone(), &config.config));
+    // Always present: with no model installed (or no backend reachable) it
+    // answers an error, which `ask` turns into the extractive fallback
+    // (auto) or a clear error, and `reload` picks up a model pulled while
+    // the daemon runs.
+    let llm = crate::llm::from_config(engines.clone(), &config.config)?;
     let speaker =
         crate::speak::Speaker::new(&config.config, events.clone(), metrics.pipeline.clone());
     let shutdown = CancellationToken::new();

@@ -52,6 +52,7 @@ fn config(stt_args: &[&str], llm_args: &[&str]) -> EnginesConfig {
             model: Default::default(),
             chat_template: String::new(),
             persist_cache: false,
+            ..voxd::config::Config::builtin().engines.llm
         },
     }
 }

@@ -28,20 +28,15 @@ fn config(extra: &str) -> String {
 
 /// One `generate` request: its `llm.token` texts and its final reply.
 fn generate(conn: &mut Conn, args: Value) -> (Vec<String>, Value) {
-    let id = send(conn, "generate", args);
-    let mut pieces = Vec::new();
-    loop {
-        let msg = conn.read().expect("voxd closed the connection");
-        if msg["id"] != id {
-            continue;
-        }
-        if msg["event"] == "llm.token" {
-            pieces.push(msg["data"]["text"].as_str().expect("text").to_owned());
-        } else {
-            assert!(msg.get("event").is_none(), "unexpected event {msg}");
-            return (pieces, msg);
-        }
-    }
+    let (events, reply) = conn.stream("generate", args);
+    let pieces = events
+        .iter()
+        .map(|msg| {
+            assert_eq!(msg["event"], "llm.token", "unexpected event {msg}");
+            msg["data"]["text"].as_str().expect("text").to_owned()
+        })
+        .collect();
+    (pieces, reply)
 }
 
 /// The result of a `generate` that must succeed.
@@ -57,37 +52,8 @@ fn generated(conn: &mut Conn, args: Value) -> Value {
     result
 }
 
-fn send(conn: &mut Conn, cmd: &str, args: Value) -> Value {
-    let id = json!(format!("{cmd}-{}", rand_id()));
-    let mut req = json!({ "id": id, "cmd": cmd });
-    req.as_object_mut()
-        .unwrap()
-        .extend(args.as_object().cloned().unwrap_or_default());
-    conn.send_raw(format!("{req}\n").as_bytes());
-    id
-}
-
-fn rand_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 fn llm_pid(conn: &mut Conn) -> Value {
     engine(&conn.ok("status", json!({})), "llm")["pid"].clone()
-}
-
-/// Reads token events of request `id` until `n` have arrived.
-fn wait_tokens(conn: &mut Conn, id: &Value, n: usize) {
-    let mut seen = 0;
-    while seen < n {
-        let msg = conn.read().expect("voxd closed the connection");
-        assert!(
-            msg["id"] == *id && msg["event"] == "llm.token",
-            "expected a token event, got {msg}"
-        );
-        seen += 1;
-    }
 }
 
 const LIST: &str = "Shopping list:\n1. apples\n2. bread\n3. milk\n4.";
@@ -273,8 +239,8 @@ fn closing_the_connection_cancels_generation_at_once() {
     let daemon = Daemon::start(&llm_config(1_000_000, 8192, ""));
     let mut watcher = daemon.connect();
     let mut conn = daemon.connect();
-    let id = send(&mut conn, "generate", json!({ "prompt": LIST, "stop": [] }));
-    wait_tokens(&mut conn, &id, 3);
+    let id = conn.send("generate", json!({ "prompt": LIST, "stop": [] }));
+    conn.wait_tokens(&id, 3);
     let pid = llm_pid(&mut watcher);
     drop(conn);
 
@@ -435,8 +401,8 @@ fn a_killed_worker_fails_the_reply_and_the_next_request_restarts_it() {
     let daemon = Daemon::start(&llm_config(100_000, 8192, ""));
     let mut watcher = daemon.connect();
     let mut conn = daemon.connect();
-    let id = send(&mut conn, "generate", json!({ "prompt": LIST }));
-    wait_tokens(&mut conn, &id, 2);
+    let id = conn.send("generate", json!({ "prompt": LIST }));
+    conn.wait_tokens(&id, 2);
     let pid = llm_pid(&mut watcher);
     let pid_num = pid.as_u64().expect("a worker pid");
     let killed = Command::new("kill")
@@ -518,7 +484,7 @@ fn ask_daemon() -> (Daemon, PathBuf) {
 /// One `ask`: the text its `ask.token` events leave (after the last
 /// `ask.reset`), the resets, and the reply.
 fn ask(conn: &mut Conn, args: Value) -> (String, Vec<Value>, Value) {
-    let id = send(conn, "ask", args);
+    let id = conn.send("ask", args);
     let (mut text, mut resets) = (String::new(), Vec::new());
     loop {
         let msg = conn.read().expect("voxd closed the connection");
@@ -645,11 +611,7 @@ fn auto_answers_extractively_when_the_worker_dies_and_the_next_ask_restarts_it()
 
     // Freeze the worker, ask, and kill it once the ask is at the worker.
     signal(pid, "-STOP");
-    let id = send(
-        &mut conn,
-        "ask",
-        json!({ "question": question, "mode": "auto" }),
-    );
+    let id = conn.send("ask", json!({ "question": question, "mode": "auto" }));
     wait_until("the ask reaches the worker", || {
         engine(&watcher.ok("status", json!({})), "llm")["state"] == "busy"
     });

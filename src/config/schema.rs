@@ -207,6 +207,59 @@ pub struct LlmEngineConfig {
     pub chat_template: String,
     /// Keep the KV cache on disk across worker restarts.
     pub persist_cache: bool,
+    /// Where the model runs.
+    pub backend: LlmBackend,
+    /// A remote backend's base URL.
+    pub url: String,
+    /// The remote server's model; empty: the first it lists.
+    pub remote_model: String,
+    /// A file holding the remote server's API key; empty: `$OPENAI_API_KEY`
+    /// for `openai`, else none.
+    pub api_key_file: PathBuf,
+    /// Backends tried in order while `backend` is down.
+    pub fallback: Vec<LlmBackend>,
+    /// How long a remote server may take to send its first token.
+    pub first_token_timeout_secs: u64,
+    /// How long a failed backend is left alone before it is tried again
+    /// (doubling with each failure, up to ten minutes).
+    pub retry_secs: u64,
+    /// How prompts are sent to a remote server.
+    pub prompt_format: RemotePromptFormat,
+}
+
+/// Where the language model runs (`engines.llm.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmBackend {
+    /// The `voxd-llm` worker on this machine.
+    Local,
+    /// An OpenAI-compatible server: llama-server, vLLM.
+    OpenAi,
+    /// An Ollama server.
+    Ollama,
+}
+
+impl LlmBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            LlmBackend::Local => "local",
+            LlmBackend::OpenAi => "openai",
+            LlmBackend::Ollama => "ollama",
+        }
+    }
+}
+
+/// How voxd sends prompts to a remote server (`engines.llm.prompt_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemotePromptFormat {
+    /// Ask the server whether its model has a chat template (llama-server's
+    /// `/props`, Ollama's `/api/show`); chat where it cannot say.
+    Auto,
+    /// Chat messages, rendered by the server's template.
+    Chat,
+    /// voxd's completion-style prompt (`/v1/completions`, `raw` on Ollama).
+    Completion,
 }
 
 impl EnginesConfig {

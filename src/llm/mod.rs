@@ -5,11 +5,18 @@
 //! same trait. This module owns the types of that contract; those that the
 //! worker's requests and replies carry too ([`Prompt`], [`ModelInfo`],
 //! [`GenerateStats`], ...) are `voxd_proto::llm`'s, re-exported here.
-//! [`local`] is the llama.cpp backend.
+//! [`local`] is the llama.cpp backend, [`remote`] an inference server on
+//! another machine (`engines.llm.backend`), and [`failover`] an ordered
+//! list of backends (`engines.llm.fallback`); [`from_config`] builds what
+//! the configuration asks for.
 
+pub mod failover;
 pub mod local;
+pub mod remote;
 
+pub use failover::{Backend, BackendStatus, Failover};
 pub use local::LocalLlm;
+pub use remote::Remote;
 pub use voxd_proto::llm::{
     ChatMessage, ChatRole, Finish, GenerateStats, ModelInfo, Prompt, PromptFormat,
 };
@@ -46,6 +53,10 @@ pub struct LlmStatus {
     pub model: Option<ModelInfo>,
     /// Figures of the last finished reply.
     pub last_reply: Option<GenerateStats>,
+    /// With a remote backend or a fallback: each backend's state, in the
+    /// order they are tried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendStatus>,
 }
 
 /// Why a generation failed.
@@ -65,6 +76,19 @@ pub enum LlmError {
     Cancelled,
     #[error("language model failed: {0}")]
     Model(String),
+    /// `engines.llm` cannot be used as configured; the text says which key.
+    #[error("{0}")]
+    Config(String),
+    /// A remote server cannot be reached, answers with an HTTP error, or
+    /// sends no first token in time.
+    #[error("the language model server {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// A remote server broke off or sent something voxd cannot read.
+    #[error("the language model server failed: {0}")]
+    Remote(String),
+    /// Every backend is resting after a failure.
+    #[error("no language model backend is available now: {0}")]
+    Unavailable(String),
 }
 
 impl Kind for LlmError {
@@ -75,7 +99,9 @@ impl Kind for LlmError {
             LlmError::NoModel => ErrorKind::NoModel,
             LlmError::Load(_) => ErrorKind::ModelLoadFailed,
             LlmError::Cancelled => ErrorKind::Cancelled,
-            LlmError::Model(_) => ErrorKind::ModelFailed,
+            LlmError::Model(_) | LlmError::Remote(_) => ErrorKind::ModelFailed,
+            LlmError::Config(_) => ErrorKind::InvalidParams,
+            LlmError::Unreachable { .. } | LlmError::Unavailable(_) => ErrorKind::EngineFailed,
         }
     }
 }
@@ -148,4 +174,42 @@ pub async fn stream(
 }
 
 /// Token pieces buffered between a model and its caller.
-const PIECES: usize = 64;
+pub(crate) const PIECES: usize = 64;
+
+/// The language model `config` asks for: the local worker alone, or the
+/// backends of `engines.llm.backend` and `engines.llm.fallback` in order.
+pub fn from_config(
+    engines: crate::engine::Host,
+    config: &crate::config::Config,
+) -> Result<std::sync::Arc<dyn Llm>, LlmError> {
+    use crate::config::LlmBackend;
+    use std::sync::Arc;
+    let cfg = &config.engines.llm;
+    let mut order = vec![cfg.backend];
+    for &fallback in &cfg.fallback {
+        if order.contains(&fallback) {
+            return Err(LlmError::Config(format!(
+                "engines.llm.fallback names {} twice (with engines.llm.backend)",
+                fallback.name()
+            )));
+        }
+        order.push(fallback);
+    }
+    let local = || Arc::new(LocalLlm::new(engines.clone(), config));
+    if order == [LlmBackend::Local] {
+        return Ok(local());
+    }
+    let backends = order
+        .into_iter()
+        .map(|backend| match backend {
+            LlmBackend::Local => Ok(Backend::new("local", None, local())),
+            remote => {
+                let llm = Remote::new(remote, cfg)?;
+                let url = Some(llm.url().to_string());
+                Ok(Backend::new(remote.name(), url, Arc::new(llm)))
+            }
+        })
+        .collect::<Result<Vec<_>, LlmError>>()?;
+    let retry = std::time::Duration::from_secs(cfg.retry_secs);
+    Ok(Arc::new(Failover::new(backends, retry)))
+}

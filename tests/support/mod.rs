@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub mod llama_server;
 pub mod tiny_blip;
 
 use std::fs;
@@ -527,8 +528,9 @@ impl Conn {
         }
     }
 
-    /// Sends `{"id": <fresh>, "cmd": cmd, ...args}` and returns voxd's reply.
-    pub fn request(&mut self, cmd: &str, args: Value) -> Value {
+    /// Sends `{"id": <fresh>, "cmd": cmd, ...args}` without waiting, and
+    /// returns the id.
+    pub fn send(&mut self, cmd: &str, args: Value) -> Value {
         self.next_id += 1;
         let id = json!(self.next_id);
         let mut req = json!({ "id": id, "cmd": cmd });
@@ -536,11 +538,40 @@ impl Conn {
             .unwrap()
             .extend(args.as_object().cloned().unwrap_or_default());
         self.send_raw(format!("{req}\n").as_bytes());
+        id
+    }
+
+    /// Sends `{"id": <fresh>, "cmd": cmd, ...args}` and returns voxd's reply.
+    pub fn request(&mut self, cmd: &str, args: Value) -> Value {
+        self.stream(cmd, args).1
+    }
+
+    /// [`Conn::request`], with the events of the request that came before
+    /// its reply, in order.
+    pub fn stream(&mut self, cmd: &str, args: Value) -> (Vec<Value>, Value) {
+        let id = self.send(cmd, args);
+        let mut events = Vec::new();
         loop {
             let msg = self.read().expect("voxd closed the connection");
-            if msg["id"] == id && msg.get("event").is_none() {
-                return msg;
+            if msg["id"] != id {
+                continue;
             }
+            if msg.get("event").is_none() {
+                return (events, msg);
+            }
+            events.push(msg);
+        }
+    }
+
+    /// Reads the `llm.token` events of request `id` until `n` have come;
+    /// anything else first is a failure.
+    pub fn wait_tokens(&mut self, id: &Value, n: usize) {
+        for _ in 0..n {
+            let msg = self.read().expect("voxd closed the connection");
+            assert!(
+                msg["id"] == *id && msg["event"] == "llm.token",
+                "expected a token event, got {msg}"
+            );
         }
     }
 
