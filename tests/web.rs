@@ -1,7 +1,8 @@
 //! The web page (`GET /` on the HTTP API) in a real browser: headless
 //! Chromium driven by Selenium (tests/web/page.py) against a daemon on the
-//! fixture notes, the test store's models and the tiny BLIP; and the note
-//! viewer's endpoint refusing every way out of the notes folders.
+//! fixture notes, the test store's models and the tiny BLIP; the note and
+//! image endpoints refusing every way out of their folders; and the page
+//! asking for the token of a voxd that needs one.
 
 mod support;
 
@@ -18,6 +19,32 @@ fn screenshots() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Runs tests/web/`name` (a Selenium script) with `args`; the JSON it
+/// printed last.
+fn script(name: &str, args: &[&str], daemon: &Daemon) -> Value {
+    let out = Command::new(support::python())
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/web")
+                .join(name),
+        )
+        .args(args)
+        .output()
+        .expect("the test Python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{name} failed (screenshots, if any, in {}):\n{stdout}\n{}\ndaemon log:\n{}",
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("web-screenshots")
+            .display(),
+        String::from_utf8_lossy(&out.stderr),
+        daemon.log()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{name} printed no summary ({e}):\n{stdout}"))
 }
 
 /// Fails, saying what to do, unless `program` is on the PATH.
@@ -115,25 +142,17 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
 
     let shots = screenshots();
     let started = Instant::now();
-    let out = Command::new(support::python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web/page.py"))
-        .arg(format!("http://{addr}"))
-        .arg(&shots)
-        .arg(&upload)
-        .arg(&question)
-        .arg(format!("{:.2}", secs + 1.0))
-        .output()
-        .expect("the test Python runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "page.py failed (screenshots in {}):\n{stdout}\n{}\ndaemon log:\n{}",
-        shots.display(),
-        String::from_utf8_lossy(&out.stderr),
-        daemon.log()
+    let seen = script(
+        "page.py",
+        &[
+            &format!("http://{addr}"),
+            shots.to_str().unwrap(),
+            upload.to_str().unwrap(),
+            question.to_str().unwrap(),
+            &format!("{:.2}", secs + 1.0),
+        ],
+        &daemon,
     );
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("page.py printed no summary ({e}):\n{stdout}"));
     eprintln!(
         "the browser's walk through the page took {:.1} s; screenshots in {}",
         started.elapsed().as_secs_f64(),
@@ -180,6 +199,14 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
         cited.contains("The wifi password is kettle-47-moon"),
         "{cited}"
     );
+
+    // The session kept the turn, and forgot it.
+    assert_eq!(
+        seen["history"],
+        json!(["Session kitchen: 1 turn stored"]),
+        "{seen}"
+    );
+    assert_eq!(seen["forgot"], "Forgot 1 turn of kitchen.", "{seen}");
 
     // The uploaded image's caption, and the watched one's in the list.
     assert_eq!(
@@ -252,7 +279,7 @@ fn encode(s: &str) -> String {
 }
 
 #[test]
-fn notes_and_images_are_served_only_from_inside_their_folders() {
+fn notes_and_images_are_served_only_from_inside_their_folders_and_need_the_token() {
     let home = Home::new("");
     let (ok, token, err) = home.run(&["http", "token"]);
     assert!(ok, "{err}");
@@ -408,4 +435,17 @@ fn notes_and_images_are_served_only_from_inside_their_folders() {
         .0,
         401
     );
+
+    // In a browser: the page loads, asks for the token, and with it shows
+    // the daemon.
+    require("chromium");
+    require("chromedriver");
+    let seen = script(
+        "token_prompt.py",
+        &[&format!("http://{addr}"), &token],
+        &daemon,
+    );
+    assert_eq!(seen["asked"], true, "{seen}");
+    assert_eq!(seen["engines"], json!(["stt", "llm"]), "{seen}");
+    assert_eq!(seen["asked_again"], false, "{seen}");
 }

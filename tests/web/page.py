@@ -105,6 +105,7 @@ try:
     # Chat: a question, its streamed answer, and its citation opened.
     tab("chat")
     Select(driver.find_element(By.ID, "mode")).select_by_value("extractive")
+    driver.find_element(By.ID, "session").send_keys("kitchen")
     box = driver.find_element(By.ID, "question")
     box.send_keys("What is the wifi password?")
     box.send_keys(Keys.ENTER)
@@ -123,6 +124,15 @@ try:
     shot("viewer-desktop", whole=False)
     driver.find_element(By.ID, "viewer").send_keys(Keys.ESCAPE)
     wait.until(lambda d: d.find_element(By.ID, "viewer").get_attribute("open") is None)
+
+    # The session: its stored turn shown, then forgotten.
+    driver.find_element(By.ID, "history-button").click()
+    wait.until(lambda d: [t for t in text_of("#conversation .hint") if t.startswith("Session")])
+    seen["history"] = [t for t in text_of("#conversation .hint") if t.startswith("Session")]
+    driver.find_element(By.ID, "forget-button").click()
+    wait.until(lambda d: d.find_element(By.ID, "toast").text.startswith("Forgot"))
+    seen["forgot"] = driver.find_element(By.ID, "toast").text
+    driver.find_element(By.ID, "session").clear()
 
     # Images: one uploaded and captioned.
     tab("images")

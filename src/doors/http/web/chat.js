@@ -147,10 +147,12 @@ export async function ask(question, { speakIt = $("speak").checked, source = "ch
   if (speakIt) speak(settled).catch((e) => toast(`Cannot speak: ${e.message}`));
 }
 
+const turnCount = (n) => `${n} turn${n === 1 ? "" : "s"}`;
+
 async function refreshSessions() {
   try {
     const { sessions } = await command("history");
-    $("sessions").replaceChildren(...sessions.map((s) => el("option", { value: s.session }, `${s.turns} turns`)));
+    $("sessions").replaceChildren(...sessions.map((s) => el("option", { value: s.session }, turnCount(s.turns))));
   } catch {
     // the list is a convenience
   }
@@ -164,7 +166,7 @@ async function showHistory() {
     const { turns: stored } = await command("history", { session });
     $("chat-hint")?.remove();
     const list = $("conversation");
-    list.append(el("p", { class: "hint" }, `Session ${session}: ${stored.length} earlier turns`));
+    list.append(el("p", { class: "hint" }, `Session ${session}: ${turnCount(stored.length)} stored`));
     for (const t of stored) {
       list.append(el("div", { class: "question" }, t.question), el("div", { class: "answer old" }, el("p", { class: "text" }, t.answer)));
     }
@@ -178,7 +180,7 @@ async function forget() {
   if (!session) return toast("Name a session first.");
   try {
     const r = await command("forget", { session });
-    toast(`Forgot ${r.forgotten_turns} turns of ${session}.`);
+    toast(`Forgot ${turnCount(r.forgotten_turns)} of ${session}.`);
     turns.length = 0;
     refreshSessions();
   } catch (e) {
