@@ -62,7 +62,7 @@ const COUNT: &str = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,";
 #[test]
 fn llama_server_answers_from_the_notes_streams_and_stops_when_cancelled() {
     let dir = tempfile::tempdir().unwrap();
-    let server = LlamaServer::start(free_port(), dir.path().join("server.log"));
+    let server = LlamaServer::start(dir.path().join("server.log"));
     let (home, notes) = home(1024, &openai(&server.url()), "");
     let daemon = Daemon::start_indexed(home, 5);
     let mut conn = daemon.connect().with_timeout(120);
@@ -113,11 +113,12 @@ fn llama_server_answers_from_the_notes_streams_and_stops_when_cancelled() {
 #[test]
 fn the_local_model_answers_while_the_server_is_down_and_the_server_again_after_its_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = LlamaServer::start(port, dir.path().join("server.log"));
+    let mut server = LlamaServer::start(dir.path().join("server.log"));
+    let port = server.port;
     let llm = format!(
-        "{}fallback = [\"local\"]\nretry_secs = 2\n",
-        openai(&server.url())
+        "{}fallback = [\"local\"]\nretry_secs = {}\n",
+        openai(&server.url()),
+        scaled_secs(8).as_secs()
     );
     let (home, _) = home(1024, &llm, "");
     let daemon = Daemon::start_indexed(home, 5);
@@ -144,7 +145,8 @@ fn the_local_model_answers_while_the_server_is_down_and_the_server_again_after_i
     let message = reply["error"]["message"].as_str().unwrap();
     assert!(message.contains("server"), "{reply}");
 
-    // The next goes to the local worker while the server rests.
+    // The next goes to the local worker while the server rests (8 s, scaled: more
+    // than the local worker's cold start takes on a loaded machine).
     let (_, local) = conn.stream("generate", short.clone());
     assert_eq!(local["ok"], true, "{local}");
     let b = backends(&mut conn);
@@ -157,8 +159,8 @@ fn the_local_model_answers_while_the_server_is_down_and_the_server_again_after_i
     assert!(!engine(&conn.ok("status", json!({})), "llm")["pid"].is_null());
 
     // Back after its rest: the server answers again.
-    let _server = LlamaServer::start(port, dir.path().join("server2.log"));
-    daemon.wait_until("the server's rest ends", scaled_secs(30), || {
+    let _server = LlamaServer::start_on(port, dir.path().join("server2.log"));
+    daemon.wait_until("the server's rest ends", scaled_secs(60), || {
         backends(&mut conn)[0]["retry_in_secs"].is_null()
     });
     let (_, again) = conn.stream("generate", short);
@@ -228,6 +230,17 @@ fn a_server_that_sends_no_first_token_in_time_is_left_for_the_local_model() {
     let error = b[0]["last_error"].as_str().unwrap();
     assert!(error.contains("no first token within 2 s"), "{error}");
     assert_eq!(b[1]["state"], "up", "{b:#}");
+    let metrics = conn.ok("metrics", json!({}))["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for line in [
+        "voxd_llm_backend_up{backend=\"openai\"} 0",
+        "voxd_llm_backend_fallbacks_total{backend=\"openai\"} 1",
+        "voxd_llm_backend_requests_total{backend=\"local\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ use crate::engine;
 use crate::events::Events;
 use crate::listen::Listener;
 use crate::llm::Llm;
-use crate::metrics::{Metrics, Sample};
+use crate::metrics::{LlmBackendSample, Metrics, Sample};
 use crate::rag::Rag;
 use crate::speak::Speaker;
 use crate::stt::Stt;
@@ -159,6 +159,19 @@ impl Assistant {
             engines: self.engines.status(),
             connections_open: self.metrics.traffic.connections(),
             requests_in_flight: self.metrics.traffic.in_flight(),
+            llm_backends: self
+                .llm
+                .status()
+                .backends
+                .into_iter()
+                .map(|b| LlmBackendSample {
+                    up: b.state != "down",
+                    name: b.name,
+                    requests: b.requests,
+                    failures: b.failures,
+                    fallbacks: b.fallbacks,
+                })
+                .collect(),
         }
     }
 }

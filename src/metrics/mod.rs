@@ -340,6 +340,24 @@ pub struct Sample {
     pub engines: Vec<EngineStatus>,
     pub connections_open: usize,
     pub requests_in_flight: usize,
+    /// The language model's backends, with a remote one or a fallback.
+    pub llm_backends: Vec<LlmBackendSample>,
+}
+
+/// One language-model backend's counts (`llm::BackendStatus`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmBackendSample {
+    pub name: String,
+    /// Not resting after a failure.
+    pub up: bool,
+    pub requests: u64,
+    pub failures: u64,
+    pub fallbacks: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
 }
 
 impl Default for Metrics {
@@ -535,6 +553,43 @@ fn sampled(sample: &Sample) -> Registry {
         "Requests waiting for each engine",
         queued,
     );
+
+    if !sample.llm_backends.is_empty() {
+        let up = Family::<BackendLabels, Gauge>::default();
+        let counted = [
+            (
+                "llm_backend_requests",
+                "Requests sent to each language-model backend",
+            ),
+            (
+                "llm_backend_failures",
+                "Failed requests of each language-model backend",
+            ),
+            (
+                "llm_backend_fallbacks",
+                "Requests that went on to a later backend after this one failed",
+            ),
+        ]
+        .map(|(name, help)| (name, help, Family::<BackendLabels, Counter>::default()));
+        for backend in &sample.llm_backends {
+            let labels = BackendLabels {
+                backend: backend.name.clone(),
+            };
+            up.get_or_create(&labels).set(i64::from(backend.up));
+            let counts = [backend.requests, backend.failures, backend.fallbacks];
+            for ((_, _, family), count) in counted.iter().zip(counts) {
+                family.get_or_create(&labels).inc_by(count);
+            }
+        }
+        reg.register(
+            "llm_backend_up",
+            "1 while a language-model backend is usable, 0 while it rests after a failure",
+            up,
+        );
+        for (name, help, family) in counted {
+            reg.register(name, help, family);
+        }
+    }
     reg
 }
 
@@ -589,6 +644,13 @@ mod tests {
             engines: vec![engine("stt", EngineState::Busy)],
             connections_open: 1,
             requests_in_flight: 1,
+            llm_backends: vec![LlmBackendSample {
+                name: "openai".into(),
+                up: false,
+                requests: 3,
+                failures: 1,
+                fallbacks: 1,
+            }],
         };
         let text = m.render(&sample);
         for line in [
@@ -597,6 +659,9 @@ mod tests {
             "voxd_request_duration_seconds_count{command=\"status\"} 2",
             "voxd_connections_total 1",
             "voxd_uptime_seconds 90.0",
+            "voxd_llm_backend_up{backend=\"openai\"} 0",
+            "voxd_llm_backend_requests_total{backend=\"openai\"} 3",
+            "voxd_llm_backend_fallbacks_total{backend=\"openai\"} 1",
             "voxd_memory_budget_bytes 838860800",
             "voxd_engine_resident_memory_bytes{engine=\"stt\"} 3145728",
             "voxd_engine_state{engine=\"stt\",state=\"busy\"} 1",
@@ -628,6 +693,7 @@ mod tests {
             engines: vec![],
             connections_open: 0,
             requests_in_flight: 0,
+            llm_backends: vec![],
         });
         assert!(
             text.contains("voxd_stt_real_time_factor_bucket{le=\"0.5\"} 1"),

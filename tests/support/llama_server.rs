@@ -43,10 +43,34 @@ pub struct LlamaServer {
 }
 
 impl LlamaServer {
-    /// Starts llama-server on `port` (one thread, greedy-friendly, 2048
-    /// tokens of context, as the local worker in the tests) and waits
-    /// until `/health` answers.
-    pub fn start(port: u16, log: PathBuf) -> LlamaServer {
+    /// Starts llama-server on a free port (one thread, 2048 tokens of
+    /// context, one slot, as the local worker in the tests) and waits until
+    /// it listens. Another test's server may take the port first: then it
+    /// tries another.
+    pub fn start(log: PathBuf) -> LlamaServer {
+        for _ in 0..5 {
+            if let Some(server) = LlamaServer::try_start(free_port(), log.clone()) {
+                return server;
+            }
+        }
+        panic!(
+            "llama-server found no free port:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// [`LlamaServer::start`] on `port`, which must be free.
+    pub fn start_on(port: u16, log: PathBuf) -> LlamaServer {
+        LlamaServer::try_start(port, log.clone()).unwrap_or_else(|| {
+            panic!(
+                "llama-server could not listen on port {port}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
+    }
+
+    /// `None` when it exits before it listens (the port was taken).
+    fn try_start(port: u16, log: PathBuf) -> Option<LlamaServer> {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(binary())
             .args(["-m", &gguf().display().to_string()])
@@ -56,12 +80,18 @@ impl LlamaServer {
             .stderr(Stdio::from(out))
             .spawn()
             .expect("llama-server starts");
-        let server = LlamaServer { child, port, log };
-        wait_until_within("llama-server is up", scaled_secs(120), || {
-            std::net::TcpStream::connect(server.addr()).is_ok()
-                && http(&server.addr(), "GET", "/health").0 == 200
+        let mut server = LlamaServer { child, port, log };
+        // Its own "listening" line: a server of another test on the same
+        // port would answer /health too.
+        let listening = format!("listening on http://127.0.0.1:{port}");
+        let mut exited = false;
+        wait_until_within("llama-server listens", scaled_secs(120), || {
+            exited = server.child.try_wait().unwrap().is_some();
+            exited
+                || (server.log().contains(&listening)
+                    && http(&server.addr(), "GET", "/health").0 == 200)
         });
-        server
+        (!exited).then_some(server)
     }
 
     pub fn addr(&self) -> String {
