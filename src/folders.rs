@@ -125,15 +125,28 @@ pub fn serve(
             what,
         });
     }
-    let (bytes, _) = read_regular(&real, max).map_err(|source| Unserved::Read {
+    let read = |source| Unserved::Read {
         path: real.clone(),
         source,
-    })?;
+    };
+    let (file, meta) = open_regular(&real, max).map_err(read)?;
+    // The file opened must be the one checked: a link swapped in since
+    // the check would lead elsewhere.
+    if opened_path(&file).is_some_and(|opened| !roots.iter().any(|root| opened.starts_with(root))) {
+        return Err(Refused::Leaves(path.to_path_buf()).into());
+    }
+    let (bytes, _) = read_open(file, meta, max).map_err(read)?;
     Ok(Served {
         path: real,
         relative,
         bytes,
     })
+}
+
+/// Where an open file really is, where the platform says (Linux).
+fn opened_path(file: &File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
 }
 
 /// Calls `f` with every regular file under `root` and its metadata
@@ -204,6 +217,11 @@ pub fn open_regular(path: &Path, max: u64) -> Result<(File, Metadata), ReadError
 /// while it is read), and its metadata from the open handle.
 pub fn read_regular(path: &Path, max: u64) -> Result<(Vec<u8>, Metadata), ReadError> {
     let (file, meta) = open_regular(path, max)?;
+    read_open(file, meta, max)
+}
+
+/// Reads an opened regular file whole, if it has at most `max` bytes.
+fn read_open(file: File, meta: Metadata, max: u64) -> Result<(Vec<u8>, Metadata), ReadError> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
