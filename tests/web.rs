@@ -257,7 +257,8 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
     // Nothing but the daemon was asked for anything, the page fits a
     // phone's width, and no script failed.
     assert_eq!(seen["origins"], json!([format!("http://{addr}")]), "{seen}");
-    assert_eq!(seen["phone_overflow"], false, "{seen}");
+    assert_eq!(seen["phone_overflow"], json!([]), "{seen}");
+    assert_eq!(seen["keyboard_tab"], "tab-status", "{seen}");
     assert_eq!(seen["console_errors"], json!([]), "{seen}");
     for name in ["chat", "status", "notes", "images", "models"] {
         for width in ["desktop", "phone"] {

@@ -88,6 +88,11 @@ try:
     driver.get(base + "/")
     wait.until(lambda d: d.find_element(By.ID, "live").text == "live")
 
+    # The keyboard: arrow keys move between the tabs.
+    driver.find_element(By.ID, "tab-chat").send_keys(Keys.ARROW_RIGHT)
+    wait.until(lambda d: d.find_element(By.ID, "view-status").is_displayed())
+    seen["keyboard_tab"] = driver.switch_to.active_element.get_attribute("id")
+
     # Status: the engines as the page lists them, once their rows are in.
     tab("status")
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#engines tbody tr"))
@@ -194,13 +199,13 @@ try:
     # Phone width: each view again.
     driver.set_window_size(390, 844)
     time.sleep(0.5)
+    seen["phone_overflow"] = []
     for name in ["status", "notes", "images", "models", "chat"]:
         tab(name)
         time.sleep(0.3)
+        if driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth"):
+            seen["phone_overflow"].append(name)
         shot(f"{name}-phone", whole=name != "chat")
-    seen["phone_overflow"] = driver.execute_script(
-        "return document.documentElement.scrollWidth > window.innerWidth"
-    )
 
     # Every request the page made, from Chromium's own log.
     urls = set()
