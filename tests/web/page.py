@@ -81,7 +81,12 @@ def tab(name):
 
 
 def text_of(css):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
+    """The text of each element `css` selects, read in one step: the page
+    re-renders its lists as events come, which would make elements found
+    one moment stale the next."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())", css
+    )
 
 
 try:
@@ -98,11 +103,8 @@ try:
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#engines tbody tr"))
     time.sleep(0.5)
     seen["engines"] = [
-        {
-            "name": row.find_element(By.CSS_SELECTOR, "th").text,
-            "state": row.find_element(By.CSS_SELECTOR, ".pill").text,
-        }
-        for row in driver.find_elements(By.CSS_SELECTOR, "#engines tbody tr")
+        {"name": name, "state": state}
+        for name, state in zip(text_of("#engines tbody th"), text_of("#engines tbody .pill"))
     ]
     seen["daemon"] = driver.find_element(By.ID, "daemon-facts").text
     seen["budget"] = driver.find_element(By.ID, "budget-legend").text

@@ -44,7 +44,10 @@ try:
     wait.until(lambda d: d.find_element(By.ID, "live").text == "live")
     driver.find_element(By.ID, "tab-status").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#engines tbody tr"))
-    seen["engines"] = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#engines tbody th")]
+    # Read in one step: the rows are re-rendered as events come.
+    seen["engines"] = driver.execute_script(
+        "return [...document.querySelectorAll('#engines tbody th')].map(e => e.innerText.trim())"
+    )
     seen["asked_again"] = driver.find_element(By.ID, "token-dialog").get_attribute("open") is not None
 finally:
     driver.quit()
