@@ -12,15 +12,17 @@ otherwise: `local` (the voxd-llm worker, the same threads and context) and
 `remote` (engines.llm.backend = "openai" on that server). Then, each
 measured --runs times in alternation, medians:
 
-1. `generate` of one 64-token reply over the socket: time to the first
-   token and tokens/s (after the first), seen by the client, through
-   `local`, through `remote`, and from llama-server directly (its own
-   `/v1/completions` stream, read here): voxd's overhead on the remote
-   path is remote minus direct;
-2. a follow-up on the server: a 400-token prompt, then the same prompt
+1. one 64-token reply: time to the first token and tokens/s (after the
+   first), seen by the client: `generate` over the socket through `local`
+   and through `remote`; `/v1/completions` of `local`'s HTTP API on the
+   raw model (issue 24's figure); and llama-server's own
+   `/v1/completions` stream, read here (`direct`). voxd's overhead on the
+   remote path is remote minus direct;
+2. a follow-up on the server: a 450-token prompt, then the same prompt
    with a question added (a stable prefix: the server reuses its KV
-   cache), against the same follow-up after a prompt that differs in its
-   first line (an unstable prefix: nothing reused), time to first token.
+   cache), against a follow-up whose first line differs from the prompt
+   before it (an unstable prefix, as with the time put first: nothing
+   reused), time to first token.
 
 Builds nothing: pass the release binary (default
 $CARGO_TARGET_DIR/release/voxd) and llama-server (default
@@ -69,7 +71,7 @@ def wait_http(url, what, proc):
     sys.exit(f"{what} did not come up")
 
 
-def daemon(voxd, home, store, threads, llm):
+def daemon(voxd, home, store, threads, llm, http=""):
     """A release `voxd serve` in `home`; its socket connection and process."""
     home.mkdir()
     config = home / "voxd.toml"
@@ -78,7 +80,7 @@ def daemon(voxd, home, store, threads, llm):
         f'[models]\ndir = "{store}"\nsources = ["pypi"]\nllm = ["{MODEL}"]\n'
         f'[engines]\nidle_unload_secs = 0\n'
         f'[engines.llm]\nthreads = {threads}\ncontext = 2048\nmax_tokens = 64\n{llm}\n'
-        f'[rag]\nnotes = []\n[audio]\noutput = "null"\n'
+        f'[rag]\nnotes = []\n[audio]\noutput = "null"\n{http}'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOXD_")}
     env.update(XDG_RUNTIME_DIR=str(home / "run"), XDG_DATA_HOME=str(home / "data"),
@@ -114,10 +116,13 @@ def via_voxd(conn, prompt, max_tokens=64):
     sys.exit("voxd closed the connection")
 
 
-def direct(url, prompt, max_tokens=64):
-    """The same, from llama-server's own stream."""
-    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-                       "cache_prompt": True}).encode()
+def direct(url, prompt, max_tokens=64, model=None):
+    """The same, from an OpenAI `/v1/completions` stream (llama-server's,
+    or voxd's HTTP API's for `model`)."""
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True, "cache_prompt": True}
+    if model:
+        body["model"] = model
+    body = json.dumps(body).encode()
     request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
     started = time.monotonic()
     first, n = None, 0
@@ -155,11 +160,14 @@ def main():
     procs = [server]
     try:
         wait_http(f"{url}/health", "llama-server", server)
-        local, p1 = daemon(args.voxd, home / "local", store, args.threads, "")
+        api = free_port()
+        local, p1 = daemon(args.voxd, home / "local", store, args.threads, "",
+                           f'[http]\nlisten = "127.0.0.1:{api}"\n')
         remote, p2 = daemon(args.voxd, home / "remote", store, args.threads,
                             f'backend = "openai"\nurl = "{url}/v1"\n')
         procs += [p1, p2]
         paths = {"local": lambda: via_voxd(local, PROMPT), "remote": lambda: via_voxd(remote, PROMPT),
+                 "http": lambda: direct(f"http://127.0.0.1:{api}", PROMPT, model=MODEL),
                  "direct": lambda: direct(url, PROMPT)}
         for run in paths.values():  # load the model, warm the caches
             run()
@@ -172,9 +180,12 @@ def main():
         follow = {"stable": [], "unstable": []}
         for i in range(args.runs):
             for kind in follow:
-                first = NOTES if kind == "stable" else f"Run {i} {kind}.\n{NOTES}"
+                # Unstable: the follow-up differs from what came before in
+                # its first line, as a prompt that puts the time first would.
+                first, then = ((f"Run {i}.\n{NOTES}", f"Run {i}.\n{NOTES}{QUESTION}") if kind == "stable"
+                               else (f"Run {i}a.\n{NOTES}", f"Run {i}b.\n{NOTES}{QUESTION}"))
                 via_voxd(remote, first, max_tokens=1)
-                follow[kind].append(via_voxd(remote, first + QUESTION, max_tokens=8))
+                follow[kind].append(via_voxd(remote, then, max_tokens=8))
     finally:
         for p in procs:
             p.terminate()
@@ -189,6 +200,8 @@ def main():
     overhead = (med([r[0] for r in rows["remote"]]) - med([r[0] for r in rows["direct"]])) * 1000
     print(f"| remote / local | {med([r[0] for r in rows['remote']]) / med([r[0] for r in rows['local']]):.2f}x"
           f" | {med([r[1] for r in rows['remote']]) / med([r[1] for r in rows['local']]):.2f}x |")
+    print(f"| http / direct | {med([r[0] for r in rows['http']]) / med([r[0] for r in rows['direct']]):.2f}x"
+          f" | {med([r[1] for r in rows['http']]) / med([r[1] for r in rows['direct']]):.2f}x |")
     print(f"\nvoxd's overhead on the remote path (remote - direct, first token): {overhead:.0f} ms")
     print(f"\nfollow-up on the server, {args.runs} rounds, medians:")
     print("| prefix | first token ms | cached prompt tokens |\n|---|---|---|")

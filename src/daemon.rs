@@ -23,7 +23,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::assistant::{voice_loop, Assistant, AssistantEvent, Services};
+use crate::assistant::{commands, voice_loop, Assistant, AssistantEvent, Services};
 use crate::config::Loaded;
 use crate::conversation::History;
 use crate::doors::commands::Context;
@@ -113,6 +113,13 @@ pub async fn serve(config: Loaded) -> Result<(), DaemonError> {
         let watcher =
             vision::watch::spawn(assistant.vision.clone(), watch, assistant.shutdown.clone())
                 .map_err(|e| DaemonError::Vision(e.to_string()))?;
+        tasks.spawn(async move {
+            let _ = watcher.await;
+        });
+    }
+    if let Some(watcher) =
+        commands::watch::spawn(assistant.commands().clone(), assistant.shutdown.clone())
+    {
         tasks.spawn(async move {
             let _ = watcher.await;
         });

@@ -85,16 +85,10 @@ pub fn classify(text: &str) -> Intent {
     }
 }
 
-/// Lower-case words without punctuation, apostrophes folded ("what's" →
-/// "whats"), courtesy words at the ends dropped ("please", "hey").
-fn normalise(text: &str) -> Vec<String> {
-    let folded: String = text
-        .to_lowercase()
-        .chars()
-        .filter(|c| !matches!(c, '\'' | '’'))
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
-    let mut words: Vec<String> = folded.split_whitespace().map(str::to_string).collect();
+/// [`fold`]ed words, courtesy words at the ends dropped ("please", "hey"):
+/// what built-in intents and user commands match on.
+pub(crate) fn normalise(text: &str) -> Vec<String> {
+    let mut words = fold(text);
     while words
         .first()
         .is_some_and(|w| ["please", "ok", "okay", "hey", "so"].contains(&w.as_str()))
@@ -105,6 +99,33 @@ fn normalise(text: &str) -> Vec<String> {
         words.pop();
     }
     words
+}
+
+/// Lower-case words without punctuation, apostrophes folded ("what's" →
+/// "whats"); a `.` or `:` between two digits stays ("2.5", "7:30").
+pub(crate) fn fold(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '\'' | '’'))
+        .collect();
+    let digit = |i: Option<usize>| {
+        i.and_then(|i| chars.get(i))
+            .is_some_and(char::is_ascii_digit)
+    };
+    let folded: String = chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let joins = matches!(c, '.' | ':') && digit(i.checked_sub(1)) && digit(Some(i + 1));
+            if c.is_alphanumeric() || joins {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    folded.split_whitespace().map(str::to_string).collect()
 }
 
 #[cfg(test)]
@@ -144,5 +165,14 @@ mod tests {
         ] {
             assert_eq!(classify(text), Intent::Question, "{text:?}");
         }
+    }
+
+    #[test]
+    fn folding_keeps_decimals_and_clock_times() {
+        assert_eq!(
+            fold("Set it to 2.5, at 7:30. Don't!"),
+            ["set", "it", "to", "2.5", "at", "7:30", "dont"]
+        );
+        assert_eq!(normalise("Okay, stop now."), ["stop"]);
     }
 }

@@ -6,7 +6,7 @@
 //! - [`Assistant::ask`] (`ask.rs`): answer a question from the notes,
 //!   streaming its text as [`AskEvent`]s;
 //! - [`Assistant::respond`] (`turn.rs`): one turn on something the user said
-//!   or typed: a built-in [`intent`] or `ask`, the reply spoken sentence by
+//!   or typed: a built-in [`intent`], a user's [`commands`] or `ask`, the reply spoken sentence by
 //!   sentence while it is written, timed stage by stage;
 //! - [`voice_loop::run`]: the voice loop, which answers what the listener
 //!   hears.
@@ -17,6 +17,7 @@
 //! [`crate::error::ErrorKind`], never a wire code.
 
 mod ask;
+pub mod commands;
 mod error;
 mod events;
 pub mod intent;
@@ -31,6 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use ask::{Answerer, AskEvent, AskReply, AskRequest, AskSettings, Notes, ResetReason};
+pub use commands::UserCommands;
 pub use error::AssistantError;
 pub use events::AssistantEvent;
 pub use transcribe::Transcribed;
@@ -83,6 +85,8 @@ pub struct Assistant {
     /// When the daemon started, for `uptime`.
     started: Instant,
     answerer: Answerer,
+    /// The user's commands (`commands.toml`).
+    commands: Arc<UserCommands>,
 }
 
 /// The assistant *is* its services plus what it does with them: doors and
@@ -103,11 +107,22 @@ impl Assistant {
             services.history.as_ref().ok().cloned(),
             AskSettings::from_config(&services.config.config),
         );
+        // No path (neither HOME nor XDG_CONFIG_HOME): an empty path, which
+        // holds no commands and is not watched.
+        let commands =
+            UserCommands::path_from_config(&services.config.config.assistant).unwrap_or_default();
+        let commands = Arc::new(UserCommands::open(commands, services.events.clone()));
         Assistant {
             services,
             started: Instant::now(),
             answerer,
+            commands,
         }
+    }
+
+    /// The user's commands, to list, test or reload (and watch).
+    pub fn commands(&self) -> &Arc<UserCommands> {
+        &self.commands
     }
 
     /// How long the daemon has run.

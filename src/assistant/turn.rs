@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::commands::{Matched, Ran};
 use super::intent::{self, Intent};
 use super::{AskEvent, AskReply, AskRequest, Assistant, AssistantError, AssistantEvent};
 use crate::llm::GenerateStats;
@@ -45,8 +46,11 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize)]
 pub struct Reply {
     pub text: String,
-    /// Which [`Intent`] answered.
+    /// Which [`Intent`] answered, or `command` (a user command).
     pub intent: &'static str,
+    /// With `command`: which command ran, with which slots, and how it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Ran>,
     /// Where the answer comes from.
     pub citations: Vec<Citation>,
     /// With `question`: how `ask` made the answer.
@@ -112,10 +116,15 @@ pub struct Timings {
 }
 
 impl Assistant {
-    /// Runs one turn and publishes `assistant.reply`.
+    /// Runs one turn and publishes `assistant.reply`: a built-in intent,
+    /// else a user command, else `ask`.
     pub async fn respond(&self, request: Request) -> Result<Reply, AssistantError> {
         let started = Instant::now();
         let intent = intent::classify(&request.text);
+        let command = match intent {
+            Intent::Question => self.commands.find(&request.text),
+            _ => None,
+        };
         // "stop" stops speech, its own included: it says nothing.
         let speak = request.speak && intent != Intent::Stop;
         let mut speech = Speech::open(self, speak, request.hold.clone())?;
@@ -123,15 +132,21 @@ impl Assistant {
             stt_ms: request.stt_ms,
             ..Timings::default()
         };
-        let (text, citations, said) = match intent {
-            Intent::Stop => {
+        let mut ran = None;
+        let (text, citations, said) = match (intent, command) {
+            (Intent::Stop, _) => {
                 self.speaker.stop();
                 (String::new(), Vec::new(), None)
             }
-            Intent::Time => (now_sentence(), Vec::new(), None),
-            Intent::LatestNote => self.latest_note().await?,
-            Intent::LatestPicture => self.latest_picture().await?,
-            Intent::Question => {
+            (Intent::Time, _) => (now_sentence(), Vec::new(), None),
+            (Intent::LatestNote, _) => self.latest_note().await?,
+            (Intent::LatestPicture, _) => self.latest_picture().await?,
+            (Intent::Question, Some(matched)) => {
+                let (text, done) = self.run_command(&request, &matched).await?;
+                ran = Some(done);
+                (text, Vec::new(), None)
+            }
+            (Intent::Question, None) => {
                 let reply = self
                     .ask_aloud(&request, &mut speech, &mut timings, started)
                     .instrument(tracing::debug_span!(
@@ -143,7 +158,11 @@ impl Assistant {
                 (text, citations, Some(said))
             }
         };
-        if intent != Intent::Question {
+        let name = match ran {
+            Some(_) => "command",
+            None => intent.name(),
+        };
+        if said.is_none() {
             timings.first_token_ms = Some(ms(started));
             if let Some(stream) = &request.stream {
                 let _ = stream.send(AskEvent::Token(text.clone()));
@@ -156,7 +175,7 @@ impl Assistant {
                 self.remember_when_confirmed(&request, &text, said.is_some())
             )
         }
-        .instrument(tracing::debug_span!("speak", intent = intent.name()))
+        .instrument(tracing::debug_span!("speak", intent = name))
         .await;
         let spoken = spoken?;
         timings.total_ms = ms(started);
@@ -170,7 +189,8 @@ impl Assistant {
             interrupted: request.cancel.is_cancelled()
                 || spoken.as_ref().is_some_and(|s| s.interrupted),
             text,
-            intent: intent.name(),
+            intent: name,
+            command: ran,
             citations,
             ask: said,
             spoken,
@@ -222,6 +242,27 @@ impl Assistant {
             on_event(speech, event)?;
         }
         reply
+    }
+
+    /// Runs a user command's action (a speculative turn's only once its
+    /// question is confirmed: an action cannot be taken back) and says how
+    /// it went.
+    async fn run_command(
+        &self,
+        request: &Request,
+        matched: &Matched,
+    ) -> Result<(String, Ran), AssistantError> {
+        if let Some(hold) = &request.hold {
+            if hold.decided().await != Verdict::Confirmed {
+                return Err(AssistantError::Withdrawn);
+            }
+        }
+        let ran = self
+            .commands
+            .run(matched)
+            .instrument(tracing::debug_span!("command", name = %matched.command.name))
+            .await;
+        Ok((matched.reply(ran.outcome), ran))
     }
 
     /// Stores a speculative turn's question and answer in its session once

@@ -97,8 +97,13 @@ pub async fn run(assistant: Arc<Assistant>) {
             Heard::Early { utterance, text } if assistant.config.config.assistant.speculative => {
                 let text = text.trim();
                 // Only questions take long enough to be worth it; the
-                // other intents (and silence) wait for the final transcript.
-                if text.is_empty() || intent::classify(text) != Intent::Question {
+                // other intents, user commands (instant, and whose action
+                // waits for the confirmation anyway) and silence wait for
+                // the final transcript.
+                if text.is_empty()
+                    || intent::classify(text) != Intent::Question
+                    || assistant.commands().find(text).is_some()
+                {
                     continue;
                 }
                 if let Some(turn) = running.take() {

@@ -8,6 +8,7 @@ mod ask;
 mod audio;
 mod caption;
 mod client;
+mod commands;
 mod completions;
 mod config;
 mod engine;
@@ -97,7 +98,7 @@ enum Command {
     Audio(audio::Command),
     /// Print the transcript of a WAV file (the daemon reads the file).
     Transcribe(transcribe::Args),
-    /// One assistant turn on text, as if spoken: intents, else ask; spoken reply.
+    /// One assistant turn on text, as if spoken: intents, commands, else ask; spoken reply.
     Respond(respond::Args),
     /// Listen to the microphone for wake words and questions (--stop, --status).
     Listen(listen::Args),
@@ -112,6 +113,9 @@ enum Command {
     History(history::Args),
     /// Delete a conversation session's history.
     Forget(history::ForgetArgs),
+    /// The user's commands (commands.toml): list, test a text, reload.
+    #[command(subcommand)]
+    Commands(commands::Command),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Print the man page (roff), or write one page per subcommand (--dir).
@@ -189,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rag(args) => rag::run(args, &load()?),
         Command::History(args) => history::run(args, &load()?),
         Command::Forget(args) => history::forget(args, &load()?),
+        Command::Commands(cmd) => commands::run(cmd, &load()?),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

@@ -460,6 +460,9 @@ pub struct AssistantConfig {
     /// Start answering at the early transcript, holding the reply's audio
     /// until the end of the utterance is confirmed.
     pub speculative: bool,
+    /// User commands (`docs/commands.md`); empty:
+    /// `$XDG_CONFIG_HOME/voxd/commands.toml`.
+    pub commands: PathBuf,
 }
 
 /// `[vision]`: image captions for watched folders.

@@ -3,7 +3,7 @@
 //! to the first backend that is not resting after a failure. A backend
 //! that cannot be reached, errors, or sends no first token in time is
 //! rested (`engines.llm.retry_secs`, doubling with each failure in a row
-//! up to `MAX_REST`, 10 minutes) and the request moves on to the next, as long as no
+//! up to `MAX_REST`) and the request moves on to the next, as long as no
 //! text of it has reached the caller: text already streamed cannot be
 //! taken back, so a failure mid-answer is the request's error (which `ask`
 //! in `auto` mode answers extractively) and the next request goes on to

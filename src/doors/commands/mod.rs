@@ -29,6 +29,7 @@ mod status;
 mod stop;
 mod subscribe;
 mod transcribe;
+mod user_commands;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,6 +61,7 @@ pub use status::Status;
 pub use stop::Stop;
 pub use subscribe::Subscribe;
 pub use transcribe::Transcribe;
+pub use user_commands::CommandsCmd;
 
 /// Every command a client can send, tagged by `cmd`.
 #[derive(Debug, Deserialize)]
@@ -87,6 +89,7 @@ pub enum Command {
     Rag(RagCmd),
     History(HistoryCmd),
     Forget(Forget),
+    Commands(CommandsCmd),
 }
 
 /// The names of all commands, for `unknown_command` errors.
@@ -113,6 +116,7 @@ pub const NAMES: &[&str] = &[
     "rag",
     "history",
     "forget",
+    "commands",
 ];
 
 /// The connection a request arrived on.
@@ -153,6 +157,7 @@ impl Command {
             Command::Caption(_) => "caption",
             Command::Images(_) => "images",
             Command::Respond(_) => "respond",
+            Command::Commands(_) => "commands",
         }
     }
 
@@ -180,6 +185,7 @@ impl Command {
             Command::Rag(cmd) => Ok(Some(cmd.apply(ctx))),
             Command::History(cmd) => cmd.apply(ctx).await.map(Some),
             Command::Forget(cmd) => cmd.apply(ctx).await.map(Some),
+            Command::Commands(cmd) => cmd.apply(ctx).await.map(Some),
         }
     }
 }
@@ -278,6 +284,7 @@ mod tests {
             "caption",
             "images",
             "respond",
+            "commands",
         ];
         for name in NAMES.iter().filter(|n| !needs_args.contains(n)) {
             let (id, _) = parse(&format!(r#"{{"id":"a{name}","cmd":"{name}"}}"#)).unwrap();
@@ -324,6 +331,7 @@ mod tests {
             "caption" => r#","paths":["/a.png"]"#,
             "images" => r#","action":"list""#,
             "respond" => r#","text":"stop""#,
+            "commands" => r#","action":"list""#,
             _ => "",
         };
         for name in NAMES {

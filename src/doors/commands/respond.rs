@@ -1,7 +1,7 @@
 //! `respond`: one assistant turn on text, exactly as if it had been spoken
-//! after the wake word: built-in intents first, else `ask`; the reply is
-//! spoken (unless `speak` is false) and returned with its citations and
-//! the turn's timings. See [`crate::assistant::Assistant::respond`].
+//! after the wake word: built-in intents first, then the user's commands,
+//! else `ask`; the reply is spoken (unless `speak` is false) and returned
+//! with its citations and the turn's timings. See [`crate::assistant::Assistant::respond`].
 
 use serde::Deserialize;
 use serde_json::Value;
