@@ -52,6 +52,11 @@ APT_PACKAGES+=(ninja-build)
 # The barge-in test plays through a sound device that keeps real time with
 # no sound card: a private PulseAudio null sink behind ALSA's pulse plugin.
 APT_PACKAGES+=(pulseaudio libasound2-plugins)
+# The web page's test drives headless Chromium through its driver
+# (tests/web.rs); only the tests need them.
+if [[ "$mode" == test ]]; then
+  APT_PACKAGES+=(chromium chromium-driver)
+fi
 # Models the tests run (manifest ids), pulled into $VOXD_TEST_MODELS.
 TEST_MODELS=(silero-vad whisper-tiny.en piper-en_US-joe-medium all-minilm-l6-v2)
 # LLM: llama-cpp-sys-2 builds llama.cpp with cmake and bindgen (above); the
@@ -78,6 +83,9 @@ TEST_PYTHON_PACKAGES+=(openai==3.63.0 ollama==0.6.3)
 TEST_PYTHON_PACKAGES+=(soundfile==0.14.0)
 # wyoming is the real client of the Wyoming door's tests (tests/wyoming.rs).
 TEST_PYTHON_PACKAGES+=(wyoming==1.11.0)
+# selenium drives Chromium for the web page's test (tests/web.rs). 4.51:
+# 4.52 wants a certifi newer than the registry's.
+TEST_PYTHON_PACKAGES+=(selenium==4.51.0)
 
 install_apt_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then

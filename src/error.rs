@@ -25,6 +25,11 @@ pub enum ErrorKind {
     ModelFailed,
     /// The caller stopped the request (went away, barge-in).
     Cancelled,
+    /// What the request names is not voxd's to show (a file outside the
+    /// notes folders).
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
     /// Something voxd did not expect; the message says what.
     Internal,
 }
@@ -43,6 +48,8 @@ impl ErrorKind {
             ErrorKind::ModelLoadFailed => "model_load_failed",
             ErrorKind::ModelFailed => "model_failed",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
             ErrorKind::Internal => "internal",
         }
     }

@@ -234,6 +234,8 @@ fn bad_requests_get_precise_errors_in_each_dialect_and_the_daemon_serves_on() {
             "/v1/models",
             "/v1/voxd/caption",
             "/v1/voxd/events",
+            "/v1/voxd/image",
+            "/v1/voxd/note",
             "/v1/voxd/{command}",
         ]
     );

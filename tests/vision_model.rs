@@ -169,6 +169,7 @@ fn captions_reach_the_index_and_follow_their_files() {
             sidecar: true,
             idle_unload: None,
             db: home.path().join("images.db"),
+            folders: vec![home.path().to_path_buf()],
         },
         Events::new(64),
         Some(sink.clone()),

@@ -38,6 +38,10 @@ pub enum ErrorCode {
     ModelFailed,
     /// The request was stopped before it finished (the caller went away).
     Cancelled,
+    /// What the request names is not voxd's to show.
+    Forbidden,
+    /// What the request names does not exist.
+    NotFound,
     /// Something voxd did not expect; the message says what.
     Internal,
 }
@@ -60,6 +64,8 @@ impl ErrorCode {
             ErrorCode::ModelLoadFailed => "model_load_failed",
             ErrorCode::ModelFailed => "model_failed",
             ErrorCode::Cancelled => "cancelled",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
         }
     }
@@ -77,6 +83,8 @@ impl From<ErrorKind> for ErrorCode {
             ErrorKind::ModelLoadFailed => ErrorCode::ModelLoadFailed,
             ErrorKind::ModelFailed => ErrorCode::ModelFailed,
             ErrorKind::Cancelled => ErrorCode::Cancelled,
+            ErrorKind::Forbidden => ErrorCode::Forbidden,
+            ErrorKind::NotFound => ErrorCode::NotFound,
             ErrorKind::Internal => ErrorCode::Internal,
         }
     }
@@ -132,6 +140,8 @@ mod tests {
             ErrorCode::TooManyConnections,
             ErrorCode::EngineFailed,
             ErrorCode::Cancelled,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
             ErrorCode::Internal,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
@@ -150,6 +160,8 @@ mod tests {
             ErrorKind::ModelLoadFailed,
             ErrorKind::ModelFailed,
             ErrorKind::Cancelled,
+            ErrorKind::Forbidden,
+            ErrorKind::NotFound,
             ErrorKind::Internal,
         ] {
             assert_eq!(ErrorCode::from(kind).as_str(), kind.name());

@@ -150,6 +150,18 @@ pub struct ChunkRow {
     pub sentences: Vec<SentenceRow>,
 }
 
+/// One indexed note, for `notes files`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IndexedFile {
+    pub path: String,
+    pub size: u64,
+    /// Unix seconds it was (re)indexed.
+    pub indexed_at: u64,
+    pub chunks: u64,
+    /// Chunks with their embedding (searchable by meaning).
+    pub embedded_chunks: u64,
+}
+
 /// Totals for `notes status`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Totals {
@@ -299,6 +311,32 @@ impl Index {
     /// Every indexed note path (caption documents left out).
     pub fn paths(&self) -> Result<Vec<String>, IndexError> {
         self.keys("SELECT path FROM files WHERE substr(path, 1, length(?1)) != ?1 ORDER BY path")
+    }
+
+    /// Every indexed note (caption documents left out), by path, with its
+    /// chunks.
+    pub fn files(&self) -> Result<Vec<IndexedFile>, IndexError> {
+        let conn = self.reader();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT f.path, f.size, f.indexed_at, count(c.id), count(c.vector)
+                 FROM files f LEFT JOIN chunks c ON c.file_id = f.id
+                 WHERE substr(f.path, 1, length(?1)) != ?1
+                 GROUP BY f.id ORDER BY f.path",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([CaptionDoc::ID_PREFIX], |r| {
+                Ok(IndexedFile {
+                    path: r.get(0)?,
+                    size: r.get::<_, i64>(1)? as u64,
+                    indexed_at: r.get::<_, i64>(2)? as u64,
+                    chunks: r.get::<_, i64>(3)? as u64,
+                    embedded_chunks: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
+        rows.map_err(|e| self.err(e))
     }
 
     /// Every caption document id.

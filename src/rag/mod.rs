@@ -9,8 +9,8 @@
 //! the image captions it receives as the vision service's
 //! [`CaptionSink`](crate::vision::CaptionSink), `captions`) in order, so
 //! the index has a single writer; queries (`query`) read concurrently.
-//! `files` walks and reads the notes folders, `paths` places the data
-//! files. The embedder is loaded when needed and may be unloaded when idle (`resident`). Owns the index file and the
+//! `files` walks and reads the notes folders, `view` shows one note to a
+//! reader, `paths` places the data files. The embedder is loaded when needed and may be unloaded when idle (`resident`). Owns the index file and the
 //! watcher; reaches the model store (read-only) and the event bus.
 //!
 //! Image captions are documents of their own kind ([`DocKind::Image`]): one
@@ -34,6 +34,7 @@ mod paths;
 mod query;
 pub mod rank;
 mod resident;
+mod view;
 mod watch;
 
 use std::path::PathBuf;
@@ -58,6 +59,7 @@ pub use events::RagEvent;
 pub use indexer::{Job, ScanReport};
 pub use paths::{data_file, index_path};
 pub use query::{Hit, Prepared};
+pub use view::Note;
 pub use watch::is_temp;
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +296,15 @@ impl Rag {
         rx.await
             .map_err(|_| RagError::Stopped)?
             .map_err(RagError::Internal)
+    }
+
+    /// Every indexed note with its chunks (`notes files`).
+    pub async fn files(&self) -> Result<Vec<index::IndexedFile>, RagError> {
+        let index = self.index().await?;
+        tokio::task::spawn_blocking(move || index.files())
+            .await
+            .map_err(|e| RagError::Internal(e.to_string()))?
+            .map_err(RagError::from)
     }
 
     /// `notes status`.

@@ -12,6 +12,8 @@
 //! - [`watch`]: the folder watcher: settle, hash, caption once per content,
 //!   start-up scan, bounded queue; results go to the store, the event bus and
 //!   a [`CaptionSink`] (the RAG index).
+//! - `view`: an image file served to a reader (the web page's thumbnails),
+//!   only from inside the watched folders.
 //!
 //! The captioner runs inside the daemon, one image at a time on tokio's
 //! blocking pool: candle is pure Rust (no second ggml, see
@@ -31,6 +33,7 @@ mod events;
 pub mod preprocess;
 pub mod service;
 pub mod store;
+mod view;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +41,7 @@ use std::path::{Path, PathBuf};
 pub use decode::{DecodeError, DecodeLimits, Decoded};
 pub use events::ImageEvent;
 pub use service::{CaptionOutcome, Vision};
+pub use view::Image;
 
 /// Something that turns an image into a caption.
 pub trait Captioner: Send {

@@ -35,6 +35,8 @@ pub struct Settings {
     pub idle_unload: Option<Duration>,
     /// The SQLite database of captions.
     pub db: PathBuf,
+    /// The watched folders, whose images [`Vision::image`] serves.
+    pub folders: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -73,6 +75,7 @@ impl Settings {
             sidecar: v.sidecar,
             idle_unload: (v.idle_unload_secs > 0).then(|| Duration::from_secs(v.idle_unload_secs)),
             db,
+            folders: v.folders.clone(),
         })
     }
 }

@@ -1,5 +1,5 @@
-//! `images`: the captioned images the watcher recorded (`list`), and
-//! forgetting one (`forget`).
+//! `images`: the captioned images the watcher recorded and the folders it
+//! watches (`list`), and forgetting one (`forget`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ impl Images {
         tokio::task::spawn_blocking(move || match self {
             Images::List { since } => {
                 let images = vision.list(since).map_err(ApiError::internal)?;
-                Ok(json!({ "images": images }))
+                Ok(json!({ "images": images, "folders": vision.settings().folders }))
             }
             Images::Forget { path } => {
                 let forgotten = vision.forget(&path).map_err(ApiError::internal)?;

@@ -1,5 +1,6 @@
-//! `notes`: search the notes index, rescan the folders, or report the
-//! index's state (`action`: `search` | `reindex` | `status`).
+//! `notes`: search the notes index, rescan the folders, report the
+//! index's state, or list the indexed notes (`action`: `search` |
+//! `reindex` | `status` | `files`).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,6 +21,8 @@ pub enum Notes {
     Reindex,
     /// Files, chunks, last update, indexing state, skipped files.
     Status,
+    /// Every indexed note with its size, chunks and when it was indexed.
+    Files,
 }
 
 impl Notes {
@@ -54,6 +57,10 @@ impl Notes {
             }
             Notes::Status => {
                 serde_json::to_value(ctx.assistant.rag.status().await).map_err(ApiError::internal)
+            }
+            Notes::Files => {
+                let files = ctx.assistant.rag.files().await?;
+                Ok(json!({ "files": files }))
             }
         }
     }

@@ -92,6 +92,8 @@ pub struct Chat {
     pub session: Option<String>,
     /// Overrides `rag.answer_mode` (model `voxd`).
     pub mode: Option<AnswerMode>,
+    /// Answer from the notes (model `voxd`); `false`: the model alone.
+    pub rag: bool,
 }
 
 /// Turns `messages` into typed ones; the message is the client's error.
@@ -225,6 +227,7 @@ async fn grounded(
         store: chat.session.is_some(),
         session: chat.session,
         mode: chat.mode,
+        rag: chat.rag,
         ..AskRequest::new(question)
     };
     let (events, mut rx) = mpsc::unbounded_channel();

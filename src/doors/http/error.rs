@@ -95,7 +95,8 @@ impl Failure {
             | ErrorCode::InvalidParams
             | ErrorCode::BadAudio
             | ErrorCode::NoChatTemplate => StatusCode::BAD_REQUEST,
-            ErrorCode::UnknownCommand => StatusCode::NOT_FOUND,
+            ErrorCode::UnknownCommand | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::LineTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::ShuttingDown
             | ErrorCode::TooManyConnections
@@ -141,6 +142,7 @@ impl Failure {
 fn error_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "authentication_error",
+        403 => "permission_error",
         404 => "not_found_error",
         429 => "rate_limit_error",
         400..=499 => "invalid_request_error",

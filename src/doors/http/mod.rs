@@ -9,6 +9,8 @@
 //!   integration, the `ollama` SDK);
 //! - `voxd.rs`: voxd's own commands and events under `/v1/voxd/`;
 //! - `health.rs`: `/health` (no token needed) and `/metrics`;
+//! - `web.rs`: the web page at `/` and its files under `/web/` (no token
+//!   needed: they hold no data; the page sends the token the user enters);
 //! - `chat.rs`: what both chat dialects share; `stream.rs`: streamed
 //!   bodies that stop the work when the client goes away;
 //! - `token.rs`: the bearer token; `error.rs`: errors in each dialect's
@@ -23,7 +25,8 @@
 //! `axum::serve` does not expose.
 //!
 //! Security: loopback unless the user binds elsewhere, and then only with a
-//! token; with a token, every endpoint but `/health` requires it.
+//! token; with a token, every endpoint but `/health` and the page's own
+//! files requires it.
 
 mod audio;
 mod chat;
@@ -34,6 +37,7 @@ mod openai;
 mod stream;
 pub mod token;
 mod voxd;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -239,6 +243,8 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
         .routes(routes!(ollama::pull))
         .routes(routes!(voxd::events))
         .routes(routes!(voxd::caption))
+        .routes(routes!(voxd::note))
+        .routes(routes!(voxd::image))
         .routes(routes!(voxd::command))
         .routes(routes!(health::metrics))
         .layer(middleware::from_fn_with_state(token, authenticate));
@@ -249,6 +255,8 @@ fn router(api: Api, cfg: &HttpConfig, token: Option<Token>) -> Router {
     let description = Json(description);
     let mut app = routes
         .route("/openapi.json", get(move || async move { description }))
+        .route("/", get(web::page))
+        .route("/web/{name}", get(web::asset))
         .fallback(not_found)
         .with_state(api)
         .layer(DefaultBodyLimit::max(

@@ -176,6 +176,7 @@ pub async fn chat(
         sampling: req.options.unwrap_or_default().sampling(),
         session: None,
         mode: None,
+        rag: true,
     };
     let name = req.model;
     let started = Instant::now();

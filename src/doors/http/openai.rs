@@ -61,6 +61,9 @@ pub struct Extension {
     #[serde(default)]
     #[schema(value_type = Option<String>, example = "extractive")]
     mode: Option<AnswerMode>,
+    /// `false`: answer from the language model alone, without the notes.
+    #[serde(default)]
+    rag: Option<bool>,
 }
 
 /// The sampling fields both generation endpoints take.
@@ -156,6 +159,7 @@ pub async fn chat_completions(
         sampling,
         session: ext.session.or(req.user),
         mode: ext.mode,
+        rag: ext.rag.unwrap_or(true),
     };
     let id = api.id("chatcmpl");
     let head = Head {

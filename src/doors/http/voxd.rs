@@ -2,18 +2,25 @@
 //! commands that make sense from another program (`POST
 //! /v1/voxd/{command}` with the command's arguments as a JSON object, as
 //! on the socket: `status`, `ping`, `notes`, `images`, `rag`, `history`,
-//! `say`), an image's caption (`POST /v1/voxd/caption`, a multipart
-//! upload) and the daemon's events as server-sent events (`GET
+//! `forget`, `listen`, `models`, `say`), an image's caption (`POST /v1/voxd/caption`, a multipart
+//! upload), a note's text for reading what a citation points at (`GET
+//! /v1/voxd/note?path=`, only inside the notes folders), a captioned
+//! image's file (`GET /v1/voxd/image?path=`, only inside the watched
+//! folders) and the daemon's
+//! events as server-sent events (`GET
 //! /v1/voxd/events?events=assistant.,engine.`). Each runs through the
 //! same handlers, checks and metrics as on the socket (`commands::call`);
 //! commands that read or write files on the daemon's machine by path
-//! (`transcribe`, `caption`, `say`'s `wav`) are not offered here.
+//! (`transcribe`, `caption`, `say`'s `wav`, `listen`'s `file`) are not
+//! offered here.
 
 use std::convert::Infallible;
 
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Multipart, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -37,12 +44,15 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("images", &[]),
     ("rag", &[]),
     ("history", &[]),
+    ("forget", &[]),
+    ("listen", &["file"]),
+    ("models", &[]),
     ("say", &["wav"]),
 ];
 
 /// `POST /v1/voxd/{command}` (and `GET` for commands without arguments).
 #[utoipa::path(method(get, post), path = "/v1/voxd/{command}", tag = "voxd",
-    params(("command" = String, Path, description = "status, ping, notes, images, rag, history or say")),
+    params(("command" = String, Path, description = "status, ping, notes, images, rag, history, forget, listen, models or say")),
     request_body(content = Object, description = "The command's arguments, as on the control socket (docs/protocol.md)"),
     responses((status = 200, description = "The command's result, as on the control socket"),
         (status = 400, description = "Bad arguments"), (status = 404, description = "A command not offered here")))]
@@ -174,5 +184,59 @@ pub async fn events(
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct FilePath {
+    /// The file's absolute path, as citations, search hits and the image
+    /// list give it.
+    #[param(value_type = String)]
+    path: std::path::PathBuf,
+}
+
+/// `GET /v1/voxd/note?path=`: a note's text, for reading the lines a
+/// citation points at. Only files inside the notes folders are served.
+#[utoipa::path(get, path = "/v1/voxd/note", tag = "voxd", params(FilePath),
+    responses((status = 200, description = "`path` (the real path), `name` (relative to its notes folder), `text`"),
+        (status = 403, description = "Outside the notes folders (a `..`, a link out of them), or not a note"),
+        (status = 404, description = "No such note")))]
+pub async fn note(
+    State(api): State<Api>,
+    query: Result<Query<FilePath>, QueryRejection>,
+) -> Result<Json<crate::rag::Note>, Failure> {
+    let Query(query) = query.map_err(|r| Failure::bad_request(D, r.body_text()))?;
+    api.assistant
+        .rag
+        .note(query.path)
+        .await
+        .map(Json)
+        .map_err(|e| Failure::from_api(D, e.into()))
+}
+
+/// `GET /v1/voxd/image?path=`: an image file from the watched folders (the
+/// page's thumbnails). Only image files inside those folders are served.
+#[utoipa::path(get, path = "/v1/voxd/image", tag = "voxd", params(FilePath),
+    responses((status = 200, description = "The image file, with its media type"),
+        (status = 403, description = "Outside the watched folders (a `..`, a link out of them), or not an image"),
+        (status = 404, description = "No such image")))]
+pub async fn image(
+    State(api): State<Api>,
+    query: Result<Query<FilePath>, QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(query) = query.map_err(|r| Failure::bad_request(D, r.body_text()))?;
+    let vision = api.assistant.vision.clone();
+    let image = tokio::task::spawn_blocking(move || vision.image(&query.path))
+        .await
+        .map_err(|e| Failure::from_api(D, crate::api::ApiError::internal(e)))?
+        .map_err(|e| Failure::from_api(D, e.into()))?;
+    Ok((
+        [
+            (CONTENT_TYPE, image.media_type),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (CACHE_CONTROL, "private, max-age=60"),
+        ],
+        image.bytes,
+    )
         .into_response())
 }
