@@ -14,9 +14,10 @@ measured --runs times in alternation, medians:
 
 1. one 64-token reply: time to the first token and tokens/s (after the
    first), seen by the client: `generate` over the socket through `local`
-   and through `remote`; `/v1/completions` of `local`'s HTTP API on the
-   raw model (issue 24's figure); and llama-server's own
-   `/v1/completions` stream, read here (`direct`). voxd's overhead on the
+   and through `remote`; `/v1/completions` and `/v1/chat/completions`
+   of `local`'s HTTP API on the raw model (issue 24's figure; both
+   servers given Gemma's chat template, which the base GGUF lacks); and
+   llama-server's own streams of the same, read here (`direct`). voxd's overhead on the
    remote path is remote minus direct;
 2. a follow-up on the server: a 450-token prompt, then the same prompt
    with a question added (a stable prefix: the server reuses its KV
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL = "gemma3-270m-base"
 GGUF = "gemma-3-270m-q4_k_m.gguf"
 PROMPT = "Once upon a time, in a small village by the sea, there lived"
+CHAT = "Count from 1 to 200, separated by commas: 1, 2, 3,"
 NOTES = "Notes. " + "The blue door on the north side of the old mill opens only in winter. " * 28
 QUESTION = "Question: which door opens in winter? Answer:"
 
@@ -116,14 +118,17 @@ def via_voxd(conn, prompt, max_tokens=64):
     sys.exit("voxd closed the connection")
 
 
-def direct(url, prompt, max_tokens=64, model=None):
-    """The same, from an OpenAI `/v1/completions` stream (llama-server's,
-    or voxd's HTTP API's for `model`)."""
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True, "cache_prompt": True}
+def direct(url, prompt, max_tokens=64, model=None, chat=False):
+    """The same, from an OpenAI `/v1/completions` stream, or with `chat`
+    `/v1/chat/completions` (llama-server's, or voxd's HTTP API's for
+    `model`)."""
+    body = {"max_tokens": max_tokens, "temperature": 0, "stream": True, "cache_prompt": True}
+    body |= {"messages": [{"role": "user", "content": prompt}]} if chat else {"prompt": prompt}
     if model:
         body["model"] = model
     body = json.dumps(body).encode()
-    request = urllib.request.Request(f"{url}/v1/completions", body, {"Content-Type": "application/json"})
+    path = "/v1/chat/completions" if chat else "/v1/completions"
+    request = urllib.request.Request(f"{url}{path}", body, {"Content-Type": "application/json"})
     started = time.monotonic()
     first, n = None, 0
     with urllib.request.urlopen(request) as r:
@@ -131,7 +136,8 @@ def direct(url, prompt, max_tokens=64, model=None):
             line = raw.decode().strip()
             if not line.startswith("data:") or line == "data: [DONE]":
                 continue
-            if json.loads(line[5:])["choices"][0].get("text"):
+            choice = (json.loads(line[5:]).get("choices") or [{}])[0]
+            if choice.get("text") or (choice.get("delta") or {}).get("content"):
                 n += 1
                 first = first or time.monotonic()
     end = time.monotonic()
@@ -155,20 +161,24 @@ def main():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([args.llama_server, "-m", str(store / MODEL / GGUF), "--host", "127.0.0.1",
-                               "--port", str(port), "-t", str(args.threads), "-c", "2048", "-np", "1"],
+                               "--port", str(port), "-t", str(args.threads), "-c", "2048", "-np", "1",
+                               "--chat-template", "gemma"],
                               stdout=subprocess.DEVNULL, stderr=open(home / "server.log", "w"))
     procs = [server]
     try:
         wait_http(f"{url}/health", "llama-server", server)
         api = free_port()
-        local, p1 = daemon(args.voxd, home / "local", store, args.threads, "",
+        local, p1 = daemon(args.voxd, home / "local", store, args.threads, 'chat_template = "gemma"',
                            f'[http]\nlisten = "127.0.0.1:{api}"\n')
         remote, p2 = daemon(args.voxd, home / "remote", store, args.threads,
                             f'backend = "openai"\nurl = "{url}/v1"\n')
         procs += [p1, p2]
+        voxd_api = f"http://127.0.0.1:{api}"
         paths = {"local": lambda: via_voxd(local, PROMPT), "remote": lambda: via_voxd(remote, PROMPT),
-                 "http": lambda: direct(f"http://127.0.0.1:{api}", PROMPT, model=MODEL),
-                 "direct": lambda: direct(url, PROMPT)}
+                 "http": lambda: direct(voxd_api, PROMPT, model=MODEL),
+                 "direct": lambda: direct(url, PROMPT),
+                 "http chat": lambda: direct(voxd_api, CHAT, model=MODEL, chat=True),
+                 "direct chat": lambda: direct(url, CHAT, chat=True)}
         for run in paths.values():  # load the model, warm the caches
             run()
         rows = {name: [] for name in paths}
@@ -200,8 +210,9 @@ def main():
     overhead = (med([r[0] for r in rows["remote"]]) - med([r[0] for r in rows["direct"]])) * 1000
     print(f"| remote / local | {med([r[0] for r in rows['remote']]) / med([r[0] for r in rows['local']]):.2f}x"
           f" | {med([r[1] for r in rows['remote']]) / med([r[1] for r in rows['local']]):.2f}x |")
-    print(f"| http / direct | {med([r[0] for r in rows['http']]) / med([r[0] for r in rows['direct']]):.2f}x"
-          f" | {med([r[1] for r in rows['http']]) / med([r[1] for r in rows['direct']]):.2f}x |")
+    for a, b in (("http", "direct"), ("http chat", "direct chat")):
+        print(f"| {a} / {b} | {med([r[0] for r in rows[a]]) / med([r[0] for r in rows[b]]):.2f}x"
+              f" | {med([r[1] for r in rows[a]]) / med([r[1] for r in rows[b]]):.2f}x |")
     print(f"\nvoxd's overhead on the remote path (remote - direct, first token): {overhead:.0f} ms")
     print(f"\nfollow-up on the server, {args.runs} rounds, medians:")
     print("| prefix | first token ms | cached prompt tokens |\n|---|---|---|")
