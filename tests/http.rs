@@ -28,15 +28,8 @@ fn start(max_tokens: u32, http: &str) -> (Daemon, String) {
         &format!("\n[http]\nlisten = \"127.0.0.1:0\"\n{http}"),
     );
     let daemon = Daemon::start_indexed(home, 5);
-    let addr = address(&daemon);
+    let addr = daemon.http_address();
     (daemon, addr)
-}
-
-fn address(daemon: &Daemon) -> String {
-    daemon.connect().ok("metrics", json!({}))["http"]
-        .as_str()
-        .expect("the HTTP API listens")
-        .to_owned()
 }
 
 /// Runs one of tests/http/*.py with `args` after the daemon's base URL;
@@ -47,7 +40,7 @@ fn client(script: &str, args: &[&str], daemon: &Daemon) -> Value {
         .join(script);
     let out = Command::new(support::python())
         .arg(path)
-        .arg(format!("http://{}", address(daemon)))
+        .arg(format!("http://{}", daemon.http_address()))
         .args(args)
         .output()
         .expect("the test Python runs");
@@ -301,7 +294,7 @@ fn with_a_token_every_endpoint_but_health_needs_it() {
     )
     .unwrap();
     let daemon = Daemon::start_in(home);
-    let addr = address(&daemon);
+    let addr = daemon.http_address();
 
     assert_eq!(support::http(&addr, "GET", "/health").0, 200);
     for path in ["/v1/models", "/api/tags", "/metrics"] {

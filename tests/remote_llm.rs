@@ -278,10 +278,7 @@ fn the_ollama_dialect_answers_through_voxds_own_ollama_api() {
     // The "server": a voxd running the test model, with its HTTP API.
     let (server_home, _) = home(1024, "", "\n[http]\nlisten = \"127.0.0.1:0\"\n");
     let server = Daemon::start_indexed(server_home, 5);
-    let addr = server.connect().ok("metrics", json!({}))["http"]
-        .as_str()
-        .expect("the HTTP API listens")
-        .to_owned();
+    let addr = server.http_address();
     // The client: no local model at all, the Ollama backend.
     let llm = format!(
         "backend = \"ollama\"\nurl = \"http://{addr}\"\nremote_model = \"gemma3-270m-base\"\n"

@@ -60,13 +60,6 @@ fn require(program: &str) {
     );
 }
 
-fn address(daemon: &Daemon) -> String {
-    daemon.connect().ok("metrics", json!({}))["http"]
-        .as_str()
-        .expect("the HTTP API listens")
-        .to_owned()
-}
-
 /// The wake-word clip that asks where the spare key is, cut to the
 /// question (after "Hey Jarvis"), with a little silence around it; and
 /// its length in seconds.
@@ -114,7 +107,7 @@ fn the_page_shows_status_answers_with_citations_captions_and_searches() {
     );
     std::fs::write(home.path().join("voxd.toml"), llm_config(32, 2048, &extra)).unwrap();
     let daemon = Daemon::start_indexed(home, 5);
-    let addr = address(&daemon);
+    let addr = daemon.http_address();
     let mut conn = daemon.connect();
     daemon.wait_until(
         "the watched image is captioned",
@@ -323,7 +316,7 @@ fn notes_and_images_are_served_only_from_inside_their_folders_and_need_the_token
     )
     .unwrap();
     let daemon = Daemon::start_in(home);
-    let addr = address(&daemon);
+    let addr = daemon.http_address();
     let get = |target: &str, auth: bool| {
         let auth = if auth {
             format!("Authorization: Bearer {token}\r\n")

@@ -439,6 +439,15 @@ impl Daemon {
         Conn::connect(&self.home.socket())
     }
 
+    /// Where the daemon's HTTP API listens (`[http] listen`), from the
+    /// `metrics` command.
+    pub fn http_address(&self) -> String {
+        self.connect().ok("metrics", json!({}))["http"]
+            .as_str()
+            .expect("the HTTP API listens")
+            .to_owned()
+    }
+
     /// [`wait_until_within`], with this daemon's log in the panic message.
     pub fn wait_until(&self, what: &str, within: Duration, cond: impl FnMut() -> bool) {
         assert!(
